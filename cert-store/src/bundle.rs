@@ -1,0 +1,264 @@
+//! Certificate bundles: a PEM chain, its private key and what was read from them.
+
+use rustls::crypto::ring::default_provider;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use x509_parser::{extensions::GeneralName, prelude::FromDer, public_key::PublicKey};
+
+use crate::{CertError, hostname::canonical_hostname};
+
+/// Where a certificate came from; decides whether it is renewed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Provenance {
+    /// Issued by an ACME CA.
+    Acme {
+        /// The CA's directory URL.
+        directory: String,
+    },
+    /// Issued by the embedded local CA.
+    LocalCa,
+    /// Uploaded by a user: served and warned about, never renewed.
+    SelfManaged,
+}
+
+/// The key algorithm of a certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum KeyType {
+    /// ECDSA on P-256.
+    EcdsaP256,
+    /// ECDSA on P-384.
+    EcdsaP384,
+    /// Ed25519.
+    Ed25519,
+    /// RSA with the given modulus size in bits.
+    Rsa {
+        /// Modulus size.
+        bits: u32,
+    },
+}
+
+/// What was read from a bundle's certificates at save time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct CertMeta {
+    /// The DNS SANs of the leaf, canonical (lowercase), in certificate order.
+    pub names: Vec<String>,
+    /// Start of validity.
+    #[serde(with = "time::serde::rfc3339")]
+    pub not_before: OffsetDateTime,
+    /// End of validity.
+    #[serde(with = "time::serde::rfc3339")]
+    pub not_after: OffsetDateTime,
+    /// The issuer's distinguished name.
+    pub issuer: String,
+    /// The serial number, lowercase hex.
+    pub serial: String,
+    /// The key algorithm.
+    pub key_type: KeyType,
+    /// Where the certificate came from.
+    pub provenance: Provenance,
+    /// The certificate had already expired when it was parsed (accepted, but flagged).
+    pub expired_when_parsed: bool,
+}
+
+impl CertMeta {
+    /// The first SAN, under which the bundle is stored.
+    #[must_use]
+    pub fn primary_name(&self) -> &str {
+        self.names.first().map_or("", String::as_str)
+    }
+
+    /// Whether the certificate is expired at `now`.
+    #[must_use]
+    pub fn is_expired_at(&self, now: OffsetDateTime) -> bool {
+        self.not_after <= now
+    }
+
+    /// When the certificate needs attention: for issued certificates the
+    /// default renewal time — 30 days before expiry or when a third of the
+    /// lifetime remains, whichever is earlier, but never before half the
+    /// lifetime has passed (short-lived certificates); for self-managed
+    /// certificates the first expiry warning, 30 days before expiry.
+    #[must_use]
+    pub fn attention_at(&self) -> OffsetDateTime {
+        let thirty_days_before = self.not_after - time::Duration::days(30);
+        if self.provenance == Provenance::SelfManaged {
+            return thirty_days_before;
+        }
+        let lifetime = self.not_after - self.not_before;
+        let third_left = self.not_after - lifetime / 3;
+        let half = self.not_before + lifetime / 2;
+        thirty_days_before.min(third_left).max(half)
+    }
+}
+
+/// A certificate chain (leaf first), its private key, and its [`CertMeta`].
+///
+/// Built only through [`CertBundle::from_pem`], which validates everything, so
+/// a bundle in hand is always consistent. `Debug` never prints the key.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertBundle {
+    chain_pem: String,
+    key_pem: String,
+    meta: CertMeta,
+}
+
+impl std::fmt::Debug for CertBundle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CertBundle")
+            .field("meta", &self.meta)
+            .field("key_pem", &"<redacted>")
+            .finish_non_exhaustive()
+    }
+}
+
+impl CertBundle {
+    /// Parses and validates a PEM chain (leaf first) and a PEM private key
+    /// (PKCS#8, PKCS#1 or SEC1).
+    ///
+    /// Checks: the PEM is well formed; every certificate parses; the leaf has
+    /// at least one DNS SAN and each is a valid hostname (wildcard only as the
+    /// whole first label); the key is of a supported type (ECDSA P-256/P-384,
+    /// Ed25519, RSA) and matches the leaf. An expired certificate is accepted
+    /// with [`CertMeta::expired_when_parsed`] set.
+    ///
+    /// # Errors
+    /// The first failed check, as a [`CertError`].
+    pub fn from_pem(chain_pem: &str, key_pem: &str, provenance: Provenance) -> Result<Self, CertError> {
+        let chain = parse_chain(chain_pem)?;
+        let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
+            .map_err(|e| CertError::MalformedPem(format!("private key: {e}")))?;
+        let meta = inspect(&chain, &key, provenance)?;
+        Ok(Self { chain_pem: chain_pem.to_owned(), key_pem: key_pem.to_owned(), meta })
+    }
+
+    /// The chain, leaf first, as PEM.
+    #[must_use]
+    pub fn chain_pem(&self) -> &str {
+        &self.chain_pem
+    }
+
+    /// The private key as PEM. Handle with care: never log it.
+    #[must_use]
+    pub fn key_pem(&self) -> &str {
+        &self.key_pem
+    }
+
+    /// What was read from the certificates.
+    #[must_use]
+    pub fn meta(&self) -> &CertMeta {
+        &self.meta
+    }
+
+    /// The chain as DER certificates, leaf first.
+    ///
+    /// # Errors
+    /// [`CertError::MalformedPem`] only if the stored PEM was altered.
+    pub fn chain_der(&self) -> Result<Vec<CertificateDer<'static>>, CertError> {
+        parse_chain(&self.chain_pem)
+    }
+
+    /// The private key as DER.
+    ///
+    /// # Errors
+    /// [`CertError::MalformedPem`] only if the stored PEM was altered.
+    pub fn key_der(&self) -> Result<PrivateKeyDer<'static>, CertError> {
+        PrivateKeyDer::from_pem_slice(self.key_pem.as_bytes())
+            .map_err(|e| CertError::MalformedPem(format!("private key: {e}")))
+    }
+}
+
+fn parse_chain(chain_pem: &str) -> Result<Vec<CertificateDer<'static>>, CertError> {
+    let chain = CertificateDer::pem_slice_iter(chain_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| CertError::MalformedPem(format!("certificate chain: {e}")))?;
+    if chain.is_empty() {
+        return Err(CertError::MalformedPem("no CERTIFICATE block in the chain".into()));
+    }
+    Ok(chain)
+}
+
+fn inspect(
+    chain: &[CertificateDer<'_>],
+    key: &PrivateKeyDer<'_>,
+    provenance: Provenance,
+) -> Result<CertMeta, CertError> {
+    let mut parsed = Vec::with_capacity(chain.len());
+    for (index, der) in chain.iter().enumerate() {
+        let (_, cert) = x509_parser::certificate::X509Certificate::from_der(der.as_ref())
+            .map_err(|e| CertError::BadCertificate { index, reason: e.to_string() })?;
+        parsed.push(cert);
+    }
+    let leaf = &parsed[0];
+
+    let mut names = Vec::new();
+    let san = leaf
+        .subject_alternative_name()
+        .map_err(|e| CertError::BadCertificate { index: 0, reason: e.to_string() })?;
+    for general in san.iter().flat_map(|ext| ext.value.general_names.iter()) {
+        if let GeneralName::DNSName(name) = general {
+            let canonical = canonical_hostname(name)
+                .map_err(|reason| CertError::InvalidName { name: (*name).to_owned(), reason })?;
+            if !names.contains(&canonical) {
+                names.push(canonical);
+            }
+        }
+    }
+    if names.is_empty() {
+        return Err(CertError::NoSan);
+    }
+
+    let key_type = leaf_key_type(leaf)?;
+    let signing_key = default_provider()
+        .key_provider
+        .load_private_key(key.clone_key())
+        .map_err(|e| CertError::UnsupportedKey(e.to_string()))?;
+    match signing_key.public_key() {
+        Some(spki) if spki.as_ref() == leaf.tbs_certificate.subject_pki.raw => {}
+        Some(_) => return Err(CertError::KeyMismatch),
+        None => return Err(CertError::UnsupportedKey("cannot derive the public key".into())),
+    }
+
+    let not_before = leaf.validity().not_before.to_datetime();
+    let not_after = leaf.validity().not_after.to_datetime();
+    Ok(CertMeta {
+        names,
+        not_before,
+        not_after,
+        issuer: leaf.issuer().to_string(),
+        serial: hex::encode(leaf.raw_serial()),
+        key_type,
+        provenance,
+        expired_when_parsed: not_after <= OffsetDateTime::now_utc(),
+    })
+}
+
+fn leaf_key_type(leaf: &x509_parser::certificate::X509Certificate<'_>) -> Result<KeyType, CertError> {
+    let spki = leaf.public_key();
+    let parsed = spki
+        .parsed()
+        .map_err(|e| CertError::UnsupportedKey(format!("leaf public key: {e}")))?;
+    match parsed {
+        PublicKey::RSA(rsa) => {
+            let bits = u32::try_from(rsa.key_size()).unwrap_or(u32::MAX);
+            if bits < 2048 {
+                return Err(CertError::UnsupportedKey(format!("RSA key of {bits} bits (minimum 2048)")));
+            }
+            Ok(KeyType::Rsa { bits })
+        }
+        PublicKey::EC(point) => match point.key_size() {
+            256 => Ok(KeyType::EcdsaP256),
+            384 => Ok(KeyType::EcdsaP384),
+            other => Err(CertError::UnsupportedKey(format!("ECDSA key of {other} bits"))),
+        },
+        PublicKey::Unknown(_) if spki.algorithm.algorithm == x509_parser::oid_registry::OID_SIG_ED25519 => {
+            Ok(KeyType::Ed25519)
+        }
+        other => Err(CertError::UnsupportedKey(format!("{other:?}").chars().take(60).collect())),
+    }
+}

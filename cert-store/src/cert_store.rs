@@ -1,0 +1,247 @@
+//! [`CertStore`]: certificates, ACME accounts and the expiry index on any [`Storage`].
+
+use std::{sync::Arc, time::Duration};
+
+use time::OffsetDateTime;
+use tokio::sync::Mutex;
+
+use crate::{
+    CertBundle, CertError, ExpiryIndex, Key, KeyInfo, Leases, Prefix, Storage, StorageError,
+    hostname::canonical_hostname,
+};
+
+const CERTS: &str = "certs";
+const ACCOUNTS: &str = "accounts";
+const INDEX_KEY: &str = "index/expiry";
+const INDEX_LEASE: &str = "expiry-index";
+
+/// The typed layer over a [`Storage`]: validated certificate bundles, ACME
+/// account credentials per directory URL, and the expiry index.
+///
+/// Layout (stable, so several processes and versions share one store):
+/// `certs/<primary name>` (one JSON record per bundle: chain, key and meta,
+/// written in one atomic `put`, so chain and key can never disagree),
+/// `accounts/<directory>`, `index/expiry`.
+///
+/// ```
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// use std::sync::Arc;
+/// use cert_store::{CertBundle, CertStore, MemoryStorage, Provenance};
+///
+/// let key = rcgen::KeyPair::generate().unwrap();
+/// let cert = rcgen::CertificateParams::new(vec!["shop.example.com".into()])
+///     .unwrap().self_signed(&key).unwrap();
+/// let bundle = CertBundle::from_pem(&cert.pem(), &key.serialize_pem(), Provenance::LocalCa).unwrap();
+///
+/// let store = CertStore::new(Arc::new(MemoryStorage::new()));
+/// store.save(&bundle).await.unwrap();
+/// let loaded = store.load("shop.example.com").await.unwrap().unwrap();
+/// assert_eq!(loaded.meta().names, ["shop.example.com"]);
+/// # });
+/// ```
+pub struct CertStore<S: Storage + ?Sized> {
+    storage: Arc<S>,
+    index_lease_ttl: Duration,
+    index_cache: Mutex<Option<(KeyInfo, Arc<ExpiryIndex>)>>,
+}
+
+impl<S: Storage + ?Sized> std::fmt::Debug for CertStore<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CertStore").finish_non_exhaustive()
+    }
+}
+
+impl<S: Storage + ?Sized> CertStore<S> {
+    /// A typed store over `storage`.
+    pub fn new(storage: Arc<S>) -> Self {
+        Self { storage, index_lease_ttl: Duration::from_secs(10), index_cache: Mutex::new(None) }
+    }
+
+    /// Sets the ttl of the lease that serialises index updates across
+    /// processes (default 10 s): how long a crashed writer blocks others.
+    #[must_use]
+    pub fn with_index_lease_ttl(mut self, ttl: Duration) -> Self {
+        self.index_lease_ttl = ttl;
+        self
+    }
+
+    /// The storage below.
+    pub fn storage(&self) -> &Arc<S> {
+        &self.storage
+    }
+
+    fn cert_key(name: &str) -> Result<Key, CertError> {
+        let name = canonical_hostname(name)
+            .map_err(|reason| CertError::InvalidName { name: name.to_owned(), reason })?;
+        Ok(Key::new(format!("{CERTS}/{name}"))?)
+    }
+
+    /// Saves a bundle under its primary name (replacing any previous one) and
+    /// updates the expiry index.
+    ///
+    /// The bundle is written first, in one atomic `put`; if the process dies
+    /// before the index is updated, [`rebuild_index`](Self::rebuild_index)
+    /// repairs it.
+    ///
+    /// # Errors
+    /// [`CertError::Storage`] when the storage fails.
+    pub async fn save(&self, bundle: &CertBundle) -> Result<(), CertError> {
+        let key = Self::cert_key(bundle.meta().primary_name())?;
+        let bytes = serde_json::to_vec(bundle).map_err(|e| StorageError::backend(e))?;
+        self.storage.put(&key, &bytes).await?;
+        let meta = bundle.meta();
+        self.update_index(|index| {
+            index.upsert(meta.primary_name(), meta.attention_at(), meta.not_after);
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Loads the bundle stored under `name` (its primary name).
+    ///
+    /// # Errors
+    /// [`CertError::InvalidName`] for a name that is not a hostname;
+    /// [`CertError::Storage`] (`Corrupt`) for an unreadable record.
+    pub async fn load(&self, name: &str) -> Result<Option<CertBundle>, CertError> {
+        let key = Self::cert_key(name)?;
+        let Some(bytes) = self.storage.get(&key).await? else { return Ok(None) };
+        let bundle = serde_json::from_slice(&bytes)
+            .map_err(|e| StorageError::Corrupt { key: key.to_string(), reason: e.to_string() })?;
+        Ok(Some(bundle))
+    }
+
+    /// Deletes the bundle stored under `name` and its index entry.
+    ///
+    /// # Errors
+    /// As for [`load`](Self::load).
+    pub async fn delete(&self, name: &str) -> Result<(), CertError> {
+        let key = Self::cert_key(name)?;
+        self.storage.delete(&key).await?;
+        let name = canonical_hostname(name).unwrap_or_default();
+        self.update_index(|index| {
+            index.remove(&name);
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// The primary names of every stored bundle, sorted.
+    ///
+    /// # Errors
+    /// When the storage fails.
+    pub async fn names(&self) -> Result<Vec<String>, CertError> {
+        let keys = self.storage.list(&Prefix::new(CERTS)?).await?;
+        Ok(keys
+            .iter()
+            .filter_map(|k| k.as_str().strip_prefix("certs/").map(str::to_owned))
+            .collect())
+    }
+
+    /// Stores ACME account credentials (opaque bytes, typically JSON) for a
+    /// CA directory URL.
+    ///
+    /// # Errors
+    /// When the storage fails.
+    pub async fn save_account(&self, directory_url: &str, credentials: &[u8]) -> Result<(), CertError> {
+        Ok(self.storage.put(&account_key(directory_url)?, credentials).await?)
+    }
+
+    /// The credentials stored for `directory_url`, if any.
+    ///
+    /// # Errors
+    /// When the storage fails.
+    pub async fn load_account(&self, directory_url: &str) -> Result<Option<Vec<u8>>, CertError> {
+        Ok(self.storage.get(&account_key(directory_url)?).await?)
+    }
+
+    /// Primary names whose attention time ([`CertMeta::attention_at`](crate::CertMeta::attention_at))
+    /// is before `t`, earliest first.
+    ///
+    /// Reads the index record only when it changed since the last call (one
+    /// `stat` otherwise), never the certificates.
+    ///
+    /// # Errors
+    /// When the storage fails or the index record is corrupt.
+    pub async fn due_before(&self, t: OffsetDateTime) -> Result<Vec<(String, OffsetDateTime)>, CertError> {
+        let index = self.index().await?;
+        Ok(index.due_before(t).map(|(n, at)| (n.to_owned(), at)).collect())
+    }
+
+    /// The current expiry index (cached while its record is unchanged).
+    ///
+    /// # Errors
+    /// When the storage fails or the index record is corrupt.
+    pub async fn index(&self) -> Result<Arc<ExpiryIndex>, CertError> {
+        let key = Key::new(INDEX_KEY)?;
+        let mut cache = self.index_cache.lock().await;
+        let Some(info) = self.storage.stat(&key).await? else {
+            return Ok(Arc::new(ExpiryIndex::default()));
+        };
+        if let Some((cached_info, index)) = cache.as_ref() {
+            if *cached_info == info {
+                return Ok(Arc::clone(index));
+            }
+        }
+        let bytes = self.storage.get(&key).await?.unwrap_or_default();
+        let index = Arc::new(
+            ExpiryIndex::decode(&bytes).map_err(|reason| StorageError::Corrupt { key: INDEX_KEY.into(), reason })?,
+        );
+        *cache = Some((info, Arc::clone(&index)));
+        Ok(index)
+    }
+
+    /// Rebuilds the expiry index from every stored bundle (after a crash
+    /// between a bundle write and its index update, or an import done
+    /// directly on the storage). Unreadable bundles are skipped and returned.
+    ///
+    /// # Errors
+    /// When the storage fails.
+    pub async fn rebuild_index(&self) -> Result<Vec<String>, CertError> {
+        let mut fresh = ExpiryIndex::default();
+        let mut unreadable = Vec::new();
+        for name in self.names().await? {
+            match self.load(&name).await {
+                Ok(Some(bundle)) => {
+                    let m = bundle.meta();
+                    fresh.upsert(m.primary_name(), m.attention_at(), m.not_after);
+                }
+                Ok(None) => {}
+                Err(_) => unreadable.push(name),
+            }
+        }
+        self.update_index(move |index| *index = fresh).await?;
+        Ok(unreadable)
+    }
+
+    async fn update_index(&self, change: impl FnOnce(&mut ExpiryIndex)) -> Result<(), StorageError> {
+        let key = Key::new(INDEX_KEY)?;
+        let guard = self.storage.lock(&Key::new(INDEX_LEASE)?, self.index_lease_ttl).await?;
+        let result = async {
+            let mut index = match self.storage.get(&key).await? {
+                Some(bytes) => ExpiryIndex::decode(&bytes).unwrap_or_else(|reason| {
+                    tracing::warn!(%reason, "expiry index corrupt; starting a new one (run rebuild_index)");
+                    ExpiryIndex::default()
+                }),
+                None => ExpiryIndex::default(),
+            };
+            change(&mut index);
+            self.storage.put(&key, &index.encode()).await
+        }
+        .await;
+        guard.release().await;
+        result
+    }
+}
+
+/// `accounts/<readable part>-<hash>`: readable for operators, unique by hash.
+fn account_key(directory_url: &str) -> Result<Key, StorageError> {
+    let readable: String = directory_url
+        .trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+        .take(80)
+        .collect();
+    let digest = ring::digest::digest(&ring::digest::SHA256, directory_url.as_bytes());
+    Key::new(format!("{ACCOUNTS}/{readable}-{}", hex::encode(&digest.as_ref()[..8])))
+}

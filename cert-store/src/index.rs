@@ -1,0 +1,141 @@
+//! The expiry index: which certificates need attention before a given time.
+
+use std::collections::{BTreeSet, HashMap};
+
+use time::OffsetDateTime;
+
+/// One certificate in the [`ExpiryIndex`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexEntry {
+    /// The bundle's primary name.
+    pub name: String,
+    /// When it needs attention ([`CertMeta::attention_at`](crate::CertMeta::attention_at)).
+    pub attention_at: OffsetDateTime,
+    /// When it expires.
+    pub not_after: OffsetDateTime,
+}
+
+/// An in-memory index of certificates ordered by attention time.
+///
+/// `due_before(t)` is a range scan: its cost depends on how many entries are
+/// due, not on how many are indexed. It is stored as one compact text record
+/// (`<attention_unix> <not_after_unix> <name>` per line), so finding what is
+/// due reads one record instead of every certificate.
+///
+/// ```
+/// use cert_store::ExpiryIndex;
+/// use time::macros::datetime;
+/// let mut index = ExpiryIndex::default();
+/// index.upsert("a.example.com", datetime!(2030-01-01 0:00 UTC), datetime!(2030-02-01 0:00 UTC));
+/// index.upsert("b.example.com", datetime!(2031-01-01 0:00 UTC), datetime!(2031-02-01 0:00 UTC));
+/// let due: Vec<_> = index.due_before(datetime!(2030-06-01 0:00 UTC)).map(|e| e.0).collect();
+/// assert_eq!(due, ["a.example.com"]);
+/// ```
+#[derive(Debug, Default, Clone)]
+pub struct ExpiryIndex {
+    by_time: BTreeSet<(i64, String)>,
+    by_name: HashMap<String, (i64, i64)>,
+}
+
+impl ExpiryIndex {
+    /// Adds or moves `name`.
+    pub fn upsert(&mut self, name: &str, attention_at: OffsetDateTime, not_after: OffsetDateTime) {
+        self.remove(name);
+        let at = attention_at.unix_timestamp();
+        self.by_time.insert((at, name.to_owned()));
+        self.by_name.insert(name.to_owned(), (at, not_after.unix_timestamp()));
+    }
+
+    /// Removes `name`; returns whether it was present.
+    pub fn remove(&mut self, name: &str) -> bool {
+        match self.by_name.remove(name) {
+            Some((at, _)) => self.by_time.remove(&(at, name.to_owned())),
+            None => false,
+        }
+    }
+
+    /// Names whose attention time is before `t`, earliest first, with that time.
+    pub fn due_before(&self, t: OffsetDateTime) -> impl Iterator<Item = (&str, OffsetDateTime)> {
+        self.by_time
+            .range(..(t.unix_timestamp(), String::new()))
+            .map(|(at, name)| (name.as_str(), from_unix(*at)))
+    }
+
+    /// The entry for `name`.
+    #[must_use]
+    pub fn get(&self, name: &str) -> Option<IndexEntry> {
+        self.by_name.get(name).map(|(at, na)| IndexEntry {
+            name: name.to_owned(),
+            attention_at: from_unix(*at),
+            not_after: from_unix(*na),
+        })
+    }
+
+    /// How many certificates are indexed.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.by_name.len()
+    }
+
+    /// Whether the index is empty.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.by_name.is_empty()
+    }
+
+    /// The stored form.
+    #[must_use]
+    pub fn encode(&self) -> Vec<u8> {
+        use std::fmt::Write;
+        let mut out = String::with_capacity(self.by_time.len() * 48);
+        for (at, name) in &self.by_time {
+            let not_after = self.by_name.get(name).map_or(*at, |v| v.1);
+            let _ = writeln!(out, "{at} {not_after} {name}");
+        }
+        out.into_bytes()
+    }
+
+    /// Reads the stored form.
+    ///
+    /// # Errors
+    /// A description of the first malformed line.
+    pub fn decode(bytes: &[u8]) -> Result<Self, String> {
+        let text = std::str::from_utf8(bytes).map_err(|e| e.to_string())?;
+        let mut index = Self::default();
+        for (n, line) in text.lines().enumerate() {
+            let mut parts = line.splitn(3, ' ');
+            let (Some(at), Some(na), Some(name)) = (parts.next(), parts.next(), parts.next()) else {
+                return Err(format!("line {}: expected three fields", n + 1));
+            };
+            let at: i64 = at.parse().map_err(|_| format!("line {}: bad time", n + 1))?;
+            let na: i64 = na.parse().map_err(|_| format!("line {}: bad time", n + 1))?;
+            index.by_time.insert((at, name.to_owned()));
+            index.by_name.insert(name.to_owned(), (at, na));
+        }
+        Ok(index)
+    }
+}
+
+fn from_unix(t: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(t).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn round_trip_and_move() {
+        let mut index = ExpiryIndex::default();
+        index.upsert("a", datetime!(2030-01-01 0:00 UTC), datetime!(2030-02-01 0:00 UTC));
+        index.upsert("b", datetime!(2029-01-01 0:00 UTC), datetime!(2029-02-01 0:00 UTC));
+        index.upsert("a", datetime!(2028-01-01 0:00 UTC), datetime!(2028-02-01 0:00 UTC));
+        let decoded = ExpiryIndex::decode(&index.encode()).unwrap();
+        assert_eq!(decoded.len(), 2);
+        let due: Vec<_> = decoded.due_before(datetime!(2029-06-01 0:00 UTC)).map(|e| e.0).collect();
+        assert_eq!(due, ["a", "b"]);
+        assert_eq!(decoded.get("a").unwrap().not_after, datetime!(2028-02-01 0:00 UTC));
+        assert!(ExpiryIndex::decode(b"garbage").is_err());
+    }
+}

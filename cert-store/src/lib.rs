@@ -1,0 +1,54 @@
+//! Pluggable storage for automatic TLS: certificates, ACME accounts and leases.
+//!
+//! Two layers:
+//! - [`Storage`]: the one small async trait a backend implements — a key–value
+//!   store with `/`-separated [`Key`]s plus named leases. Backends here:
+//!   [`MemoryStorage`], [`FileStorage`] (atomic writes, `0600`/`0700`, safe for
+//!   several processes on one directory) and `PostgresStorage` (feature
+//!   `postgres`, for a fleet sharing one database). The conformance suite in
+//!   `conformance` (feature `testing`) checks any backend, including yours;
+//!   the [`Storage`] docs show a complete backend.
+//! - [`CertStore`]: the typed layer — validated [`CertBundle`]s with their
+//!   [`CertMeta`], ACME account credentials per directory URL, and an
+//!   [`ExpiryIndex`] answering "what needs renewing before T" from one record.
+//!
+//! Leases come from [`Leases::lock`] on any `Arc<impl Storage>`: the returned
+//! [`LeaseGuard`] renews the lease while held and releases it on drop.
+//!
+//! ```
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! use std::{sync::Arc, time::Duration};
+//! use cert_store::{Key, Leases, MemoryStorage, Storage};
+//!
+//! let storage = Arc::new(MemoryStorage::new());
+//! let _lease = storage.lock(&Key::new("issue/shop.example.com")?, Duration::from_secs(60)).await?;
+//! storage.put(&Key::new("notes/shop.example.com")?, b"ordering").await?;
+//! # Ok::<(), cert_store::StorageError>(()) }).unwrap();
+//! ```
+
+mod bundle;
+mod cert_store;
+#[cfg(feature = "testing")]
+pub mod conformance;
+mod error;
+mod file;
+pub mod hostname;
+mod index;
+mod key;
+mod lease;
+mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
+mod storage;
+
+pub use bundle::{CertBundle, CertMeta, KeyType, Provenance};
+pub use cert_store::CertStore;
+pub use error::{CertError, StorageError};
+pub use file::FileStorage;
+pub use index::{ExpiryIndex, IndexEntry};
+pub use key::{Key, MAX_KEY_LEN, Prefix};
+pub use lease::{LeaseGuard, Leases, MIN_LEASE_TTL};
+pub use memory::MemoryStorage;
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresStorage;
+pub use storage::{KeyInfo, Storage};

@@ -1,0 +1,124 @@
+//! The typed `CertStore` layer over the memory and file backends.
+
+mod common;
+
+use std::{os::unix::fs::PermissionsExt, sync::Arc};
+
+use cert_store::{CertBundle, CertError, CertStore, FileStorage, MemoryStorage, Provenance, Storage};
+use common::*;
+use time::{Duration, OffsetDateTime};
+
+fn bundle(names: &[&str]) -> CertBundle {
+    let (c, k) = self_signed(names);
+    CertBundle::from_pem(&c, &k, Provenance::LocalCa).unwrap()
+}
+
+fn bundle_expiring_in(name: &str, days: i64) -> CertBundle {
+    let (c, k) = with_params(|p| {
+        p.subject_alt_names = vec![raw_dns_san(name)];
+        p.not_before = OffsetDateTime::now_utc() - Duration::days(100);
+        p.not_after = OffsetDateTime::now_utc() + Duration::days(days);
+    });
+    CertBundle::from_pem(&c, &k, Provenance::LocalCa).unwrap()
+}
+
+#[tokio::test]
+async fn save_load_delete_round_trip() {
+    let store = CertStore::new(Arc::new(MemoryStorage::new()));
+    let b = bundle(&["shop.example.com", "www.shop.example.com"]);
+    store.save(&b).await.unwrap();
+    assert_eq!(store.load("SHOP.example.com.").await.unwrap().as_ref(), Some(&b));
+    assert_eq!(store.load("other.example.com").await.unwrap(), None);
+    assert_eq!(store.names().await.unwrap(), ["shop.example.com"]);
+    store.delete("shop.example.com").await.unwrap();
+    assert_eq!(store.load("shop.example.com").await.unwrap(), None);
+    assert!(store.index().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn invalid_names_are_refused_before_storage() {
+    let store = CertStore::new(Arc::new(MemoryStorage::new()));
+    for bad in ["../etc", "a..b", "", "bad_name.example.com"] {
+        assert!(matches!(store.load(bad).await, Err(CertError::InvalidName { .. })), "{bad:?}");
+    }
+}
+
+#[tokio::test]
+async fn corrupt_record_is_a_typed_error() {
+    let storage = Arc::new(MemoryStorage::new());
+    let store = CertStore::new(Arc::clone(&storage));
+    storage.put(&"certs/x.example.com".try_into().unwrap(), b"{not json").await.unwrap();
+    assert!(matches!(
+        store.load("x.example.com").await,
+        Err(CertError::Storage(cert_store::StorageError::Corrupt { .. }))
+    ));
+}
+
+#[tokio::test]
+async fn due_before_uses_the_index() {
+    let storage = Arc::new(MemoryStorage::new());
+    let store = CertStore::new(Arc::clone(&storage));
+    store.save(&bundle_expiring_in("soon.example.com", 10)).await.unwrap();
+    store.save(&bundle_expiring_in("later.example.com", 80)).await.unwrap();
+    store.save(&bundle_expiring_in("far.example.com", 300)).await.unwrap();
+    let now = OffsetDateTime::now_utc();
+    let due: Vec<String> = store.due_before(now).await.unwrap().into_iter().map(|d| d.0).collect();
+    assert_eq!(due, ["soon.example.com"]);
+    let due: Vec<String> = store.due_before(now + Duration::days(60)).await.unwrap().into_iter().map(|d| d.0).collect();
+    assert_eq!(due, ["soon.example.com", "later.example.com"]);
+
+    // The query reads the index, not the certificates: remove a certificate
+    // behind the store's back and it is still reported until rebuild_index.
+    storage.delete(&"certs/soon.example.com".try_into().unwrap()).await.unwrap();
+    assert_eq!(store.due_before(now).await.unwrap().len(), 1);
+    store.rebuild_index().await.unwrap();
+    assert!(store.due_before(now).await.unwrap().is_empty());
+    assert_eq!(store.index().await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn two_stores_on_one_storage_share_the_index() {
+    let storage = Arc::new(MemoryStorage::new());
+    let a = CertStore::new(Arc::clone(&storage));
+    let b = CertStore::new(Arc::clone(&storage));
+    a.save(&bundle_expiring_in("one.example.com", 5)).await.unwrap();
+    assert_eq!(b.index().await.unwrap().len(), 1);
+    b.save(&bundle_expiring_in("two.example.com", 5)).await.unwrap();
+    assert_eq!(a.index().await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn accounts_are_kept_per_directory() {
+    let store = CertStore::new(Arc::new(MemoryStorage::new()));
+    let le = "https://acme-v02.api.letsencrypt.org/directory";
+    let staging = "https://acme-staging-v02.api.letsencrypt.org/directory";
+    assert_eq!(store.load_account(le).await.unwrap(), None);
+    store.save_account(le, b"{\"id\":1}").await.unwrap();
+    store.save_account(staging, b"{\"id\":2}").await.unwrap();
+    assert_eq!(store.load_account(le).await.unwrap().as_deref(), Some(&b"{\"id\":1}"[..]));
+    assert_eq!(store.load_account(staging).await.unwrap().as_deref(), Some(&b"{\"id\":2}"[..]));
+    // Odd URLs still map to valid, distinct keys.
+    store.save_account("https://127.0.0.1:14000/dir?x=../../y", b"3").await.unwrap();
+    store.save_account("https://127.0.0.1:14000/dir?x=__/__/y", b"4").await.unwrap();
+    assert_eq!(store.load_account("https://127.0.0.1:14000/dir?x=../../y").await.unwrap().as_deref(), Some(&b"3"[..]));
+}
+
+#[tokio::test]
+async fn files_are_private() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = CertStore::new(Arc::new(FileStorage::new(dir.path().join("store")).unwrap()));
+    store.save(&bundle(&["p.example.com"])).await.unwrap();
+    let mode = |p: std::path::PathBuf| std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+    let root = dir.path().join("store");
+    assert_eq!(mode(root.clone()), 0o700);
+    assert_eq!(mode(root.join("certs")), 0o700);
+    assert_eq!(mode(root.join("certs/p.example.com")), 0o600, "bundle holds the private key");
+    assert_eq!(mode(root.join("index/expiry")), 0o600);
+    // No temporary file is left behind by a completed write.
+    let leftovers: Vec<_> = std::fs::read_dir(root.join("certs"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
+        .collect();
+    assert!(leftovers.is_empty());
+}

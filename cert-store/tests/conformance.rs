@@ -1,0 +1,45 @@
+//! The storage conformance suite against all three backends; PostgreSQL is a
+//! real server started by testkit.
+
+use std::sync::Arc;
+
+use cert_store::{FileStorage, MemoryStorage, PostgresStorage};
+
+mod memory {
+    use super::*;
+    cert_store::storage_conformance_tests!(|| async { Arc::new(MemoryStorage::new()) });
+}
+
+mod file {
+    use super::*;
+    cert_store::storage_conformance_tests!(|| async {
+        // Every check works in its own random namespace, so all share one directory.
+        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("conformance-file");
+        Arc::new(FileStorage::new(dir).unwrap())
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_passes_the_conformance_suite() {
+    let pg = testkit::PostgresServer::start().unwrap();
+    let storage = Arc::new(PostgresStorage::connect(&pg.connection_string()).await.unwrap());
+    cert_store::conformance::run_all(Arc::clone(&storage)).await;
+    // A second connect on the same database finds the schema and the data.
+    let again = PostgresStorage::connect(&pg.url()).await.unwrap();
+    cert_store::conformance::run_all(Arc::new(again)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn file_backend_processes_share_leases_through_the_directory() {
+    // Two FileStorage values on one directory behave like two processes:
+    // nothing is shared in memory, only the files.
+    let dir = tempfile::tempdir().unwrap();
+    let a = Arc::new(FileStorage::new(dir.path()).unwrap());
+    let b = Arc::new(FileStorage::new(dir.path()).unwrap());
+    use cert_store::{Key, Leases};
+    let name = Key::new("issue/shop.example.com").unwrap();
+    let guard = a.lock(&name, std::time::Duration::from_secs(30)).await.unwrap();
+    assert!(b.try_lock(&name, std::time::Duration::from_secs(30)).await.unwrap().is_none());
+    guard.release().await;
+    assert!(b.try_lock(&name, std::time::Duration::from_secs(30)).await.unwrap().is_some());
+}

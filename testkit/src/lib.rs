@@ -1,0 +1,14 @@
+//! Real peers for tests, started on 127.0.0.1 with free ports and stopped on drop.
+//!
+//! Every server runs in its own temporary directory. A missing binary is a
+//! [`TestkitError::MissingBinary`] that names the Debian package to install
+//! (`scripts/test` installs them all).
+
+mod error;
+mod ports;
+mod postgres;
+mod process;
+
+pub use error::TestkitError;
+pub use ports::free_port;
+pub use postgres::PostgresServer;

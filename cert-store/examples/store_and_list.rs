@@ -29,7 +29,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         if let Some(b) = store.load(&name).await? {
             let m = b.meta();
             let attention = index.get(&name).map_or(m.attention_at(), |e| e.attention_at);
-            println!("{name:<40} {:<12} {:<26} {attention}", format!("{:?}", m.key_type), m.not_after.to_string());
+            println!(
+                "{name:<40} {:<12} {:<26} {attention}",
+                format!("{:?}", m.key_type),
+                m.not_after.to_string()
+            );
         }
     }
     let due = store.due_before(OffsetDateTime::now_utc() + time::Duration::days(365 * 5)).await?;

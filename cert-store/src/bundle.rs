@@ -240,9 +240,7 @@ fn inspect(
 
 fn leaf_key_type(leaf: &x509_parser::certificate::X509Certificate<'_>) -> Result<KeyType, CertError> {
     let spki = leaf.public_key();
-    let parsed = spki
-        .parsed()
-        .map_err(|e| CertError::UnsupportedKey(format!("leaf public key: {e}")))?;
+    let parsed = spki.parsed().map_err(|e| CertError::UnsupportedKey(format!("leaf public key: {e}")))?;
     match parsed {
         PublicKey::RSA(rsa) => {
             let bits = u32::try_from(rsa.key_size()).unwrap_or(u32::MAX);

@@ -87,7 +87,7 @@ impl<S: Storage + ?Sized> CertStore<S> {
     /// [`CertError::Storage`] when the storage fails.
     pub async fn save(&self, bundle: &CertBundle) -> Result<(), CertError> {
         let key = Self::cert_key(bundle.meta().primary_name())?;
-        let bytes = serde_json::to_vec(bundle).map_err(|e| StorageError::backend(e))?;
+        let bytes = serde_json::to_vec(bundle).map_err(StorageError::backend)?;
         self.storage.put(&key, &bytes).await?;
         let meta = bundle.meta();
         self.update_index(|index| {
@@ -131,10 +131,7 @@ impl<S: Storage + ?Sized> CertStore<S> {
     /// When the storage fails.
     pub async fn names(&self) -> Result<Vec<String>, CertError> {
         let keys = self.storage.list(&Prefix::new(CERTS)?).await?;
-        Ok(keys
-            .iter()
-            .filter_map(|k| k.as_str().strip_prefix("certs/").map(str::to_owned))
-            .collect())
+        Ok(keys.iter().filter_map(|k| k.as_str().strip_prefix("certs/").map(str::to_owned)).collect())
     }
 
     /// Stores ACME account credentials (opaque bytes, typically JSON) for a
@@ -177,14 +174,15 @@ impl<S: Storage + ?Sized> CertStore<S> {
         let Some(info) = self.storage.stat(&key).await? else {
             return Ok(Arc::new(ExpiryIndex::default()));
         };
-        if let Some((cached_info, index)) = cache.as_ref() {
-            if *cached_info == info {
-                return Ok(Arc::clone(index));
-            }
+        if let Some((cached_info, index)) = cache.as_ref()
+            && *cached_info == info
+        {
+            return Ok(Arc::clone(index));
         }
         let bytes = self.storage.get(&key).await?.unwrap_or_default();
         let index = Arc::new(
-            ExpiryIndex::decode(&bytes).map_err(|reason| StorageError::Corrupt { key: INDEX_KEY.into(), reason })?,
+            ExpiryIndex::decode(&bytes)
+                .map_err(|reason| StorageError::Corrupt { key: INDEX_KEY.into(), reason })?,
         );
         *cache = Some((info, Arc::clone(&index)));
         Ok(index)

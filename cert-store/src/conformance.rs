@@ -209,7 +209,10 @@ pub async fn lease_refresh_keeps_long_job<S: Storage + ?Sized>(storage: Arc<S>) 
     let guard = storage.lock(&name, ttl).await.expect("lock");
     for _ in 0..10 {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        assert!(storage.try_lock(&name, ttl).await.expect("try_lock").is_none(), "lease lost during a long job");
+        assert!(
+            storage.try_lock(&name, ttl).await.expect("try_lock").is_none(),
+            "lease lost during a long job"
+        );
     }
     assert!(guard.is_held());
     guard.release().await;

@@ -88,11 +88,7 @@ impl FileStorage {
 }
 
 fn create_dirs(dir: &Path) -> Result<(), StorageError> {
-    DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| StorageError::io(dir, e))
+    DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| StorageError::io(dir, e))
 }
 
 fn write_atomically(path: &Path, value: &[u8]) -> Result<(), StorageError> {
@@ -129,10 +125,10 @@ fn walk(dir: &Path, prefix: &str, out: &mut Vec<Key>) -> Result<(), StorageError
         let file_type = entry.file_type().map_err(|e| StorageError::io(entry.path(), e))?;
         if file_type.is_dir() {
             walk(&entry.path(), &key, out)?;
-        } else if file_type.is_file() {
-            if let Ok(key) = Key::new(key) {
-                out.push(key);
-            }
+        } else if file_type.is_file()
+            && let Ok(key) = Key::new(key)
+        {
+            out.push(key);
         }
     }
     Ok(())
@@ -176,7 +172,7 @@ fn with_lease_file<T>(
     let (answer, write) = decide(current);
     if let Some(record) = write {
         let bytes = match record {
-            Some(r) => serde_json::to_vec(&r).map_err(|e| StorageError::backend(e))?,
+            Some(r) => serde_json::to_vec(&r).map_err(StorageError::backend)?,
             None => Vec::new(),
         };
         file.set_len(0).map_err(io_err)?;
@@ -252,9 +248,7 @@ impl Storage for FileStorage {
         self.blocking(move |_| {
             with_lease_file(&path, |current| {
                 let now = now_ms();
-                let free = current
-                    .as_ref()
-                    .is_none_or(|r| r.holder == holder || r.expires_unix_ms <= now);
+                let free = current.as_ref().is_none_or(|r| r.holder == holder || r.expires_unix_ms <= now);
                 if free {
                     let record = LeaseRecord { holder, expires_unix_ms: now + ttl.as_millis() };
                     (true, Some(Some(record)))

@@ -74,7 +74,11 @@ pub fn canonical_hostname(name: &str) -> Result<String, HostnameError> {
             return Err(HostnameError::LabelTooLong);
         }
         if let Some(c) = label.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-')) {
-            return Err(if c == '*' { HostnameError::MisplacedWildcard } else { HostnameError::InvalidChar(c) });
+            return Err(if c == '*' {
+                HostnameError::MisplacedWildcard
+            } else {
+                HostnameError::InvalidChar(c)
+            });
         }
         if label.starts_with('-') || label.ends_with('-') {
             return Err(HostnameError::HyphenAtEdge);

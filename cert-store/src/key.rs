@@ -141,10 +141,8 @@ impl From<Key> for Prefix {
 }
 
 fn validate_path(path: &str, allow_empty: bool) -> Result<(), StorageError> {
-    let invalid = |reason: &'static str| StorageError::InvalidKey {
-        key: path.chars().take(120).collect(),
-        reason,
-    };
+    let invalid =
+        |reason: &'static str| StorageError::InvalidKey { key: path.chars().take(120).collect(), reason };
     if path.is_empty() {
         return if allow_empty { Ok(()) } else { Err(invalid("empty key")) };
     }
@@ -187,7 +185,9 @@ mod tests {
 
     #[test]
     fn rejects_bad_keys() {
-        for k in ["", "/etc/passwd", "a//b", "a/", "../x", "a/../b", "a/./b", "a/.hidden", "a\0b", "a\\b", "a\nb"] {
+        for k in
+            ["", "/etc/passwd", "a//b", "a/", "../x", "a/../b", "a/./b", "a/.hidden", "a\0b", "a\\b", "a\nb"]
+        {
             assert!(matches!(Key::new(k), Err(StorageError::InvalidKey { .. })), "{k:?}");
         }
         assert!(Key::new("a".repeat(MAX_KEY_LEN + 1)).is_err());

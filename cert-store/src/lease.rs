@@ -98,10 +98,10 @@ async fn acquire<S: Storage + ?Sized>(
             return Ok(LeaseGuard::start(Arc::clone(storage), name.clone(), holder, ttl));
         }
         let jittered = wait.mul_f64(rand::rng().random_range(0.5..1.5));
-        if let Some(deadline) = deadline {
-            if Instant::now() + jittered >= deadline {
-                return Err(StorageError::LeaseTimeout { name: name.to_string() });
-            }
+        if let Some(deadline) = deadline
+            && Instant::now() + jittered >= deadline
+        {
+            return Err(StorageError::LeaseTimeout { name: name.to_string() });
         }
         tokio::time::sleep(jittered).await;
         wait = (wait * 2).min(Duration::from_millis(250));

@@ -90,9 +90,7 @@ impl Storage for MemoryStorage {
 
     async fn stat(&self, key: &Key) -> Result<Option<KeyInfo>, StorageError> {
         let values = self.values.read().unwrap_or_else(PoisonError::into_inner);
-        Ok(values
-            .get(key)
-            .map(|e| KeyInfo { size: e.value.len() as u64, modified: e.modified }))
+        Ok(values.get(key).map(|e| KeyInfo { size: e.value.len() as u64, modified: e.modified }))
     }
 
     async fn try_acquire_lease(&self, name: &Key, holder: &str, ttl: Duration) -> Result<bool, StorageError> {

@@ -53,11 +53,8 @@ impl PostgresStorage {
     /// cannot be reached.
     pub async fn connect(config: &str) -> Result<Self, StorageError> {
         let pg_config: tokio_postgres::Config = config.parse().map_err(StorageError::backend)?;
-        let manager = Manager::from_config(
-            pg_config,
-            NoTls,
-            ManagerConfig { recycling_method: RecyclingMethod::Fast },
-        );
+        let manager =
+            Manager::from_config(pg_config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager).max_size(16).build().map_err(StorageError::backend)?;
         let this = Self { pool };
         this.create_schema().await?;

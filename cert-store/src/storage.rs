@@ -119,17 +119,11 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Takes the lease `name` for `holder` for `ttl` if it is free, expired, or
     /// already held by `holder`. Returns whether `holder` now holds it.
-    async fn try_acquire_lease(
-        &self,
-        name: &Key,
-        holder: &str,
-        ttl: Duration,
-    ) -> Result<bool, StorageError>;
+    async fn try_acquire_lease(&self, name: &Key, holder: &str, ttl: Duration) -> Result<bool, StorageError>;
 
     /// Extends a lease `holder` holds by `ttl` from now. Returns `false` when
     /// the lease is no longer `holder`'s (it expired and another took it).
-    async fn renew_lease(&self, name: &Key, holder: &str, ttl: Duration)
-    -> Result<bool, StorageError>;
+    async fn renew_lease(&self, name: &Key, holder: &str, ttl: Duration) -> Result<bool, StorageError>;
 
     /// Frees a lease if `holder` holds it; otherwise does nothing.
     async fn release_lease(&self, name: &Key, holder: &str) -> Result<(), StorageError>;

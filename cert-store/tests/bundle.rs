@@ -1,5 +1,7 @@
 //! Parsing and validation of certificate bundles: every refusal is typed.
 
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
 mod common;
 
 use cert_store::{CertBundle, CertError, KeyType, Provenance, hostname::HostnameError};
@@ -9,7 +11,8 @@ use time::{Duration, OffsetDateTime};
 #[test]
 fn valid_p256_bundle_is_read_into_meta() {
     let (chain, key) = self_signed(&["Shop.Example.com", "www.shop.example.com"]);
-    let bundle = CertBundle::from_pem(&chain, &key, Provenance::Acme { directory: "https://ca/dir".into() }).unwrap();
+    let bundle =
+        CertBundle::from_pem(&chain, &key, Provenance::Acme { directory: "https://ca/dir".into() }).unwrap();
     let meta = bundle.meta();
     assert_eq!(meta.names, ["shop.example.com", "www.shop.example.com"]);
     assert_eq!(meta.primary_name(), "shop.example.com");
@@ -24,35 +27,58 @@ fn valid_p256_bundle_is_read_into_meta() {
 #[test]
 fn other_supported_key_types() {
     let (c, k) = self_signed_with(&["a.example.com"], &rcgen::PKCS_ECDSA_P384_SHA384);
-    assert_eq!(CertBundle::from_pem(&c, &k, Provenance::LocalCa).unwrap().meta().key_type, KeyType::EcdsaP384);
+    assert_eq!(
+        CertBundle::from_pem(&c, &k, Provenance::LocalCa).unwrap().meta().key_type,
+        KeyType::EcdsaP384
+    );
     let (c, k) = self_signed_with(&["a.example.com"], &rcgen::PKCS_ED25519);
     assert_eq!(CertBundle::from_pem(&c, &k, Provenance::LocalCa).unwrap().meta().key_type, KeyType::Ed25519);
     // RSA with a PKCS#1 key and ECDSA with a SEC1 key, as openssl writes them.
     let (c, k) = openssl_cert(&["-newkey", "rsa:2048"], "rsa.example.com", true);
     assert!(k.contains("BEGIN RSA PRIVATE KEY"));
-    assert_eq!(CertBundle::from_pem(&c, &k, Provenance::SelfManaged).unwrap().meta().key_type, KeyType::Rsa { bits: 2048 });
-    let (c, k) = openssl_cert(&["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"], "ec.example.com", true);
+    assert_eq!(
+        CertBundle::from_pem(&c, &k, Provenance::SelfManaged).unwrap().meta().key_type,
+        KeyType::Rsa { bits: 2048 }
+    );
+    let (c, k) =
+        openssl_cert(&["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"], "ec.example.com", true);
     assert!(k.contains("BEGIN EC PRIVATE KEY"));
-    assert_eq!(CertBundle::from_pem(&c, &k, Provenance::SelfManaged).unwrap().meta().key_type, KeyType::EcdsaP256);
+    assert_eq!(
+        CertBundle::from_pem(&c, &k, Provenance::SelfManaged).unwrap().meta().key_type,
+        KeyType::EcdsaP256
+    );
 }
 
 #[test]
 fn unsupported_key_type_is_typed() {
-    let (c, k) = openssl_cert(&["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-521"], "p521.example.com", false);
-    assert!(matches!(CertBundle::from_pem(&c, &k, Provenance::SelfManaged), Err(CertError::UnsupportedKey(_))));
+    let (c, k) =
+        openssl_cert(&["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-521"], "p521.example.com", false);
+    assert!(matches!(
+        CertBundle::from_pem(&c, &k, Provenance::SelfManaged),
+        Err(CertError::UnsupportedKey(_))
+    ));
     let (c, k) = openssl_cert(&["-newkey", "rsa:1024"], "weak.example.com", false);
-    assert!(matches!(CertBundle::from_pem(&c, &k, Provenance::SelfManaged), Err(CertError::UnsupportedKey(_))));
+    assert!(matches!(
+        CertBundle::from_pem(&c, &k, Provenance::SelfManaged),
+        Err(CertError::UnsupportedKey(_))
+    ));
 }
 
 #[test]
 fn malformed_pem_is_typed() {
     let (chain, key) = self_signed(&["a.example.com"]);
     for bad in ["", "not pem at all", "-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n"] {
-        assert!(matches!(CertBundle::from_pem(bad, &key, Provenance::LocalCa), Err(CertError::MalformedPem(_))), "{bad:?}");
+        assert!(
+            matches!(CertBundle::from_pem(bad, &key, Provenance::LocalCa), Err(CertError::MalformedPem(_))),
+            "{bad:?}"
+        );
     }
     let truncated = &chain[..chain.len() / 2];
     assert!(CertBundle::from_pem(truncated, &key, Provenance::LocalCa).is_err());
-    assert!(matches!(CertBundle::from_pem(&chain, "garbage", Provenance::LocalCa), Err(CertError::MalformedPem(_))));
+    assert!(matches!(
+        CertBundle::from_pem(&chain, "garbage", Provenance::LocalCa),
+        Err(CertError::MalformedPem(_))
+    ));
     // Well-formed PEM around bytes that are not a certificate.
     let junk = "-----BEGIN CERTIFICATE-----\nAAECAwQFBgcICQ==\n-----END CERTIFICATE-----\n";
     assert!(matches!(
@@ -71,7 +97,10 @@ fn malformed_pem_is_typed() {
 fn key_of_another_certificate_is_refused() {
     let (chain, _) = self_signed(&["a.example.com"]);
     let (_, other_key) = self_signed(&["a.example.com"]);
-    assert!(matches!(CertBundle::from_pem(&chain, &other_key, Provenance::LocalCa), Err(CertError::KeyMismatch)));
+    assert!(matches!(
+        CertBundle::from_pem(&chain, &other_key, Provenance::LocalCa),
+        Err(CertError::KeyMismatch)
+    ));
 }
 
 #[test]

@@ -1,5 +1,7 @@
 //! The typed `CertStore` layer over the memory and file backends.
 
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
 mod common;
 
 use std::{os::unix::fs::PermissionsExt, sync::Arc};
@@ -64,7 +66,8 @@ async fn due_before_uses_the_index() {
     let now = OffsetDateTime::now_utc();
     let due: Vec<String> = store.due_before(now).await.unwrap().into_iter().map(|d| d.0).collect();
     assert_eq!(due, ["soon.example.com"]);
-    let due: Vec<String> = store.due_before(now + Duration::days(60)).await.unwrap().into_iter().map(|d| d.0).collect();
+    let due: Vec<String> =
+        store.due_before(now + Duration::days(60)).await.unwrap().into_iter().map(|d| d.0).collect();
     assert_eq!(due, ["soon.example.com", "later.example.com"]);
 
     // The query reads the index, not the certificates: remove a certificate
@@ -100,7 +103,10 @@ async fn accounts_are_kept_per_directory() {
     // Odd URLs still map to valid, distinct keys.
     store.save_account("https://127.0.0.1:14000/dir?x=../../y", b"3").await.unwrap();
     store.save_account("https://127.0.0.1:14000/dir?x=__/__/y", b"4").await.unwrap();
-    assert_eq!(store.load_account("https://127.0.0.1:14000/dir?x=../../y").await.unwrap().as_deref(), Some(&b"3"[..]));
+    assert_eq!(
+        store.load_account("https://127.0.0.1:14000/dir?x=../../y").await.unwrap().as_deref(),
+        Some(&b"3"[..])
+    );
 }
 
 #[tokio::test]

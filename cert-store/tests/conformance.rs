@@ -1,6 +1,8 @@
 //! The storage conformance suite against all three backends; PostgreSQL is a
 //! real server started by testkit.
 
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
 use std::sync::Arc;
 
 use cert_store::{FileStorage, MemoryStorage, PostgresStorage};

@@ -5,6 +5,8 @@
 //! unless `CRASH_CHILD_DIR` is set), waits until it is writing, kills it, and
 //! checks the store — twenty times.
 
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
 mod common;
 
 use std::{
@@ -43,8 +45,11 @@ async fn crash_child() {
         .collect();
     // Publish the serials this run may write before writing any of them.
     let catalog: Vec<String> = versions.iter().flatten().map(|b| b.meta().serial.clone()).collect();
-    std::fs::write(Path::new(&dir).join("..").join(format!("catalog-{}", std::process::id())), catalog.join("\n"))
-        .unwrap();
+    std::fs::write(
+        Path::new(&dir).join("..").join(format!("catalog-{}", std::process::id())),
+        catalog.join("\n"),
+    )
+    .unwrap();
     println!("CRASH-CHILD-READY");
     for round in 0usize.. {
         for v in &versions {
@@ -98,8 +103,15 @@ fn crash_safety_under_sigkill() {
         for (n, bundle) in &found {
             let reparsed = CertBundle::from_pem(bundle.chain_pem(), bundle.key_pem(), Provenance::LocalCa)
                 .unwrap_or_else(|e| panic!("after kill {kill}: {n} is torn: {e}"));
-            assert_eq!(reparsed.meta(), bundle.meta(), "after kill {kill}: {n}'s meta disagrees with its PEM");
-            assert!(allowed.contains(&bundle.meta().serial), "after kill {kill}: {n} holds an unknown version");
+            assert_eq!(
+                reparsed.meta(),
+                bundle.meta(),
+                "after kill {kill}: {n}'s meta disagrees with its PEM"
+            );
+            assert!(
+                allowed.contains(&bundle.meta().serial),
+                "after kill {kill}: {n} holds an unknown version"
+            );
         }
         if found.len() < NAMES {
             // Give the first writer the chance to finish a round next time.

@@ -50,7 +50,9 @@ fn find_bin_dir() -> Result<PathBuf, TestkitError> {
 fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(1) == Some("0")))
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(1) == Some("0"))
+        })
         .unwrap_or(false)
 }
 
@@ -78,10 +80,15 @@ impl PostgresServer {
             run(Command::new("chown").arg("postgres:").arg(dir.path()))?;
         }
         let data = dir.path().join("data");
-        run(as_postgres(&bin.join("initdb"))
-            .arg("-D")
-            .arg(&data)
-            .args(["-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"]))?;
+        run(as_postgres(&bin.join("initdb")).arg("-D").arg(&data).args([
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "--no-sync",
+            "-E",
+            "UTF8",
+        ]))?;
         let server = Self { dir, bin, port: free_port()? };
         server.restart()?;
         Ok(server)
@@ -126,10 +133,12 @@ impl PostgresServer {
     /// # Errors
     /// When `pg_ctl stop` fails.
     pub fn stop(&self) -> Result<(), TestkitError> {
-        run(as_postgres(&self.bin.join("pg_ctl"))
-            .arg("-D")
-            .arg(self.dir.path().join("data"))
-            .args(["-m", "immediate", "-w", "stop"]))
+        run(as_postgres(&self.bin.join("pg_ctl")).arg("-D").arg(self.dir.path().join("data")).args([
+            "-m",
+            "immediate",
+            "-w",
+            "stop",
+        ]))
         .map(drop)
     }
 

@@ -7,7 +7,9 @@ use crate::TestkitError;
 /// Runs `cmd` to completion; a non-zero exit is an error carrying its output.
 pub(crate) fn run(cmd: &mut Command) -> Result<String, TestkitError> {
     let line = format!("{cmd:?}");
-    let out = cmd.output().map_err(|e| TestkitError::CommandFailed { command: line.clone(), detail: e.to_string() })?;
+    let out = cmd
+        .output()
+        .map_err(|e| TestkitError::CommandFailed { command: line.clone(), detail: e.to_string() })?;
     if !out.status.success() {
         return Err(TestkitError::CommandFailed {
             command: line,

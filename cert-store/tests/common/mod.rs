@@ -55,7 +55,8 @@ pub fn openssl_cert(newkey: &[&str], name: &str, traditional: bool) -> (String, 
         .expect("openssl (Debian package `openssl`) is required");
     assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
     if traditional {
-        let out = Command::new("openssl").arg("pkey").arg("-in").arg(&key).arg("-traditional").output().unwrap();
+        let out =
+            Command::new("openssl").arg("pkey").arg("-in").arg(&key).arg("-traditional").output().unwrap();
         assert!(out.status.success());
         std::fs::write(&key, out.stdout).unwrap();
     }

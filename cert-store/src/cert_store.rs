@@ -169,9 +169,19 @@ impl<S: Storage + ?Sized> CertStore<S> {
     /// # Errors
     /// When the storage fails or the index record is corrupt.
     pub async fn index(&self) -> Result<Arc<ExpiryIndex>, CertError> {
-        let key = Key::new(INDEX_KEY)?;
         let mut cache = self.index_cache.lock().await;
+        Ok(self.fresh_index(&mut cache).await?)
+    }
+
+    /// The index as stored now: the cached copy when the record's `stat`
+    /// is unchanged, else read and decoded (and cached).
+    async fn fresh_index(
+        &self,
+        cache: &mut Option<(KeyInfo, Arc<ExpiryIndex>)>,
+    ) -> Result<Arc<ExpiryIndex>, StorageError> {
+        let key = Key::new(INDEX_KEY)?;
         let Some(info) = self.storage.stat(&key).await? else {
+            *cache = None;
             return Ok(Arc::new(ExpiryIndex::default()));
         };
         if let Some((cached_info, index)) = cache.as_ref()
@@ -211,21 +221,33 @@ impl<S: Storage + ?Sized> CertStore<S> {
         Ok(unreadable)
     }
 
+    /// Read–modify–write of the index record under a lease, so that
+    /// concurrent writers (tasks or processes) never lose each other's entries.
+    /// Starts from the cached copy when the record did not change since.
     async fn update_index(&self, change: impl FnOnce(&mut ExpiryIndex)) -> Result<(), StorageError> {
         let key = Key::new(INDEX_KEY)?;
         let guard = self.storage.lock(&Key::new(INDEX_LEASE)?, self.index_lease_ttl).await?;
+        let mut cache = self.index_cache.lock().await;
         let result = async {
-            let mut index = match self.storage.get(&key).await? {
-                Some(bytes) => ExpiryIndex::decode(&bytes).unwrap_or_else(|reason| {
+            let current = match self.fresh_index(&mut cache).await {
+                Ok(index) => index,
+                Err(StorageError::Corrupt { reason, .. }) => {
                     tracing::warn!(%reason, "expiry index corrupt; starting a new one (run rebuild_index)");
-                    ExpiryIndex::default()
-                }),
-                None => ExpiryIndex::default(),
+                    Arc::new(ExpiryIndex::default())
+                }
+                Err(e) => return Err(e),
             };
+            *cache = None; // drop the cache's reference so the index is not copied
+            let mut index = Arc::unwrap_or_clone(current);
             change(&mut index);
-            self.storage.put(&key, &index.encode()).await
+            self.storage.put(&key, &index.encode()).await?;
+            if let Some(info) = self.storage.stat(&key).await? {
+                *cache = Some((info, Arc::new(index)));
+            }
+            Ok(())
         }
         .await;
+        drop(cache);
         guard.release().await;
         result
     }

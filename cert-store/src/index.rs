@@ -1,6 +1,9 @@
 //! The expiry index: which certificates need attention before a given time.
 
-use std::collections::{BTreeSet, HashMap};
+use std::{
+    collections::{BTreeSet, HashMap},
+    sync::Arc,
+};
 
 use time::OffsetDateTime;
 
@@ -33,8 +36,9 @@ pub struct IndexEntry {
 /// ```
 #[derive(Debug, Default, Clone)]
 pub struct ExpiryIndex {
-    by_time: BTreeSet<(i64, String)>,
-    by_name: HashMap<String, (i64, i64)>,
+    // Names are shared between both maps: one allocation per certificate.
+    by_time: BTreeSet<(i64, Arc<str>)>,
+    by_name: HashMap<Arc<str>, (i64, i64)>,
 }
 
 impl ExpiryIndex {
@@ -42,23 +46,22 @@ impl ExpiryIndex {
     pub fn upsert(&mut self, name: &str, attention_at: OffsetDateTime, not_after: OffsetDateTime) {
         self.remove(name);
         let at = attention_at.unix_timestamp();
-        self.by_time.insert((at, name.to_owned()));
-        self.by_name.insert(name.to_owned(), (at, not_after.unix_timestamp()));
+        let name: Arc<str> = Arc::from(name);
+        self.by_time.insert((at, Arc::clone(&name)));
+        self.by_name.insert(name, (at, not_after.unix_timestamp()));
     }
 
     /// Removes `name`; returns whether it was present.
     pub fn remove(&mut self, name: &str) -> bool {
-        match self.by_name.remove(name) {
-            Some((at, _)) => self.by_time.remove(&(at, name.to_owned())),
+        match self.by_name.remove_entry(name) {
+            Some((name, (at, _))) => self.by_time.remove(&(at, name)),
             None => false,
         }
     }
 
     /// Names whose attention time is before `t`, earliest first, with that time.
     pub fn due_before(&self, t: OffsetDateTime) -> impl Iterator<Item = (&str, OffsetDateTime)> {
-        self.by_time
-            .range(..(t.unix_timestamp(), String::new()))
-            .map(|(at, name)| (name.as_str(), from_unix(*at)))
+        self.by_time.range(..(t.unix_timestamp(), Arc::from(""))).map(|(at, name)| (&**name, from_unix(*at)))
     }
 
     /// The entry for `name`.
@@ -89,7 +92,7 @@ impl ExpiryIndex {
         use std::fmt::Write;
         let mut out = String::with_capacity(self.by_time.len() * 48);
         for (at, name) in &self.by_time {
-            let not_after = self.by_name.get(name).map_or(*at, |v| v.1);
+            let not_after = self.by_name.get(&**name).map_or(*at, |v| v.1);
             let _ = writeln!(out, "{at} {not_after} {name}");
         }
         out.into_bytes()
@@ -101,7 +104,7 @@ impl ExpiryIndex {
     /// A description of the first malformed line.
     pub fn decode(bytes: &[u8]) -> Result<Self, String> {
         let text = std::str::from_utf8(bytes).map_err(|e| e.to_string())?;
-        let mut index = Self::default();
+        let mut entries = Vec::with_capacity(text.len() / 40);
         for (n, line) in text.lines().enumerate() {
             let mut parts = line.splitn(3, ' ');
             let (Some(at), Some(na), Some(name)) = (parts.next(), parts.next(), parts.next()) else {
@@ -109,10 +112,15 @@ impl ExpiryIndex {
             };
             let at: i64 = at.parse().map_err(|_| format!("line {}: bad time", n + 1))?;
             let na: i64 = na.parse().map_err(|_| format!("line {}: bad time", n + 1))?;
-            index.by_time.insert((at, name.to_owned()));
-            index.by_name.insert(name.to_owned(), (at, na));
+            entries.push((at, Arc::<str>::from(name), na));
         }
-        Ok(index)
+        let mut by_name = HashMap::with_capacity(entries.len());
+        for (at, name, na) in &entries {
+            by_name.insert(Arc::clone(name), (*at, *na));
+        }
+        // Stored sorted, so collecting is a bulk build.
+        let by_time = entries.into_iter().map(|(at, name, _)| (at, name)).collect();
+        Ok(Self { by_time, by_name })
     }
 }
 

@@ -128,3 +128,22 @@ async fn files_are_private() {
         .collect();
     assert!(leftovers.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_saves_from_two_stores_lose_no_index_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    // Two FileStorage values on one directory: like two processes.
+    let a = Arc::new(CertStore::new(Arc::new(FileStorage::new(dir.path()).unwrap())));
+    let b = Arc::new(CertStore::new(Arc::new(FileStorage::new(dir.path()).unwrap())));
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let store = if i % 2 == 0 { Arc::clone(&a) } else { Arc::clone(&b) };
+        let bundle = bundle(&[&format!("c{i}.example.com")]);
+        tasks.push(tokio::spawn(async move { store.save(&bundle).await.unwrap() }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(a.index().await.unwrap().len(), 20);
+    assert_eq!(b.names().await.unwrap().len(), 20);
+}

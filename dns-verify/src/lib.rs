@@ -1,5 +1,44 @@
-//! DNS record checks against a zone's authoritative servers.
+//! DNS record checks against a zone's authoritative servers, for custom domains.
 //!
-//! Not implemented yet: this crate is reserved for the `dns-verify` part of the
-//! design (per-hostname record status, drift detection, `DnsProvider`). It
-//! exports nothing so far.
+//! A customer's hostname needs a few records: a CNAME delegating
+//! `_acme-challenge.<host>` into a zone the platform controls, an ownership
+//! TXT at `_customdomain-challenge.<host>`, and routing to the edge. This
+//! crate tells, per record and per server, whether they are right — and if
+//! not, what to do, in words a customer understands:
+//!
+//! - [`Requirements`] turns a [`Hostname`] into [`Expectation`]s.
+//! - [`Checker`] asks every authoritative server directly (recursion off, no
+//!   cache, UDP with TCP fallback, per-query timeout), follows CNAME chains
+//!   (bounded, loops detected) and returns a [`RecordReport`] per expectation
+//!   with a [`RecordStatus`]: `Valid`, `Missing`, `Wrong`, `Duplicate`,
+//!   `Proxied` or `LookupFailed` (temporary, never reported as missing).
+//!   [`SanReport`] aggregates a name's records into a [`SanStatus`].
+//! - [`drift`] compares a fresh report with the last good one.
+//! - [`DnsProvider`] writes records: [`MemoryProvider`], and
+//!   [`Rfc2136Provider`] (dynamic update signed with TSIG, via hickory).
+//!
+//! Wire format and transport are hickory's; this crate only decides what to
+//! ask and what the answers mean (the judging in `evaluate` is pure).
+
+mod checker;
+mod drift;
+mod evaluate;
+mod expect;
+mod name;
+mod provider;
+mod proxy;
+mod query;
+mod report;
+
+pub use checker::{Authorities, Checker, CheckerBuilder, MAX_CNAME_CHAIN};
+pub use drift::{DriftChange, drift};
+pub use evaluate::{AnswerEnd, Observation, aggregate, judge};
+pub use expect::{ACME_CHALLENGE_LABEL, Expectation, OWNERSHIP_LABEL, Requirements};
+pub use name::{Hostname, HostnameError};
+pub use provider::{
+    DnsProvider, DnsRecord, MemoryProvider, PropagationError, ProviderError, RecordData, Rfc2136Provider,
+    wait_for_propagation,
+};
+pub use proxy::{CLOUDFLARE_RANGES, CLOUDFLARE_RANGES_SOURCE_DATE, ProxyRanges};
+pub use query::LookupError;
+pub use report::{RecordReport, RecordStatus, SanReport, SanStatus, ServerAnswer, fix_for};

@@ -1,14 +1,17 @@
-//! Real peers for tests, started on 127.0.0.1 with free ports and stopped on drop.
+//! Real peers for tests, started on 127.0.0.1 with free ports and stopped on drop:
+//! PostgreSQL ([`PostgresServer`]) and BIND ([`DnsServer`]).
 //!
 //! Every server runs in its own temporary directory. A missing binary is a
 //! [`TestkitError::MissingBinary`] that names the Debian package to install
 //! (`scripts/test` installs them all).
 
+mod dns;
 mod error;
 mod ports;
 mod postgres;
 mod process;
 
+pub use dns::{DnsServer, DnsServerBuilder, TSIG_KEY_NAME, Zone};
 pub use error::TestkitError;
 pub use ports::free_port;
 pub use postgres::PostgresServer;

@@ -1,0 +1,408 @@
+//! The [`Checker`]: asks every authoritative server, follows CNAMEs, judges.
+
+use std::{
+    collections::{HashMap, HashSet},
+    net::{IpAddr, SocketAddr},
+    sync::{Arc, Mutex, PoisonError},
+    time::{Duration, Instant},
+};
+
+use hickory_proto::{
+    op::{Message, ResponseCode},
+    rr::{Name, RData, RecordType},
+};
+use time::OffsetDateTime;
+use tokio::sync::Semaphore;
+
+use crate::{
+    Expectation, Hostname, ProxyRanges, RecordReport, Requirements, SanReport, ServerAnswer,
+    evaluate::{AnswerEnd, Observation, aggregate, judge},
+    query::{LookupError, Querier},
+};
+
+/// The longest CNAME chain followed.
+pub const MAX_CNAME_CHAIN: usize = 8;
+
+/// Where the authoritative servers of a name are.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Authorities {
+    /// Always these servers (tests, or a platform that knows its customers' DNS hosts).
+    Fixed(Vec<SocketAddr>),
+    /// Found per zone: SOA/NS walk through a recursive `resolver`, then the
+    /// NS hosts' addresses, on `port` (53 in production).
+    Discover {
+        /// A recursive resolver used only to find the authorities.
+        resolver: SocketAddr,
+        /// The port of the authoritative servers.
+        port: u16,
+    },
+}
+
+impl Authorities {
+    /// [`Authorities::Fixed`] from anything that yields addresses.
+    pub fn fixed(servers: impl IntoIterator<Item = SocketAddr>) -> Self {
+        Self::Fixed(servers.into_iter().collect())
+    }
+}
+
+/// How long a discovered zone → servers mapping is reused.
+const AUTHORITY_CACHE_TTL: Duration = Duration::from_secs(300);
+
+/// Checks DNS records against the authoritative servers. Cheap to clone and
+/// share: clones share sockets, the authority cache and the concurrency bound.
+///
+/// ```no_run
+/// # async fn demo() {
+/// use std::time::Duration;
+/// use dns_verify::{Authorities, Checker, Hostname, Requirements};
+/// let checker = Checker::builder()
+///     .authorities(Authorities::Discover { resolver: "127.0.0.53:53".parse().unwrap(), port: 53 })
+///     .timeout(Duration::from_secs(2))
+///     .build();
+/// let req = Requirements::delegating_to("acme.edge.example.net").routing_cname("edge.example.net");
+/// let host = Hostname::parse("shop.customer.com").unwrap();
+/// for san in checker.check_hosts(&req, &[(host, Some("token".into()))]).await {
+///     for r in san.records { println!("{} {} {:?} — {}", r.name, r.record_type, r.status, r.fix); }
+/// }
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Checker {
+    querier: Querier,
+    authorities: Authorities,
+    proxies: Arc<ProxyRanges>,
+    permits: Arc<Semaphore>,
+    zone_cache: Arc<Mutex<ZoneCache>>,
+}
+
+/// Zone → (when found, its authoritative servers).
+type ZoneCache = HashMap<Name, (Instant, Vec<SocketAddr>)>;
+
+impl std::fmt::Debug for Checker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Checker").field("authorities", &self.authorities).finish_non_exhaustive()
+    }
+}
+
+/// Builder for a [`Checker`].
+#[derive(Debug)]
+pub struct CheckerBuilder {
+    authorities: Authorities,
+    timeout: Duration,
+    proxies: ProxyRanges,
+    max_concurrency: usize,
+}
+
+impl CheckerBuilder {
+    /// Where the authoritative servers are (default: discover through 127.0.0.1:53).
+    #[must_use]
+    pub fn authorities(mut self, authorities: Authorities) -> Self {
+        self.authorities = authorities;
+        self
+    }
+
+    /// Per-query timeout (default 2 s).
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// CDN proxy ranges that make an answer `Proxied` (default: Cloudflare's).
+    #[must_use]
+    pub fn proxies(mut self, proxies: ProxyRanges) -> Self {
+        self.proxies = proxies;
+        self
+    }
+
+    /// Queries in flight at once across all checks (default 256).
+    #[must_use]
+    pub fn max_concurrency(mut self, n: usize) -> Self {
+        self.max_concurrency = n.max(1);
+        self
+    }
+
+    /// The checker.
+    #[must_use]
+    pub fn build(self) -> Checker {
+        Checker {
+            querier: Querier::new(self.timeout),
+            authorities: self.authorities,
+            proxies: Arc::new(self.proxies),
+            permits: Arc::new(Semaphore::new(self.max_concurrency)),
+            zone_cache: Arc::default(),
+        }
+    }
+}
+
+/// `name` as an absolute name (answers carry absolute owner names).
+fn absolute(name: &str) -> Result<Name, hickory_proto::ProtoError> {
+    let mut n = Name::from_ascii(name)?;
+    n.set_fqdn(true);
+    Ok(n)
+}
+
+fn display(name: &Name) -> String {
+    name.to_ascii().trim_end_matches('.').to_ascii_lowercase()
+}
+
+fn value_of(data: &RData) -> Option<String> {
+    match data {
+        RData::TXT(txt) => {
+            Some(txt.txt_data.iter().map(|s| String::from_utf8_lossy(s).into_owned()).collect())
+        }
+        RData::A(a) => Some(a.0.to_string()),
+        RData::AAAA(a) => Some(a.0.to_string()),
+        RData::CNAME(c) => Some(display(&c.0)),
+        _ => None,
+    }
+}
+
+impl Checker {
+    /// A builder with the defaults.
+    #[must_use]
+    pub fn builder() -> CheckerBuilder {
+        CheckerBuilder {
+            authorities: Authorities::Discover { resolver: SocketAddr::from(([127, 0, 0, 1], 53)), port: 53 },
+            timeout: Duration::from_secs(2),
+            proxies: ProxyRanges::cloudflare(),
+            max_concurrency: 256,
+        }
+    }
+
+    /// Checks every SAN of `hosts` (each with its ownership token, if any)
+    /// against `requirements`, grouped per SAN.
+    pub async fn check_hosts(
+        &self,
+        requirements: &Requirements,
+        hosts: &[(Hostname, Option<String>)],
+    ) -> Vec<SanReport> {
+        let expectations: Vec<Expectation> =
+            hosts.iter().flat_map(|(h, token)| requirements.for_host(h, token.as_deref())).collect();
+        SanReport::group(self.check(&expectations).await)
+    }
+
+    /// Checks each expectation on every authoritative server, concurrently
+    /// (bounded by the builder's `max_concurrency`), in input order.
+    pub async fn check(&self, expectations: &[Expectation]) -> Vec<RecordReport> {
+        futures_util::future::join_all(expectations.iter().map(|e| self.check_one(e))).await
+    }
+
+    /// Checks one expectation.
+    pub async fn check_one(&self, expectation: &Expectation) -> RecordReport {
+        let checked_at = OffsetDateTime::now_utc();
+        let name = match absolute(&expectation.record_name()) {
+            Ok(n) => n,
+            Err(e) => {
+                return aggregate(expectation, Vec::new(), checked_at)
+                    .with_detail(&format!("invalid name: {e}"));
+            }
+        };
+        let servers = match self.servers_for(&name).await {
+            Ok(s) => s,
+            Err(e) => {
+                let failed = ServerAnswer {
+                    server: SocketAddr::from(([0, 0, 0, 0], 0)),
+                    status: crate::RecordStatus::LookupFailed,
+                    observed: Vec::new(),
+                    detail: Some(e.to_string()),
+                };
+                return aggregate(expectation, vec![failed], checked_at);
+            }
+        };
+        let rtype = match expectation {
+            Expectation::Routing { .. } => RecordType::A,
+            _ => RecordType::TXT,
+        };
+        let answers = futures_util::future::join_all(servers.iter().map(|server| {
+            let name = name.clone();
+            async move {
+                let mut observation = self.observe(*server, &name, rtype).await;
+                // Routing: no A record at the end of the chain → try AAAA.
+                if rtype == RecordType::A
+                    && let Observation::Answer { chain, end: AnswerEnd::NoData, .. } = &observation
+                {
+                    let last = chain.last().and_then(|c| absolute(c).ok()).unwrap_or_else(|| name.clone());
+                    if let Observation::Answer { values, end: AnswerEnd::Records, .. } =
+                        self.observe(*server, &last, RecordType::AAAA).await
+                    {
+                        observation =
+                            Observation::Answer { chain: chain.clone(), values, end: AnswerEnd::Records };
+                    }
+                }
+                let (status, observed, detail) = judge(expectation, &observation, &self.proxies);
+                ServerAnswer { server: *server, status, observed, detail }
+            }
+        }))
+        .await;
+        aggregate(expectation, answers, checked_at)
+    }
+
+    /// Whether every authoritative server of `name` returns a TXT record
+    /// with exactly `value` (CNAMEs followed).
+    pub async fn txt_visible_everywhere(&self, name: &str, value: &str) -> Result<bool, LookupError> {
+        let name = absolute(name).map_err(|e| LookupError::NoAuthority(e.to_string()))?;
+        let servers = self.servers_for(&name).await?;
+        for server in servers {
+            match self.observe(server, &name, RecordType::TXT).await {
+                Observation::Answer { values, .. } if values.iter().any(|v| v == value) => {}
+                Observation::Failed(reason) => return Err(LookupError::Network(reason)),
+                Observation::Answer { .. } => return Ok(false),
+            }
+        }
+        Ok(true)
+    }
+
+    async fn query(
+        &self,
+        server: SocketAddr,
+        name: &Name,
+        rtype: RecordType,
+        rd: bool,
+    ) -> Result<Message, LookupError> {
+        let _permit = self.permits.acquire().await.map_err(|e| LookupError::Network(e.to_string()))?;
+        self.querier.query(server, name, rtype, rd).await
+    }
+
+    /// Follows `name`/`rtype` through CNAMEs, starting at `server`.
+    async fn observe(&self, server: SocketAddr, name: &Name, rtype: RecordType) -> Observation {
+        let mut chain: Vec<String> = Vec::new();
+        let mut seen: HashSet<Name> = HashSet::from([name.to_lowercase()]);
+        let mut current = name.clone();
+        let mut server = server;
+        loop {
+            let message = match self.query(server, &current, rtype, false).await {
+                Ok(m) => m,
+                Err(e) => return Observation::Failed(e.to_string()),
+            };
+            let start = current.clone();
+            // Walk the answer section along the chain.
+            loop {
+                let values: Vec<String> = message
+                    .answers
+                    .iter()
+                    .filter(|r| r.name.to_lowercase() == current.to_lowercase() && r.record_type() == rtype)
+                    .filter_map(|r| value_of(&r.data))
+                    .collect();
+                if !values.is_empty() {
+                    return Observation::Answer { chain, values, end: AnswerEnd::Records };
+                }
+                let next = message.answers.iter().find_map(|r| match &r.data {
+                    RData::CNAME(c) if r.name.to_lowercase() == current.to_lowercase() => Some(c.0.clone()),
+                    _ => None,
+                });
+                let Some(target) = next else { break };
+                chain.push(display(&target));
+                if !seen.insert(target.to_lowercase()) {
+                    return Observation::Answer { chain, values: Vec::new(), end: AnswerEnd::CnameLoop };
+                }
+                if chain.len() > MAX_CNAME_CHAIN {
+                    return Observation::Answer { chain, values: Vec::new(), end: AnswerEnd::ChainTooLong };
+                }
+                current = target;
+            }
+            let definitive = current == start
+                || message.metadata.response_code == ResponseCode::NXDomain
+                || message.authorities.iter().any(|r| r.record_type() == RecordType::SOA);
+            if definitive {
+                let end = if message.metadata.response_code == ResponseCode::NXDomain {
+                    AnswerEnd::NxDomain
+                } else {
+                    AnswerEnd::NoData
+                };
+                return Observation::Answer { chain, values: Vec::new(), end };
+            }
+            // The chain left this server's answer: ask the target's authorities,
+            // staying on the same server when it is one of them.
+            match self.servers_for(&current).await {
+                Ok(servers) if servers.contains(&server) => {}
+                Ok(servers) if !servers.is_empty() => server = servers[0],
+                Ok(_) => return Observation::Failed(format!("no authoritative server for {current}")),
+                Err(e) => return Observation::Failed(e.to_string()),
+            }
+        }
+    }
+
+    /// The authoritative servers for `name`.
+    async fn servers_for(&self, name: &Name) -> Result<Vec<SocketAddr>, LookupError> {
+        match &self.authorities {
+            Authorities::Fixed(servers) => Ok(servers.clone()),
+            Authorities::Discover { resolver, port } => self.discover(*resolver, *port, name).await,
+        }
+    }
+
+    async fn discover(
+        &self,
+        resolver: SocketAddr,
+        port: u16,
+        name: &Name,
+    ) -> Result<Vec<SocketAddr>, LookupError> {
+        let zone = self.zone_of(resolver, name).await?;
+        if let Some((at, servers)) = self.zone_cache.lock().unwrap_or_else(PoisonError::into_inner).get(&zone)
+            && at.elapsed() < AUTHORITY_CACHE_TTL
+        {
+            return Ok(servers.clone());
+        }
+        let ns = self.query(resolver, &zone, RecordType::NS, true).await?;
+        let hosts: Vec<Name> = ns
+            .answers
+            .iter()
+            .filter_map(|r| match &r.data {
+                RData::NS(n) => Some(n.0.clone()),
+                _ => None,
+            })
+            .collect();
+        let mut servers = Vec::new();
+        for host in hosts {
+            for rtype in [RecordType::A, RecordType::AAAA] {
+                if let Ok(m) = self.query(resolver, &host, rtype, true).await {
+                    servers.extend(m.answers.iter().filter_map(|r| match &r.data {
+                        RData::A(a) => Some(SocketAddr::new(IpAddr::V4(a.0), port)),
+                        RData::AAAA(a) => Some(SocketAddr::new(IpAddr::V6(a.0), port)),
+                        _ => None,
+                    }));
+                }
+            }
+        }
+        servers.sort();
+        servers.dedup();
+        if servers.is_empty() {
+            return Err(LookupError::NoAuthority(format!("no NS addresses for {zone}")));
+        }
+        self.zone_cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(zone, (Instant::now(), servers.clone()));
+        Ok(servers)
+    }
+
+    /// The zone that holds `name`: the owner of the SOA the resolver returns
+    /// (in the answer for an apex, in the authority section otherwise).
+    async fn zone_of(&self, resolver: SocketAddr, name: &Name) -> Result<Name, LookupError> {
+        let mut candidate = name.clone();
+        loop {
+            let m = self.query(resolver, &candidate, RecordType::SOA, true).await?;
+            let soa_owner = m
+                .answers
+                .iter()
+                .chain(m.authorities.iter())
+                .find(|r| r.record_type() == RecordType::SOA)
+                .map(|r| r.name.clone());
+            if let Some(zone) = soa_owner {
+                return Ok(zone);
+            }
+            if candidate.is_root() {
+                return Err(LookupError::NoAuthority(format!("no SOA above {name}")));
+            }
+            candidate = candidate.base_name();
+        }
+    }
+}
+
+impl RecordReport {
+    fn with_detail(mut self, detail: &str) -> Self {
+        self.fix = format!("{} ({detail})", self.fix);
+        self
+    }
+}

@@ -215,17 +215,24 @@ impl Checker {
             Expectation::Routing { .. } => RecordType::A,
             _ => RecordType::TXT,
         };
+        // Reaching the expected CNAME target is enough: the delegation target's
+        // own records (the challenge TXT) exist only while a challenge runs.
+        let stop_at = match expectation {
+            Expectation::AcmeDelegation { target, .. } => Some(target.as_str()),
+            Expectation::Routing { cname, .. } => cname.as_deref(),
+            Expectation::OwnershipTxt { .. } => None,
+        };
         let answers = futures_util::future::join_all(servers.iter().map(|server| {
             let name = name.clone();
             async move {
-                let mut observation = self.observe(*server, &name, rtype).await;
+                let mut observation = self.observe(*server, &name, rtype, stop_at).await;
                 // Routing: no A record at the end of the chain → try AAAA.
                 if rtype == RecordType::A
                     && let Observation::Answer { chain, end: AnswerEnd::NoData, .. } = &observation
                 {
                     let last = chain.last().and_then(|c| absolute(c).ok()).unwrap_or_else(|| name.clone());
                     if let Observation::Answer { values, end: AnswerEnd::Records, .. } =
-                        self.observe(*server, &last, RecordType::AAAA).await
+                        self.observe(*server, &last, RecordType::AAAA, stop_at).await
                     {
                         observation =
                             Observation::Answer { chain: chain.clone(), values, end: AnswerEnd::Records };
@@ -245,7 +252,7 @@ impl Checker {
         let name = absolute(name).map_err(|e| LookupError::NoAuthority(e.to_string()))?;
         let servers = self.servers_for(&name).await?;
         for server in servers {
-            match self.observe(server, &name, RecordType::TXT).await {
+            match self.observe(server, &name, RecordType::TXT, None).await {
                 Observation::Answer { values, .. } if values.iter().any(|v| v == value) => {}
                 Observation::Failed(reason) => return Err(LookupError::Network(reason)),
                 Observation::Answer { .. } => return Ok(false),
@@ -265,8 +272,15 @@ impl Checker {
         self.querier.query(server, name, rtype, rd).await
     }
 
-    /// Follows `name`/`rtype` through CNAMEs, starting at `server`.
-    async fn observe(&self, server: SocketAddr, name: &Name, rtype: RecordType) -> Observation {
+    /// Follows `name`/`rtype` through CNAMEs, starting at `server`; stops
+    /// early when the chain reaches `stop_at`.
+    async fn observe(
+        &self,
+        server: SocketAddr,
+        name: &Name,
+        rtype: RecordType,
+        stop_at: Option<&str>,
+    ) -> Observation {
         let mut chain: Vec<String> = Vec::new();
         let mut seen: HashSet<Name> = HashSet::from([name.to_lowercase()]);
         let mut current = name.clone();
@@ -294,6 +308,9 @@ impl Checker {
                 });
                 let Some(target) = next else { break };
                 chain.push(display(&target));
+                if stop_at.is_some_and(|s| s.trim_end_matches('.').eq_ignore_ascii_case(&display(&target))) {
+                    return Observation::Answer { chain, values: Vec::new(), end: AnswerEnd::Records };
+                }
                 if !seen.insert(target.to_lowercase()) {
                     return Observation::Answer { chain, values: Vec::new(), end: AnswerEnd::CnameLoop };
                 }

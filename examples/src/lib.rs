@@ -1,5 +1,8 @@
 //! Runnable programs built on the workspace crates.
 //!
-//! Not implemented yet: the `edge` server and the `dns-check` CLI come with
-//! their issues. Until then, `cargo run -p cert-store --example store_and_list`
-//! is the runnable demo.
+//! - `dns-check`: prints, per hostname and SAN, each expected DNS record,
+//!   what the authoritative servers answer, the status and the fix
+//!   (`cargo run -p examples --bin dns-check -- --help`).
+//!
+//! The `edge` server comes with its issue; until then
+//! `cargo run -p cert-store --example store_and_list` is the runnable demo.

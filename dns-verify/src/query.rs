@@ -1,4 +1,5 @@
-//! Sending one query to one server: hickory's client over UDP, TCP when the
+//! Sending one query to one server: hickory's wire format over a shared,
+//! ID-demultiplexed UDP socket per server, hickory's TCP client when the
 //! answer is truncated, a per-query timeout, no cache.
 
 use std::{
@@ -9,14 +10,12 @@ use std::{
 };
 
 use futures_util::StreamExt;
-use hickory_net::{
-    DnsHandle, NetError, client::Client, runtime::TokioRuntimeProvider, tcp::TcpClientStream,
-    udp::UdpClientStream,
-};
+use hickory_net::{DnsHandle, NetError, client::Client, runtime::TokioRuntimeProvider, tcp::TcpClientStream};
 use hickory_proto::{
-    op::{DnsRequestOptions, Message, Query, ResponseCode},
+    op::{DnsRequestOptions, Edns, Message, Query, ResponseCode},
     rr::{Name, RecordType},
 };
+use tokio::{net::UdpSocket, sync::oneshot, task::JoinHandle};
 
 /// Why a query got no usable answer. Always temporary from the checker's
 /// point of view: it becomes `LookupFailed`, never `Missing`.
@@ -37,35 +36,164 @@ pub enum LookupError {
     NoAuthority(String),
 }
 
-/// A shared, cloneable query engine: one multiplexed UDP client per server.
+/// Queries sent on one UDP socket before it is replaced by a fresh one on a
+/// new OS-chosen port (bounds what an off-path spoofer can learn).
+const QUERIES_PER_SOCKET: u32 = 20_000;
+/// Age after which a UDP socket is replaced.
+const SOCKET_MAX_AGE: Duration = Duration::from_secs(30);
+/// EDNS payload size we advertise (DNS flag day 2020).
+const EDNS_PAYLOAD: u16 = 1232;
+
+type Pending = Arc<Mutex<HashMap<u16, oneshot::Sender<Message>>>>;
+
+/// One connected UDP socket to one server, shared by many concurrent
+/// queries and demultiplexed by message ID. hickory encodes and decodes every
+/// message; this only moves datagrams. The socket is `connect`ed, so the
+/// kernel drops datagrams from any other address.
+struct UdpChannel {
+    socket: Arc<UdpSocket>,
+    pending: Pending,
+    receiver: JoinHandle<()>,
+    born: std::time::Instant,
+    uses: u32,
+}
+
+impl Drop for UdpChannel {
+    fn drop(&mut self) {
+        self.receiver.abort();
+    }
+}
+
+impl UdpChannel {
+    async fn open(server: SocketAddr) -> std::io::Result<Self> {
+        let bind: SocketAddr =
+            if server.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
+        let socket = Arc::new(UdpSocket::bind(bind).await?);
+        socket.connect(server).await?;
+        let pending: Pending = Arc::default();
+        let receiver = tokio::spawn(Self::receive(Arc::clone(&socket), Arc::clone(&pending)));
+        Ok(Self { socket, pending, receiver, born: std::time::Instant::now(), uses: 0 })
+    }
+
+    /// Hands each answer to the query waiting for its ID; drops the rest
+    /// (late answers, garbage: a peer's bytes never panic us).
+    async fn receive(socket: Arc<UdpSocket>, pending: Pending) {
+        let mut buf = vec![0u8; 65_535];
+        loop {
+            // Errors (an ICMP "port unreachable" surfaces as ConnectionRefused)
+            // are not fatal: the waiters resend once and then time out.
+            let Ok(len) = socket.recv(&mut buf).await else { continue };
+            let Ok(message) = Message::from_vec(&buf[..len]) else { continue };
+            let waiter = pending.lock().unwrap_or_else(PoisonError::into_inner).remove(&message.metadata.id);
+            if let Some(waiter) = waiter {
+                let _ = waiter.send(message);
+            }
+        }
+    }
+
+    fn is_fresh(&self) -> bool {
+        self.uses < QUERIES_PER_SOCKET && self.born.elapsed() < SOCKET_MAX_AGE && !self.receiver.is_finished()
+    }
+}
+
+/// A shared, cloneable query engine: per server one [`UdpChannel`], rotated
+/// every [`QUERIES_PER_SOCKET`] queries or [`SOCKET_MAX_AGE`]; TCP (hickory's
+/// client) when an answer is truncated.
 #[derive(Clone)]
 pub(crate) struct Querier {
     timeout: Duration,
-    clients: Arc<Mutex<HashMap<SocketAddr, Client<TokioRuntimeProvider>>>>,
+    channels: Arc<Mutex<HashMap<SocketAddr, UdpChannel>>>,
 }
 
 impl Querier {
     pub(crate) fn new(timeout: Duration) -> Self {
-        Self { timeout, clients: Arc::default() }
+        Self { timeout, channels: Arc::default() }
     }
 
-    fn udp_client(&self, server: SocketAddr) -> Client<TokioRuntimeProvider> {
-        let mut clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
-        clients
-            .entry(server)
-            .or_insert_with(|| {
-                let stream = UdpClientStream::builder(server, TokioRuntimeProvider::default())
-                    .with_timeout(Some(self.timeout))
-                    .build();
-                let (client, background) = Client::<TokioRuntimeProvider>::from_sender(stream);
-                tokio::spawn(background);
-                client
-            })
-            .clone()
+    async fn channel(&self, server: SocketAddr) -> Result<(Arc<UdpSocket>, Pending), LookupError> {
+        {
+            let mut channels = self.channels.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(channel) = channels.get_mut(&server)
+                && channel.is_fresh()
+            {
+                channel.uses += 1;
+                return Ok((Arc::clone(&channel.socket), Arc::clone(&channel.pending)));
+            }
+        }
+        let channel = UdpChannel::open(server).await.map_err(|e| LookupError::Network(e.to_string()))?;
+        let mut channels = self.channels.lock().unwrap_or_else(PoisonError::into_inner);
+        // Another query may have opened one meanwhile: use the fresh one.
+        if let Some(existing) = channels.get_mut(&server)
+            && existing.is_fresh()
+        {
+            existing.uses += 1;
+            return Ok((Arc::clone(&existing.socket), Arc::clone(&existing.pending)));
+        }
+        let handles = (Arc::clone(&channel.socket), Arc::clone(&channel.pending));
+        // A replaced (stale) channel keeps answering its in-flight queries
+        // until the last of them is done.
+        if let Some(old) = channels.insert(server, channel) {
+            tokio::spawn(async move {
+                tokio::time::sleep(SOCKET_MAX_AGE).await;
+                drop(old);
+            });
+        }
+        Ok(handles)
     }
 
-    fn forget(&self, server: SocketAddr) {
-        self.clients.lock().unwrap_or_else(PoisonError::into_inner).remove(&server);
+    async fn query_udp(
+        &self,
+        server: SocketAddr,
+        query: &Query,
+        recursion: bool,
+    ) -> Result<Message, LookupError> {
+        let (socket, pending) = self.channel(server).await?;
+        let (tx, rx) = oneshot::channel();
+        let id = {
+            let mut pending = pending.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut id: u16 = rand::random();
+            while pending.contains_key(&id) {
+                id = rand::random();
+            }
+            pending.insert(id, tx);
+            id
+        };
+        let mut request = Message::query();
+        request.metadata.id = id;
+        request.metadata.recursion_desired = recursion;
+        request.queries.push(query.clone());
+        let mut edns = Edns::new();
+        edns.set_max_payload(EDNS_PAYLOAD);
+        request.edns = Some(edns);
+        let forget = || pending.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
+        let bytes = request.to_vec().map_err(|e| {
+            forget();
+            LookupError::Network(e.to_string())
+        })?;
+        // A send error is usually an earlier ICMP "port unreachable" reported
+        // late on this shared socket: treat it like a lost datagram.
+        if let Err(e) = socket.send(&bytes).await {
+            tracing::debug!(%server, error = %e, "send failed; will resend once");
+        }
+        // One resend at half the timeout covers a lost datagram.
+        let mut rx = rx;
+        let half = self.timeout / 2;
+        let answer = match tokio::time::timeout(half, &mut rx).await {
+            Ok(answer) => Ok(answer),
+            Err(_) => {
+                let _ = socket.send(&bytes).await;
+                tokio::time::timeout(self.timeout - half, &mut rx).await
+            }
+        };
+        match answer {
+            Ok(Ok(answer)) if answer.queries.first().is_some_and(|q| same_question(q, query)) => Ok(answer),
+            Ok(Ok(_)) => Err(LookupError::Network("answer for another question".into())),
+            Ok(Err(_)) => Err(LookupError::Network("socket closed".into())),
+            Err(_) => {
+                forget();
+                Err(LookupError::Timeout(self.timeout))
+            }
+        }
     }
 
     /// Sends `name`/`rtype` to `server` with RD set to `recursion`. NXDOMAIN
@@ -81,16 +209,7 @@ impl Querier {
         options.recursion_desired = recursion;
         options.use_edns = true;
         let query = Query::query(name.clone(), rtype);
-        let client = self.udp_client(server);
-        let message = match self.first(client.lookup(query.clone(), options)).await {
-            Ok(m) => m,
-            Err(e) => {
-                if !matches!(e, LookupError::Timeout(_)) {
-                    self.forget(server);
-                }
-                return Err(e);
-            }
-        };
+        let message = self.query_udp(server, &query, recursion).await?;
         let message =
             if message.metadata.truncation { self.query_tcp(server, query, options).await? } else { message };
         match message.metadata.response_code {
@@ -135,6 +254,11 @@ impl Querier {
             Ok(Some(Ok(response))) => Ok(response.into_message()),
         }
     }
+}
+
+/// Servers may change the case of the question: compare case-insensitively.
+fn same_question(a: &Query, b: &Query) -> bool {
+    a.query_type() == b.query_type() && a.name().to_lowercase() == b.name().to_lowercase()
 }
 
 fn net_error(e: NetError, timeout: Duration) -> LookupError {

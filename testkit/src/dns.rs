@@ -147,7 +147,7 @@ impl DnsServer {
             if log.contains("not loaded due to errors") {
                 return Err(TestkitError::NotReady { server: "named", seconds: 0, detail: log });
             }
-            if log.contains("running") {
+            if log.contains("running") && self.answers_queries() {
                 return Ok(());
             }
             if let Some(child) = self.child.as_mut()
@@ -166,6 +166,15 @@ impl DnsServer {
             seconds: 30,
             detail: std::fs::read_to_string(&self.log_path).unwrap_or_default(),
         })
+    }
+
+    /// Whether a UDP query (`. SOA`) gets any answer right now.
+    fn answers_queries(&self) -> bool {
+        const ROOT_SOA_QUERY: [u8; 17] = [0x12, 0x34, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 6, 0, 1];
+        let Ok(socket) = std::net::UdpSocket::bind("127.0.0.1:0") else { return false };
+        let _ = socket.set_read_timeout(Some(Duration::from_millis(200)));
+        let mut buf = [0u8; 512];
+        socket.send_to(&ROOT_SOA_QUERY, self.addr()).is_ok() && socket.recv(&mut buf).is_ok_and(|n| n >= 12)
     }
 
     /// The port on 127.0.0.1.

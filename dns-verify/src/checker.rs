@@ -186,7 +186,31 @@ impl Checker {
     /// Checks each expectation on every authoritative server, concurrently
     /// (bounded by the builder's `max_concurrency`), in input order.
     pub async fn check(&self, expectations: &[Expectation]) -> Vec<RecordReport> {
-        futures_util::future::join_all(expectations.iter().map(|e| self.check_one(e))).await
+        /// Expectations per task: large batches are spread over the runtime's
+        /// worker threads, small ones stay on the caller's task.
+        const BATCH: usize = 512;
+        if expectations.len() <= BATCH {
+            return futures_util::future::join_all(expectations.iter().map(|e| self.check_one(e))).await;
+        }
+        let tasks: Vec<_> = expectations
+            .chunks(BATCH)
+            .map(|chunk| {
+                let (checker, chunk) = (self.clone(), chunk.to_vec());
+                tokio::spawn(async move {
+                    futures_util::future::join_all(chunk.iter().map(|e| checker.check_one(e))).await
+                })
+            })
+            .collect();
+        let mut out = Vec::with_capacity(expectations.len());
+        for (task, chunk) in tasks.into_iter().zip(expectations.chunks(BATCH)) {
+            match task.await {
+                Ok(reports) => out.extend(reports),
+                Err(join) => out.extend(chunk.iter().map(|e| {
+                    aggregate(e, Vec::new(), OffsetDateTime::now_utc()).with_detail(&join.to_string())
+                })),
+            }
+        }
+        out
     }
 
     /// Checks one expectation.
@@ -282,7 +306,7 @@ impl Checker {
         stop_at: Option<&str>,
     ) -> Observation {
         let mut chain: Vec<String> = Vec::new();
-        let mut seen: HashSet<Name> = HashSet::from([name.to_lowercase()]);
+        let mut seen: HashSet<Name> = HashSet::from([name.clone()]);
         let mut current = name.clone();
         let mut server = server;
         loop {
@@ -296,14 +320,14 @@ impl Checker {
                 let values: Vec<String> = message
                     .answers
                     .iter()
-                    .filter(|r| r.name.to_lowercase() == current.to_lowercase() && r.record_type() == rtype)
+                    .filter(|r| r.name == current && r.record_type() == rtype)
                     .filter_map(|r| value_of(&r.data))
                     .collect();
                 if !values.is_empty() {
                     return Observation::Answer { chain, values, end: AnswerEnd::Records };
                 }
                 let next = message.answers.iter().find_map(|r| match &r.data {
-                    RData::CNAME(c) if r.name.to_lowercase() == current.to_lowercase() => Some(c.0.clone()),
+                    RData::CNAME(c) if r.name == current => Some(c.0.clone()),
                     _ => None,
                 });
                 let Some(target) = next else { break };
@@ -311,7 +335,7 @@ impl Checker {
                 if stop_at.is_some_and(|s| s.trim_end_matches('.').eq_ignore_ascii_case(&display(&target))) {
                     return Observation::Answer { chain, values: Vec::new(), end: AnswerEnd::Records };
                 }
-                if !seen.insert(target.to_lowercase()) {
+                if !seen.insert(target.clone()) {
                     return Observation::Answer { chain, values: Vec::new(), end: AnswerEnd::CnameLoop };
                 }
                 if chain.len() > MAX_CNAME_CHAIN {

@@ -258,7 +258,7 @@ impl Querier {
 
 /// Servers may change the case of the question: compare case-insensitively.
 fn same_question(a: &Query, b: &Query) -> bool {
-    a.query_type() == b.query_type() && a.name().to_lowercase() == b.name().to_lowercase()
+    a.query_type() == b.query_type() && a.name() == b.name()
 }
 
 fn net_error(e: NetError, timeout: Duration) -> LookupError {

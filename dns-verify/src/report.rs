@@ -138,11 +138,19 @@ impl SanReport {
     #[must_use]
     pub fn group(records: Vec<RecordReport>) -> Vec<SanReport> {
         let mut out: Vec<SanReport> = Vec::new();
+        let mut position: std::collections::HashMap<Hostname, usize> = std::collections::HashMap::new();
         for record in records {
-            let host = record.expectation.host().clone();
-            match out.iter_mut().find(|s| s.host == host) {
-                Some(san) => san.records.push(record),
-                None => out.push(SanReport { host, status: SanStatus::Pending, records: vec![record] }),
+            let host = record.expectation.host();
+            match position.get(host) {
+                Some(&i) => out[i].records.push(record),
+                None => {
+                    position.insert(host.clone(), out.len());
+                    out.push(SanReport {
+                        host: host.clone(),
+                        status: SanStatus::Pending,
+                        records: vec![record],
+                    });
+                }
             }
         }
         for san in &mut out {

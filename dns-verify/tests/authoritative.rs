@@ -51,6 +51,11 @@ fn customer_zone(req: &Requirements, ownership_valid: bool) -> Zone {
         t("valid"),
         t("chain"),
     );
+    // 12 TXT strings of 200 bytes: larger than a 1232-byte UDP answer.
+    for i in 0..12 {
+        records.push_str(&format!("_customdomain-challenge.big TXT \"{}{i:02}\"\n", "x".repeat(198)));
+    }
+    records.push_str("_customdomain-challenge.big TXT \"tok-big\"\n");
     if ownership_valid {
         records.push_str("_customdomain-challenge.valid TXT \"tok-valid\"\n");
     }
@@ -300,4 +305,13 @@ async fn drift_lists_changed_records_but_not_failed_lookups() {
     let sink = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let unreachable = checker(&[sink.local_addr().unwrap()]);
     assert!(drift(&good, &unreachable.check(&expectations).await).is_empty());
+}
+
+#[tokio::test]
+async fn truncated_udp_answers_are_retried_over_tcp() {
+    let dns = start(true);
+    let c = checker(&[dns.addr()]);
+    let r = status_of(&c, ownership("big", "tok-big")).await;
+    assert_eq!(r.status, RecordStatus::Valid, "{r:#?}");
+    assert_eq!(r.observed.len(), 13, "all TXT strings arrive over TCP");
 }

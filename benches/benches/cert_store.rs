@@ -37,6 +37,23 @@ fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime")
 }
 
+/// Loads names spread over the whole store, one per iteration.
+fn bench_load<S: Storage>(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    rt: &tokio::runtime::Runtime,
+    label: &str,
+    store: &CertStore<S>,
+) {
+    let mut i = 0;
+    group.bench_function(label, |b| {
+        b.to_async(rt).iter(|| {
+            i = (i + 7919) % STORED;
+            let n = name(i);
+            async move { black_box(store.load(&n).await.expect("load").expect("present")) }
+        });
+    });
+}
+
 fn load_by_name(c: &mut Criterion) {
     let rt = runtime();
     let record = bundle_record();
@@ -48,16 +65,7 @@ fn load_by_name(c: &mut Criterion) {
             memory.put(&Key::new(format!("certs/{}", name(i))).expect("key"), &record).await.expect("put");
         }
     });
-    let store = CertStore::new(Arc::clone(&memory));
-    let mut i = 0;
-    group.bench_function("memory", |b| {
-        b.to_async(&rt).iter(|| {
-            i = (i + 7919) % STORED;
-            let n = name(i);
-            let store = &store;
-            async move { black_box(store.load(&n).await.expect("load").expect("present")) }
-        });
-    });
+    bench_load(&mut group, &rt, "memory", &CertStore::new(Arc::clone(&memory)));
 
     // The filesystem layout written directly (setup speed), read through FileStorage.
     let dir = tempfile::tempdir().expect("tempdir");
@@ -67,14 +75,7 @@ fn load_by_name(c: &mut Criterion) {
         std::fs::write(certs.join(name(i)), &record).expect("write");
     }
     let store = CertStore::new(Arc::new(FileStorage::new(dir.path()).expect("file storage")));
-    group.bench_function("filesystem", |b| {
-        b.to_async(&rt).iter(|| {
-            i = (i + 7919) % STORED;
-            let n = name(i);
-            let store = &store;
-            async move { black_box(store.load(&n).await.expect("load").expect("present")) }
-        });
-    });
+    bench_load(&mut group, &rt, "filesystem", &store);
     group.finish();
 }
 

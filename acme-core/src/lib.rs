@@ -1,4 +1,27 @@
-//! ACME issuance, renewal and certificate lifecycle on top of `cert-store`.
+//! ACME issuance, renewal and the certificate lifecycle, on top of
+//! `cert-store` and `dns-verify`.
 //!
-//! Not implemented yet: this crate is reserved for the `acme-core` part of the
-//! design (issuers, challenge solvers, `CertManager`). It exports nothing so far.
+//! Work in progress (issue #5). Available now, each with tests:
+//! - [`IssueError`] with its [`ErrorClass`]es, mapped from ACME problem
+//!   documents, and [`RetryPolicy`] deciding what happens after each failure;
+//! - [`RenewalPolicy`]: when to renew, when to warn about self-managed
+//!   certificates (never renewed);
+//! - [`DomainState`]: the custom-domain lifecycle as a transition table;
+//! - [`Event`], [`EventSink`] and the per-hostname [`ActivityLog`].
+//!
+//! Still to come: issuers (`AcmeIssuer` on instant-acme, `LocalCaIssuer`),
+//! challenge solvers, `CertManager`.
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+mod error;
+mod events;
+mod lifecycle;
+mod renewal;
+mod retry;
+
+pub use error::{ErrorClass, IssueError, RetryDecision};
+pub use events::{ACTIVITY_LOG_LIMIT, ActivityLog, Event, EventKind, EventSink};
+pub use lifecycle::{DomainState, InvalidTransition, TRANSITIONS};
+pub use renewal::{RenewalAction, RenewalPolicy};
+pub use retry::RetryPolicy;

@@ -16,12 +16,16 @@
 
 mod error;
 mod events;
+mod issuer;
 mod lifecycle;
+mod local_ca;
 mod renewal;
 mod retry;
 
 pub use error::{ErrorClass, IssueError, RetryDecision};
 pub use events::{ACTIVITY_LOG_LIMIT, ActivityLog, Event, EventKind, EventSink};
+pub use issuer::{CertRequest, Issuer, KeyAlgorithm};
 pub use lifecycle::{DomainState, InvalidTransition, TRANSITIONS};
+pub use local_ca::LocalCaIssuer;
 pub use renewal::{RenewalAction, RenewalPolicy};
 pub use retry::RetryPolicy;

@@ -1,5 +1,5 @@
 //! Real peers for tests, started on 127.0.0.1 with free ports and stopped on drop:
-//! PostgreSQL ([`PostgresServer`]) and BIND ([`DnsServer`]).
+//! PostgreSQL ([`PostgresServer`]), BIND ([`DnsServer`]) and pebble ([`PebbleServer`]).
 //!
 //! Every server runs in its own temporary directory. A missing binary is a
 //! [`TestkitError::MissingBinary`] that names the Debian package to install
@@ -7,11 +7,13 @@
 
 mod dns;
 mod error;
+mod pebble;
 mod ports;
 mod postgres;
 mod process;
 
 pub use dns::{DnsServer, DnsServerBuilder, TSIG_KEY_NAME, Zone};
 pub use error::TestkitError;
+pub use pebble::{PebbleBuilder, PebbleServer};
 pub use ports::free_port;
 pub use postgres::PostgresServer;

@@ -1,0 +1,79 @@
+//! The [`Issuer`] trait: turns a certificate request into a certificate.
+
+use async_trait::async_trait;
+use cert_store::CertBundle;
+use serde::{Deserialize, Serialize};
+
+use crate::IssueError;
+
+/// The key algorithm of a new certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum KeyAlgorithm {
+    /// ECDSA P-256 (default: small, fast handshakes).
+    #[default]
+    EcdsaP256,
+    /// ECDSA P-384.
+    EcdsaP384,
+}
+
+/// What to issue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertRequest {
+    /// The SANs, first = primary name (wildcards allowed as `*.example.com`).
+    pub names: Vec<String>,
+    /// The key algorithm.
+    #[serde(default)]
+    pub key: KeyAlgorithm,
+}
+
+impl CertRequest {
+    /// A request for `names` with the default key.
+    ///
+    /// ```
+    /// let req = acme_core::CertRequest::new(["shop.example.com", "www.shop.example.com"]);
+    /// assert_eq!(req.primary(), Some("shop.example.com"));
+    /// ```
+    pub fn new<I, S>(names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self {
+            names: names.into_iter().map(|n| n.into().trim_end_matches('.').to_ascii_lowercase()).collect(),
+            key: KeyAlgorithm::default(),
+        }
+    }
+
+    /// The primary (first) name.
+    #[must_use]
+    pub fn primary(&self) -> Option<&str> {
+        self.names.first().map(String::as_str)
+    }
+
+    /// Checks that there is at least one name and each is a valid hostname.
+    ///
+    /// # Errors
+    /// [`IssueError::NoSan`] or [`IssueError::ValidationFailed`] for an invalid name.
+    pub fn validate(&self) -> Result<(), IssueError> {
+        if self.names.is_empty() {
+            return Err(IssueError::NoSan);
+        }
+        for name in &self.names {
+            cert_store::hostname::canonical_hostname(name)
+                .map_err(|e| IssueError::ValidationFailed { detail: format!("{name}: {e}") })?;
+        }
+        Ok(())
+    }
+}
+
+/// Something that issues certificates: an ACME CA, the local CA, a test double.
+#[async_trait]
+pub trait Issuer: Send + Sync {
+    /// Issues a certificate for `request`.
+    async fn issue(&self, request: &CertRequest) -> Result<CertBundle, IssueError>;
+
+    /// A short name for logs and events (`acme:<directory>`, `local-ca`).
+    fn name(&self) -> String;
+}

@@ -1,0 +1,64 @@
+//! The local CA: issued chains verify with webpki against its root; one CA per store.
+
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+use std::sync::Arc;
+
+use acme_core::{CertRequest, IssueError, Issuer, LocalCaIssuer};
+use cert_store::{CertBundle, MemoryStorage, Provenance};
+use rustls::{
+    RootCertStore,
+    client::{WebPkiServerVerifier, danger::ServerCertVerifier},
+};
+use rustls_pki_types::{CertificateDer, ServerName, UnixTime, pem::PemObject};
+
+/// Verifies `bundle`'s chain for `name` against `root_pem` with webpki.
+fn verify(bundle: &CertBundle, root_pem: &str, name: &str) -> Result<(), rustls::Error> {
+    let mut roots = RootCertStore::empty();
+    roots.add(CertificateDer::from_pem_slice(root_pem.as_bytes()).unwrap()).unwrap();
+    let verifier = WebPkiServerVerifier::builder_with_provider(
+        Arc::new(roots),
+        Arc::new(rustls::crypto::ring::default_provider()),
+    )
+    .build()
+    .unwrap();
+    let chain = bundle.chain_der().unwrap();
+    verifier
+        .verify_server_cert(
+            &chain[0],
+            &chain[1..],
+            &ServerName::try_from(name.to_owned()).unwrap(),
+            &[],
+            UnixTime::now(),
+        )
+        .map(|_| ())
+}
+
+#[tokio::test]
+async fn issues_chains_that_verify_and_keeps_one_ca_per_store() {
+    let storage = Arc::new(MemoryStorage::new());
+    let ca = LocalCaIssuer::new(Arc::clone(&storage));
+    let bundle = ca.issue(&CertRequest::new(["shop.example.com", "*.shop.example.com"])).await.unwrap();
+    assert_eq!(bundle.meta().provenance, Provenance::LocalCa);
+    assert_eq!(bundle.meta().names, ["shop.example.com", "*.shop.example.com"]);
+    let root = ca.root_pem().await.unwrap();
+    verify(&bundle, &root, "shop.example.com").unwrap();
+    verify(&bundle, &root, "a.shop.example.com").unwrap();
+    assert!(verify(&bundle, &root, "other.example.com").is_err());
+
+    // A second issuer on the same store (another process) signs with the same CA.
+    let again = LocalCaIssuer::new(Arc::clone(&storage));
+    assert_eq!(again.root_pem().await.unwrap(), root);
+    let other = again.issue(&CertRequest::new(["x.example.com"])).await.unwrap();
+    verify(&other, &root, "x.example.com").unwrap();
+}
+
+#[tokio::test]
+async fn bad_requests_are_typed() {
+    let ca = LocalCaIssuer::new(Arc::new(MemoryStorage::new()));
+    assert_eq!(ca.issue(&CertRequest::new(Vec::<String>::new())).await.unwrap_err(), IssueError::NoSan);
+    assert!(matches!(
+        ca.issue(&CertRequest::new(["bad_name.example.com"])).await.unwrap_err(),
+        IssueError::ValidationFailed { .. }
+    ));
+}

@@ -14,6 +14,7 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+mod acme;
 mod error;
 mod events;
 mod issuer;
@@ -21,7 +22,9 @@ mod lifecycle;
 mod local_ca;
 mod renewal;
 mod retry;
+mod solver;
 
+pub use acme::AcmeIssuer;
 pub use error::{ErrorClass, IssueError, RetryDecision};
 pub use events::{ACTIVITY_LOG_LIMIT, ActivityLog, Event, EventKind, EventSink};
 pub use issuer::{CertRequest, Issuer, KeyAlgorithm};
@@ -29,3 +32,4 @@ pub use lifecycle::{DomainState, InvalidTransition, TRANSITIONS};
 pub use local_ca::LocalCaIssuer;
 pub use renewal::{RenewalAction, RenewalPolicy};
 pub use retry::RetryPolicy;
+pub use solver::{ChallengeKind, ChallengeResponses, Dns01Solver};

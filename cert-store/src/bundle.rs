@@ -137,6 +137,19 @@ impl CertBundle {
         Ok(Self { chain_pem: chain_pem.to_owned(), key_pem: key_pem.to_owned(), meta })
     }
 
+    /// The same bundle with `name` moved to the front of
+    /// [`CertMeta::names`] (CAs may list SANs in any order; the first name is
+    /// the one the bundle is stored under). Unchanged if `name` is not a SAN.
+    #[must_use]
+    pub fn with_primary_name(mut self, name: &str) -> Self {
+        let name = name.trim_end_matches('.').to_ascii_lowercase();
+        if let Some(i) = self.meta.names.iter().position(|n| *n == name) {
+            let primary = self.meta.names.remove(i);
+            self.meta.names.insert(0, primary);
+        }
+        self
+    }
+
     /// The chain, leaf first, as PEM.
     #[must_use]
     pub fn chain_pem(&self) -> &str {

@@ -285,6 +285,23 @@ impl Checker {
         Ok(true)
     }
 
+    /// The TXT values each authoritative server returns for `name` (CNAMEs
+    /// followed), per server.
+    ///
+    /// # Errors
+    /// When the authorities cannot be found or a server fails to answer.
+    pub async fn txt_values(&self, name: &str) -> Result<Vec<(SocketAddr, Vec<String>)>, LookupError> {
+        let name = absolute(name).map_err(|e| LookupError::NoAuthority(e.to_string()))?;
+        let mut out = Vec::new();
+        for server in self.servers_for(&name).await? {
+            match self.observe(server, &name, RecordType::TXT, None).await {
+                Observation::Answer { values, .. } => out.push((server, values)),
+                Observation::Failed(reason) => return Err(LookupError::Network(reason)),
+            }
+        }
+        Ok(out)
+    }
+
     async fn query(
         &self,
         server: SocketAddr,

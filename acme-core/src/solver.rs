@@ -1,0 +1,204 @@
+//! Challenge solvers: where the answers to the CA's challenges are published.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, PoisonError, RwLock},
+    time::Duration,
+};
+
+use dns_verify::{
+    Checker, DnsProvider, DnsRecord, Expectation, Hostname, RecordStatus, Requirements, wait_for_propagation,
+};
+use rustls::sign::CertifiedKey;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+
+use crate::IssueError;
+
+/// Which challenge an issuer answers for non-wildcard names (wildcards
+/// always use DNS-01).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum ChallengeKind {
+    /// HTTP-01 on port 80 (served by sni-proxy from [`ChallengeResponses`]).
+    #[default]
+    Http01,
+    /// TLS-ALPN-01 on port 443 (served by sni-proxy from [`ChallengeResponses`]).
+    TlsAlpn01,
+    /// DNS-01 through the `_acme-challenge` CNAME delegation ([`Dns01Solver`]).
+    Dns01,
+}
+
+/// The answers currently published for HTTP-01 (token → key authorization)
+/// and TLS-ALPN-01 (hostname → challenge certificate). Cheap to clone and
+/// share with the listeners that serve them.
+#[derive(Clone, Default)]
+pub struct ChallengeResponses {
+    http01: Arc<RwLock<HashMap<String, String>>>,
+    tls_alpn01: Arc<RwLock<HashMap<String, Arc<CertifiedKey>>>>,
+}
+
+impl std::fmt::Debug for ChallengeResponses {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChallengeResponses").finish_non_exhaustive()
+    }
+}
+
+impl ChallengeResponses {
+    /// The key authorization to serve at `/.well-known/acme-challenge/<token>`.
+    #[must_use]
+    pub fn http01(&self, token: &str) -> Option<String> {
+        self.http01.read().unwrap_or_else(PoisonError::into_inner).get(token).cloned()
+    }
+
+    /// The challenge certificate to present for `hostname` under ALPN `acme-tls/1`.
+    #[must_use]
+    pub fn tls_alpn01(&self, hostname: &str) -> Option<Arc<CertifiedKey>> {
+        self.tls_alpn01
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&hostname.to_ascii_lowercase())
+            .cloned()
+    }
+
+    pub(crate) fn publish_http01(&self, token: &str, key_authorization: &str) {
+        self.http01
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(token.to_owned(), key_authorization.to_owned());
+    }
+
+    pub(crate) fn remove_http01(&self, token: &str) {
+        self.http01.write().unwrap_or_else(PoisonError::into_inner).remove(token);
+    }
+
+    pub(crate) fn publish_tls_alpn01(&self, hostname: &str, digest: &[u8]) -> Result<(), IssueError> {
+        let cert = tls_alpn01_certificate(hostname, digest)?;
+        self.tls_alpn01
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(hostname.to_ascii_lowercase(), Arc::new(cert));
+        Ok(())
+    }
+
+    pub(crate) fn remove_tls_alpn01(&self, hostname: &str) {
+        self.tls_alpn01
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&hostname.to_ascii_lowercase());
+    }
+}
+
+/// A self-signed certificate for `hostname` carrying the critical
+/// acmeIdentifier extension (RFC 8737). Built with `CertifiedKey::new`:
+/// `from_der` would reject it.
+fn tls_alpn01_certificate(hostname: &str, digest: &[u8]) -> Result<CertifiedKey, IssueError> {
+    let fail = |e: String| IssueError::CaUnavailable(format!("TLS-ALPN-01 certificate: {e}"));
+    let key = rcgen::KeyPair::generate().map_err(|e| fail(e.to_string()))?;
+    let mut params =
+        rcgen::CertificateParams::new(vec![hostname.to_owned()]).map_err(|e| fail(e.to_string()))?;
+    params.custom_extensions = vec![rcgen::CustomExtension::new_acme_identifier(digest)];
+    let cert = params.self_signed(&key).map_err(|e| fail(e.to_string()))?;
+    let key_der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+    let signing_key = rustls::crypto::ring::default_provider()
+        .key_provider
+        .load_private_key(key_der)
+        .map_err(|e| fail(e.to_string()))?;
+    Ok(CertifiedKey::new(vec![CertificateDer::from(cert.der().to_vec())], signing_key))
+}
+
+/// DNS-01 through CNAME delegation: `_acme-challenge.<host>` is a CNAME
+/// (created once by the customer) into a zone the platform controls, where
+/// this solver writes the TXT value through a [`DnsProvider`], waits until
+/// every authoritative server serves it, and removes it afterwards.
+#[derive(Clone)]
+pub struct Dns01Solver {
+    provider: Arc<dyn DnsProvider>,
+    checker: Checker,
+    requirements: Requirements,
+    propagation_timeout: Duration,
+}
+
+impl std::fmt::Debug for Dns01Solver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dns01Solver")
+            .field("delegation_zone", &self.requirements.delegation_zone)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Dns01Solver {
+    /// A solver writing through `provider` into `requirements.delegation_zone`,
+    /// checking with `checker`.
+    pub fn new(provider: Arc<dyn DnsProvider>, checker: Checker, requirements: Requirements) -> Self {
+        Self { provider, checker, requirements, propagation_timeout: Duration::from_secs(120) }
+    }
+
+    /// How long to wait for the TXT record to reach every authoritative
+    /// server (default 120 s).
+    #[must_use]
+    pub fn with_propagation_timeout(mut self, timeout: Duration) -> Self {
+        self.propagation_timeout = timeout;
+        self
+    }
+
+    /// The name the TXT is written at for `name` (a SAN, wildcard or not).
+    ///
+    /// # Errors
+    /// [`IssueError::ValidationFailed`] for an invalid name.
+    pub fn txt_name(&self, name: &str) -> Result<String, IssueError> {
+        let host = Hostname::parse(name)
+            .map_err(|e| IssueError::ValidationFailed { detail: format!("{name}: {e}") })?;
+        Ok(self.requirements.delegation_target(&host))
+    }
+
+    /// Checks the delegation CNAME of every name before contacting the CA:
+    /// leftover TXT records → [`IssueError::TxtConflict`], missing or wrong
+    /// CNAME → [`IssueError::CnameNotFound`], lookup failure → [`IssueError::DnsFetch`].
+    ///
+    /// # Errors
+    /// The first problem found.
+    pub async fn preflight(&self, names: &[String]) -> Result<(), IssueError> {
+        let mut expectations = Vec::new();
+        for name in names {
+            let host = Hostname::parse(name)
+                .map_err(|e| IssueError::ValidationFailed { detail: format!("{name}: {e}") })?;
+            let target = self.requirements.delegation_target(&host);
+            expectations.push(Expectation::AcmeDelegation { host, target });
+        }
+        for report in self.checker.check(&expectations).await {
+            let name = report.expectation.host().to_string();
+            match report.status {
+                RecordStatus::Valid => {}
+                RecordStatus::Duplicate => {
+                    return Err(IssueError::TxtConflict { name, records: report.observed });
+                }
+                RecordStatus::LookupFailed => return Err(IssueError::DnsFetch(report.fix)),
+                _ => return Err(IssueError::CnameNotFound { name }),
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the TXT for `name` and waits until every authoritative server has it.
+    ///
+    /// # Errors
+    /// [`IssueError::DnsFetch`] when the write fails or does not propagate in time.
+    pub async fn present(&self, name: &str, value: &str) -> Result<(), IssueError> {
+        let record = DnsRecord::txt(&self.txt_name(name)?, value);
+        self.provider
+            .create(&record)
+            .await
+            .map_err(|e| IssueError::DnsFetch(format!("writing {}: {e}", record.name)))?;
+        wait_for_propagation(&self.checker, &record, self.propagation_timeout)
+            .await
+            .map_err(|e| IssueError::DnsFetch(e.to_string()))
+    }
+
+    /// Removes the TXT written by [`present`](Self::present); failures are logged.
+    pub async fn cleanup(&self, name: &str, value: &str) {
+        let Ok(txt_name) = self.txt_name(name) else { return };
+        if let Err(e) = self.provider.delete(&DnsRecord::txt(&txt_name, value)).await {
+            tracing::warn!(record = %txt_name, error = %e, "could not remove a DNS-01 TXT record");
+        }
+    }
+}

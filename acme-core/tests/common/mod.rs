@@ -1,0 +1,112 @@
+//! Shared test helpers: chain verification, challenge responders, peers.
+
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::{net::SocketAddr, sync::Arc};
+
+use acme_core::ChallengeResponses;
+use cert_store::CertBundle;
+use rustls::{
+    RootCertStore,
+    client::{WebPkiServerVerifier, danger::ServerCertVerifier},
+};
+use rustls_pki_types::{CertificateDer, ServerName, UnixTime, pem::PemObject};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Verifies `bundle`'s chain for `name` against `root_pem` with webpki.
+pub fn verify(bundle: &CertBundle, root_pem: &str, name: &str) -> Result<(), rustls::Error> {
+    let mut roots = RootCertStore::empty();
+    for root in CertificateDer::pem_slice_iter(root_pem.as_bytes()) {
+        roots.add(root.unwrap()).unwrap();
+    }
+    let verifier = WebPkiServerVerifier::builder_with_provider(
+        Arc::new(roots),
+        Arc::new(rustls::crypto::ring::default_provider()),
+    )
+    .build()
+    .unwrap();
+    let chain = bundle.chain_der().unwrap();
+    verifier
+        .verify_server_cert(
+            &chain[0],
+            &chain[1..],
+            &ServerName::try_from(name.to_owned()).unwrap(),
+            &[],
+            UnixTime::now(),
+        )
+        .map(|_| ())
+}
+
+/// A minimal HTTP-01 responder on `addr` serving `responses` (sni-proxy
+/// serves them in production).
+pub async fn serve_http01(addr: SocketAddr, responses: ChallengeResponses) -> tokio::task::JoinHandle<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else { continue };
+            let responses = responses.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let mut len = 0;
+                while len < buf.len() {
+                    match stream.read(&mut buf[len..]).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => len += n,
+                    }
+                    if buf[..len].windows(4).any(|w| w == b"\r\n\r\n") {
+                        break;
+                    }
+                }
+                let request = String::from_utf8_lossy(&buf[..len]);
+                let path = request.split_whitespace().nth(1).unwrap_or("");
+                let answer =
+                    path.strip_prefix("/.well-known/acme-challenge/").and_then(|t| responses.http01(t));
+                let response = match answer {
+                    Some(body) => format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    ),
+                    None => {
+                        "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_owned()
+                    }
+                };
+                let _ = stream.write_all(response.as_bytes()).await;
+            });
+        }
+    })
+}
+
+/// A TLS-ALPN-01 responder on `addr`: presents `responses.tls_alpn01(sni)`
+/// to clients that offer exactly `acme-tls/1`.
+pub async fn serve_tls_alpn01(
+    addr: SocketAddr,
+    responses: ChallengeResponses,
+) -> tokio::task::JoinHandle<()> {
+    #[derive(Debug)]
+    struct Resolver(ChallengeResponses);
+    impl rustls::server::ResolvesServerCert for Resolver {
+        fn resolve(&self, hello: rustls::server::ClientHello<'_>) -> Option<Arc<rustls::sign::CertifiedKey>> {
+            self.0.tls_alpn01(hello.server_name()?)
+        }
+    }
+    let mut config =
+        rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_cert_resolver(Arc::new(Resolver(responses)));
+    config.alpn_protocols = vec![b"acme-tls/1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { continue };
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                if let Ok(mut tls) = acceptor.accept(stream).await {
+                    let _ = tls.shutdown().await;
+                }
+            });
+        }
+    })
+}

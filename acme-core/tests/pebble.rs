@@ -1,0 +1,181 @@
+//! AcmeIssuer against a real pebble, with BIND as its DNS: HTTP-01,
+//! TLS-ALPN-01, DNS-01 through CNAME delegation, wildcards, many SANs,
+//! nonce rejection, validation failures, account reuse.
+
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+mod common;
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use acme_core::{AcmeIssuer, CertRequest, ChallengeKind, Dns01Solver, IssueError, Issuer};
+use cert_store::{CertStore, MemoryStorage, Provenance};
+use dns_verify::{Authorities, Checker, Hostname, Requirements, Rfc2136Provider};
+use testkit::{DnsServer, PebbleServer, TSIG_KEY_NAME, Zone};
+
+const HOSTS: &[&str] = &[
+    "http1", "http2", "alpn1", "dns1", "wild", "five1", "five2", "five3", "five4", "five5", "bad", "conflict",
+];
+
+fn requirements() -> Requirements {
+    Requirements::delegating_to("acme.edge.test")
+}
+
+struct Peers {
+    dns: DnsServer,
+    pebble: PebbleServer,
+}
+
+fn peers(nonce_reject: u8) -> Peers {
+    let req = requirements();
+    let mut records = String::new();
+    for h in HOSTS {
+        records.push_str(&format!("{h} A 127.0.0.1\n"));
+    }
+    for h in ["dns1", "wild", "conflict"] {
+        let target = req.delegation_target(&Hostname::parse(&format!("{h}.example.test")).unwrap());
+        if h == "conflict" {
+            records.push_str("_acme-challenge.conflict TXT \"left-over\"\n");
+        } else {
+            records.push_str(&format!("_acme-challenge.{h} CNAME {target}.\n"));
+        }
+    }
+    let dns = DnsServer::builder()
+        .zone(Zone::new("example.test", &records))
+        .zone(Zone::new("acme.edge.test", ""))
+        .recursion(true)
+        .start()
+        .unwrap();
+    let pebble =
+        PebbleServer::builder().dns_server(dns.addr()).nonce_reject_percent(nonce_reject).start().unwrap();
+    Peers { dns, pebble }
+}
+
+fn addr(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+fn issuer(p: &Peers, store: Arc<CertStore<MemoryStorage>>) -> AcmeIssuer<MemoryStorage> {
+    AcmeIssuer::new(&p.pebble.directory_url(), store).with_root(p.pebble.tls_root_path())
+}
+
+fn dns01(p: &Peers) -> Dns01Solver {
+    use base64::Engine;
+    let secret = base64::engine::general_purpose::STANDARD.decode(p.dns.tsig_secret_base64()).unwrap();
+    let provider = Rfc2136Provider::new(p.dns.addr(), "acme.edge.test", TSIG_KEY_NAME, secret).unwrap();
+    let checker = Checker::builder()
+        .authorities(Authorities::fixed([p.dns.addr()]))
+        .timeout(Duration::from_millis(700))
+        .build();
+    Dns01Solver::new(Arc::new(provider), checker, requirements())
+        .with_propagation_timeout(Duration::from_secs(20))
+}
+
+fn new_store() -> Arc<CertStore<MemoryStorage>> {
+    Arc::new(CertStore::new(Arc::new(MemoryStorage::new())))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http01_issues_a_verifiable_chain_and_reuses_the_account() {
+    let p = peers(0);
+    let store = new_store();
+    let responses = acme_core::ChallengeResponses::default();
+    let _responder = common::serve_http01(addr(p.pebble.http_port()), responses.clone()).await;
+    let acme = issuer(&p, Arc::clone(&store)).with_responses(responses.clone());
+    let bundle = acme.issue(&CertRequest::new(["http1.example.test", "http2.example.test"])).await.unwrap();
+    assert_eq!(bundle.meta().names, ["http1.example.test", "http2.example.test"]);
+    assert_eq!(bundle.meta().provenance, Provenance::Acme { directory: p.pebble.directory_url() });
+    let root = p.pebble.issuing_root_pem().unwrap();
+    common::verify(&bundle, &root, "http2.example.test").unwrap();
+    let credentials = store.load_account(&p.pebble.directory_url()).await.unwrap().unwrap();
+
+    // A new issuer on the same store (a restart) restores the account.
+    let again = issuer(&p, Arc::clone(&store)).with_responses(responses);
+    again.issue(&CertRequest::new(["http1.example.test"])).await.unwrap();
+    assert_eq!(
+        store.load_account(&p.pebble.directory_url()).await.unwrap().unwrap(),
+        credentials,
+        "no second account"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_alpn01_issues() {
+    let p = peers(0);
+    let acme = issuer(&p, new_store()).with_challenge(ChallengeKind::TlsAlpn01);
+    let _responder = common::serve_tls_alpn01(addr(p.pebble.tls_port()), acme.responses().clone()).await;
+    let bundle = acme.issue(&CertRequest::new(["alpn1.example.test"])).await.unwrap();
+    common::verify(&bundle, &p.pebble.issuing_root_pem().unwrap(), "alpn1.example.test").unwrap();
+    assert!(acme.responses().tls_alpn01("alpn1.example.test").is_none(), "challenge certificate withdrawn");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns01_through_cname_delegation_with_wildcard_and_apex() {
+    let p = peers(0);
+    let acme = issuer(&p, new_store()).with_challenge(ChallengeKind::Dns01).with_dns01(dns01(&p));
+    let bundle = acme.issue(&CertRequest::new(["dns1.example.test"])).await.unwrap();
+    let root = p.pebble.issuing_root_pem().unwrap();
+    common::verify(&bundle, &root, "dns1.example.test").unwrap();
+
+    // Wildcard + apex: two authorizations for the same base name, both by DNS-01.
+    let acme = issuer(&p, new_store()).with_dns01(dns01(&p));
+    let _responder = common::serve_http01(addr(p.pebble.http_port()), acme.responses().clone()).await;
+    let bundle = acme.issue(&CertRequest::new(["wild.example.test", "*.wild.example.test"])).await.unwrap();
+    common::verify(&bundle, &root, "wild.example.test").unwrap();
+    common::verify(&bundle, &root, "anything.wild.example.test").unwrap();
+    // The TXT values are cleaned up.
+    let target = requirements().delegation_target(&Hostname::parse("wild.example.test").unwrap());
+    let checker = Checker::builder().authorities(Authorities::fixed([p.dns.addr()])).build();
+    let left: Vec<(SocketAddr, Vec<String>)> = checker.txt_values(&target).await.unwrap();
+    assert!(left.iter().all(|(_, values)| values.is_empty()), "TXT left behind: {left:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_san_order() {
+    let p = peers(0);
+    let acme = issuer(&p, new_store());
+    let _responder = common::serve_http01(addr(p.pebble.http_port()), acme.responses().clone()).await;
+    let names: Vec<String> = (1..=5).map(|i| format!("five{i}.example.test")).collect();
+    let bundle = acme.issue(&CertRequest::new(names.clone())).await.unwrap();
+    let root = p.pebble.issuing_root_pem().unwrap();
+    for n in &names {
+        common::verify(&bundle, &root, n).unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unserved_challenge_is_validation_failed_with_the_cas_detail() {
+    let p = peers(0);
+    let acme = issuer(&p, new_store()).with_poll_timeout(Duration::from_secs(30));
+    // Nobody listens on pebble's HTTP port.
+    let err = acme.issue(&CertRequest::new(["bad.example.test"])).await.unwrap_err();
+    match err {
+        IssueError::ValidationFailed { detail } => assert!(detail.contains("bad.example.test"), "{detail}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_preflight_fails_fast_without_contacting_the_ca() {
+    let p = peers(0);
+    let acme = issuer(&p, new_store()).with_challenge(ChallengeKind::Dns01).with_dns01(dns01(&p));
+    let err = acme.issue(&CertRequest::new(["conflict.example.test"])).await.unwrap_err();
+    assert!(
+        matches!(err, IssueError::TxtConflict { ref records, .. } if records == &["left-over"]),
+        "{err:?}"
+    );
+    let err = acme.issue(&CertRequest::new(["http1.example.test"])).await.unwrap_err();
+    assert!(matches!(err, IssueError::CnameNotFound { .. }), "{err:?}");
+    assert!(!p.pebble.log().contains("new-order") || !p.pebble.log().contains("conflict.example.test"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_the_nonces_rejected_still_twenty_of_twenty() {
+    let p = peers(50);
+    let acme = Arc::new(issuer(&p, new_store()));
+    let _responder = common::serve_http01(addr(p.pebble.http_port()), acme.responses().clone()).await;
+    for i in 0..20 {
+        let name = if i % 2 == 0 { "http1.example.test" } else { "http2.example.test" };
+        acme.issue(&CertRequest::new([name])).await.unwrap_or_else(|e| panic!("order {i}: {e}"));
+    }
+}

@@ -54,10 +54,7 @@ impl RenewalPolicy {
         if let Some(start) = ari_window_start {
             return start;
         }
-        let lifetime = meta.not_after - meta.not_before;
-        let by_days = meta.not_after - self.before_expiry;
-        let by_third = meta.not_after - lifetime / 3;
-        by_days.min(by_third).max(meta.not_before + lifetime / 2)
+        meta.renewal_time(self.before_expiry)
     }
 
     /// What to do with `meta` at `now`.

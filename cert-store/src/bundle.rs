@@ -80,20 +80,28 @@ impl CertMeta {
     }
 
     /// When the certificate needs attention: for issued certificates the
-    /// default renewal time — 30 days before expiry or when a third of the
-    /// lifetime remains, whichever is earlier, but never before half the
-    /// lifetime has passed (short-lived certificates); for self-managed
-    /// certificates the first expiry warning, 30 days before expiry.
+    /// default renewal time ([`renewal_time`](Self::renewal_time) with 30
+    /// days); for self-managed certificates the first expiry warning, 30 days
+    /// before expiry.
     #[must_use]
     pub fn attention_at(&self) -> OffsetDateTime {
-        let thirty_days_before = self.not_after - time::Duration::days(30);
+        let thirty_days = time::Duration::days(30);
         if self.provenance == Provenance::SelfManaged {
-            return thirty_days_before;
+            return self.not_after - thirty_days;
         }
+        self.renewal_time(thirty_days)
+    }
+
+    /// The renewal rule: `before_expiry` before expiry or when a third of the
+    /// lifetime remains, whichever is earlier, but never before half the
+    /// lifetime has passed (short-lived certificates).
+    #[must_use]
+    pub fn renewal_time(&self, before_expiry: time::Duration) -> OffsetDateTime {
         let lifetime = self.not_after - self.not_before;
+        let by_days = self.not_after - before_expiry;
         let third_left = self.not_after - lifetime / 3;
         let half = self.not_before + lifetime / 2;
-        thirty_days_before.min(third_left).max(half)
+        by_days.min(third_left).max(half)
     }
 }
 

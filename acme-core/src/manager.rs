@@ -1,0 +1,429 @@
+//! [`CertManager`]: issues, stores, renews and serves certificates.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, PoisonError, RwLock},
+    time::Duration,
+};
+
+use cert_store::{CertBundle, CertStore, Key, Leases, Prefix, Provenance, Storage, StorageError};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use tokio::task::JoinHandle;
+
+use crate::{
+    ActivityLog, CertRequest, Clock, ErrorClass, Event, EventKind, EventSink, IssueError, Issuer,
+    RenewalAction, RenewalPolicy, RetryDecision, RetryPolicy, SystemClock,
+};
+
+/// The state of a certificate name as the manager sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum CertStatus {
+    /// Nothing known yet.
+    Pending,
+    /// An order is running.
+    Issuing,
+    /// A valid certificate is stored.
+    Valid,
+    /// The last attempt failed; retried per the [`RetryPolicy`].
+    Failed {
+        /// Why.
+        class: ErrorClass,
+    },
+    /// The stored certificate has expired.
+    Expired,
+}
+
+/// Settings of a [`CertManager`].
+#[derive(Debug, Clone)]
+pub struct ManagerConfig {
+    /// When to renew and warn.
+    pub renewal: RenewalPolicy,
+    /// What to do after failures.
+    pub retry: RetryPolicy,
+    /// How often the background task looks for due renewals, retries and
+    /// unfinished orders (default 10 min).
+    pub check_interval: Duration,
+    /// Ttl of the per-name issuance lease shared by processes (default 2 min,
+    /// renewed while the order runs).
+    pub lease_ttl: Duration,
+}
+
+impl Default for ManagerConfig {
+    fn default() -> Self {
+        Self {
+            renewal: RenewalPolicy::default(),
+            retry: RetryPolicy::default(),
+            check_interval: Duration::from_secs(600),
+            lease_ttl: Duration::from_secs(120),
+        }
+    }
+}
+
+/// A failure remembered for retrying (`retry/<name>`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct RetryRecord {
+    request: CertRequest,
+    attempts: usize,
+    #[serde(with = "time::serde::rfc3339")]
+    first_failure: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    next_at: Option<OffsetDateTime>,
+    class: ErrorClass,
+}
+
+struct Inner<S: Storage + ?Sized> {
+    store: Arc<CertStore<S>>,
+    issuer: Arc<dyn Issuer>,
+    sinks: Vec<Arc<dyn EventSink>>,
+    activity: ActivityLog<S>,
+    clock: Arc<dyn Clock>,
+    config: ManagerConfig,
+    inflight: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    cache: RwLock<HashMap<String, Arc<CertBundle>>>,
+    statuses: RwLock<HashMap<String, CertStatus>>,
+}
+
+/// Orchestrates a [`CertStore`], an [`Issuer`] and [`EventSink`]s.
+///
+/// - [`ensure`](Self::ensure): one issuance per name at a time — in process
+///   (a per-name lock) and across processes (a storage lease, after which
+///   the store is checked again).
+/// - [`get`](Self::get): the handshake path, from memory after the first load.
+/// - A background task, started by [`new`](Self::new), renews what is due,
+///   retries failures per the [`RetryPolicy`], warns about self-managed
+///   certificates nearing expiry, and finishes orders a crashed process left
+///   (`pending/<name>` records).
+/// - Every state change is an [`Event`], also kept in the per-hostname
+///   [`ActivityLog`].
+pub struct CertManager<S: Storage + ?Sized> {
+    inner: Arc<Inner<S>>,
+    timer: JoinHandle<()>,
+}
+
+impl<S: Storage + ?Sized> Drop for CertManager<S> {
+    fn drop(&mut self) {
+        self.timer.abort();
+    }
+}
+
+fn storage_error(e: impl std::fmt::Display) -> IssueError {
+    IssueError::Storage(e.to_string())
+}
+
+impl<S: Storage + ?Sized> CertManager<S> {
+    /// A manager with the system clock; starts the background task.
+    pub fn new(store: Arc<CertStore<S>>, issuer: Arc<dyn Issuer>, config: ManagerConfig) -> Self {
+        Self::with_clock(store, issuer, config, Arc::new(SystemClock), Vec::new())
+    }
+
+    /// A manager with an explicit clock and event sinks; starts the background task.
+    pub fn with_clock(
+        store: Arc<CertStore<S>>,
+        issuer: Arc<dyn Issuer>,
+        config: ManagerConfig,
+        clock: Arc<dyn Clock>,
+        sinks: Vec<Arc<dyn EventSink>>,
+    ) -> Self {
+        let inner = Arc::new(Inner {
+            activity: ActivityLog::new(Arc::clone(store.storage())),
+            store,
+            issuer,
+            sinks,
+            clock,
+            config,
+            inflight: Mutex::default(),
+            cache: RwLock::default(),
+            statuses: RwLock::default(),
+        });
+        let background = Arc::clone(&inner);
+        let timer = tokio::spawn(async move {
+            loop {
+                background.maintain().await;
+                tokio::time::sleep(background.config.check_interval).await;
+            }
+        });
+        Self { inner, timer }
+    }
+
+    /// Makes sure a valid certificate for `request` exists (issuing or
+    /// renewing it if needed) and returns it.
+    ///
+    /// # Errors
+    /// The issuance error; it is also recorded for retrying.
+    pub async fn ensure(&self, request: &CertRequest) -> Result<Arc<CertBundle>, IssueError> {
+        self.inner.ensure(request).await
+    }
+
+    /// The certificate for a TLS server name: the exact name, else the
+    /// single-level wildcard. From memory after the first load.
+    pub async fn get(&self, server_name: &str) -> Option<Arc<CertBundle>> {
+        self.inner.get(server_name).await
+    }
+
+    /// Stores a user's own certificate. It is served and warned about before
+    /// expiry, never renewed.
+    ///
+    /// # Errors
+    /// [`IssueError::ValidationFailed`] for an invalid bundle (with the
+    /// reason), [`IssueError::Storage`] when saving fails.
+    pub async fn import_self_managed(
+        &self,
+        chain_pem: &str,
+        key_pem: &str,
+    ) -> Result<Arc<CertBundle>, IssueError> {
+        let bundle = CertBundle::from_pem(chain_pem, key_pem, Provenance::SelfManaged)
+            .map_err(|e| IssueError::ValidationFailed { detail: e.to_string() })?;
+        self.inner.store.save(&bundle).await.map_err(storage_error)?;
+        let primary = bundle.meta().primary_name().to_owned();
+        let bundle = Arc::new(bundle);
+        self.inner.remember(&primary, Arc::clone(&bundle));
+        let status = if bundle.meta().is_expired_at(self.inner.clock.now()) {
+            CertStatus::Expired
+        } else {
+            CertStatus::Valid
+        };
+        self.inner.set_status(&primary, status);
+        Ok(bundle)
+    }
+
+    /// The status of a name.
+    #[must_use]
+    pub fn status(&self, name: &str) -> CertStatus {
+        self.inner
+            .statuses
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(name)
+            .copied()
+            .unwrap_or(CertStatus::Pending)
+    }
+
+    /// The activity log of `hostname`, newest first.
+    ///
+    /// # Errors
+    /// When the storage fails.
+    pub async fn activity(&self, hostname: &str) -> Result<Vec<Event>, StorageError> {
+        self.inner.activity.read(hostname).await
+    }
+
+    /// Runs one round of background maintenance now (renewals, retries,
+    /// warnings, unfinished orders). The background task does this every
+    /// `check_interval`.
+    pub async fn maintain(&self) {
+        self.inner.maintain().await;
+    }
+}
+
+impl<S: Storage + ?Sized> Inner<S> {
+    fn set_status(&self, name: &str, status: CertStatus) {
+        self.statuses.write().unwrap_or_else(PoisonError::into_inner).insert(name.to_owned(), status);
+    }
+
+    fn remember(&self, name: &str, bundle: Arc<CertBundle>) {
+        self.cache.write().unwrap_or_else(PoisonError::into_inner).insert(name.to_owned(), bundle);
+    }
+
+    async fn publish(&self, hostname: &str, kind: EventKind) {
+        let event = Event { hostname: hostname.to_owned(), at: self.clock.now(), kind };
+        self.activity.publish(&event).await;
+        for sink in &self.sinks {
+            sink.publish(&event).await;
+        }
+    }
+
+    async fn get(&self, server_name: &str) -> Option<Arc<CertBundle>> {
+        let name = server_name.trim_end_matches('.').to_ascii_lowercase();
+        let wildcard = name.split_once('.').map(|(_, parent)| format!("*.{parent}"));
+        for candidate in std::iter::once(name).chain(wildcard) {
+            if let Some(b) = self.cache.read().unwrap_or_else(PoisonError::into_inner).get(&candidate) {
+                return Some(Arc::clone(b));
+            }
+            if let Ok(Some(bundle)) = self.store.load(&candidate).await {
+                let bundle = Arc::new(bundle);
+                self.remember(&candidate, Arc::clone(&bundle));
+                return Some(bundle);
+            }
+        }
+        None
+    }
+
+    /// The stored bundle for `request` if it covers every name and is not due.
+    async fn current(&self, request: &CertRequest) -> Result<Option<CertBundle>, IssueError> {
+        let Some(primary) = request.primary() else { return Err(IssueError::NoSan) };
+        let Some(bundle) = self.store.load(primary).await.map_err(storage_error)? else { return Ok(None) };
+        let covers = request.names.iter().all(|n| bundle.meta().names.contains(n));
+        let fresh = matches!(
+            self.config.renewal.action(bundle.meta(), self.clock.now(), None),
+            RenewalAction::Wait { .. }
+        ) || bundle.meta().provenance == Provenance::SelfManaged;
+        Ok((covers && fresh).then_some(bundle))
+    }
+
+    fn name_lock(&self, name: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut inflight = self.inflight.lock().unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(inflight.entry(name.to_owned()).or_default())
+    }
+
+    async fn ensure(&self, request: &CertRequest) -> Result<Arc<CertBundle>, IssueError> {
+        request.validate()?;
+        let primary = request.primary().unwrap_or_default().to_owned();
+        if let Some(bundle) = self.current(request).await? {
+            let bundle = Arc::new(bundle);
+            self.remember(&primary, Arc::clone(&bundle));
+            self.set_status(&primary, CertStatus::Valid);
+            return Ok(bundle);
+        }
+        // One issuance per name in this process…
+        let lock = self.name_lock(&primary);
+        let _in_process = lock.lock().await;
+        // …and across processes; then look again: another holder may have issued.
+        let lease_name = Key::new(format!("issue/{primary}")).map_err(storage_error)?;
+        let lease =
+            self.store.storage().lock(&lease_name, self.config.lease_ttl).await.map_err(storage_error)?;
+        let result = self.issue_locked(request, &primary).await;
+        lease.release().await;
+        result
+    }
+
+    async fn issue_locked(
+        &self,
+        request: &CertRequest,
+        primary: &str,
+    ) -> Result<Arc<CertBundle>, IssueError> {
+        if let Some(bundle) = self.current(request).await? {
+            let bundle = Arc::new(bundle);
+            self.remember(primary, Arc::clone(&bundle));
+            self.set_status(primary, CertStatus::Valid);
+            return Ok(bundle);
+        }
+        let renewing = self.store.load(primary).await.ok().flatten().is_some();
+        let pending_key = Key::new(format!("pending/{primary}")).map_err(storage_error)?;
+        let request_bytes = serde_json::to_vec(request).map_err(storage_error)?;
+        self.store.storage().put(&pending_key, &request_bytes).await.map_err(storage_error)?;
+        self.set_status(primary, CertStatus::Issuing);
+        self.publish(primary, EventKind::IssuanceStarted).await;
+
+        match self.issuer.issue(request).await {
+            Ok(bundle) => {
+                self.store.save(&bundle).await.map_err(storage_error)?;
+                let _ = self.store.storage().delete(&pending_key).await;
+                let _ = self.store.storage().delete(&retry_key(primary)?).await;
+                let serial = bundle.meta().serial.clone();
+                let bundle = Arc::new(bundle);
+                self.remember(primary, Arc::clone(&bundle));
+                self.set_status(primary, CertStatus::Valid);
+                let kind =
+                    if renewing { EventKind::Renewed { serial } } else { EventKind::Issued { serial } };
+                self.publish(primary, kind).await;
+                Ok(bundle)
+            }
+            Err(error) => {
+                let _ = self.store.storage().delete(&pending_key).await;
+                self.record_failure(request, primary, &error).await;
+                Err(error)
+            }
+        }
+    }
+
+    async fn record_failure(&self, request: &CertRequest, primary: &str, error: &IssueError) {
+        let now = self.clock.now();
+        let Ok(key) = retry_key(primary) else { return };
+        let previous: Option<RetryRecord> =
+            self.store.storage().get(&key).await.ok().flatten().and_then(|b| serde_json::from_slice(&b).ok());
+        let (attempts, first_failure) = previous.map_or((0, now), |p| (p.attempts, p.first_failure));
+        let failing_for = (now - first_failure).try_into().unwrap_or_default();
+        let next_at = match self.config.retry.decide(error, attempts, failing_for) {
+            RetryDecision::RetryAfter(d) | RetryDecision::WaitForDns(d) => {
+                Some(now + time::Duration::try_from(d).unwrap_or(time::Duration::HOUR))
+            }
+            RetryDecision::GiveUp => None,
+        };
+        let record = RetryRecord {
+            request: request.clone(),
+            attempts: attempts + 1,
+            first_failure,
+            next_at,
+            class: error.class(),
+        };
+        if let Ok(bytes) = serde_json::to_vec(&record) {
+            let _ = self.store.storage().put(&key, &bytes).await;
+        }
+        self.set_status(primary, CertStatus::Failed { class: error.class() });
+        if error.class() == ErrorClass::RateLimited {
+            self.publish(primary, EventKind::RateLimited).await;
+        }
+        self.publish(primary, EventKind::Failed { class: error.class(), detail: error.to_string() }).await;
+    }
+
+    /// One round: unfinished orders, due retries, due renewals, warnings.
+    async fn maintain(&self) {
+        let now = self.clock.now();
+        // Orders a crashed process left behind.
+        for request in self.records::<CertRequest>("pending").await {
+            let _ = self.ensure(&request).await;
+        }
+        // Failures whose retry time has come.
+        for record in self.records::<RetryRecord>("retry").await {
+            if record.next_at.is_some_and(|t| t <= now) {
+                let _ = self.ensure(&record.request).await;
+            }
+        }
+        // Renewals and warnings, from the expiry index.
+        let horizon =
+            now + (self.config.renewal.before_expiry - time::Duration::days(30)).max(time::Duration::ZERO);
+        let Ok(due) = self.store.due_before(horizon + time::Duration::seconds(1)).await else { return };
+        for (name, _) in due {
+            let Ok(Some(bundle)) = self.store.load(&name).await else { continue };
+            match self.config.renewal.action(bundle.meta(), now, None) {
+                RenewalAction::Renew => {
+                    let request = CertRequest { names: bundle.meta().names.clone(), key: Default::default() };
+                    let _ = self.ensure(&request).await;
+                }
+                RenewalAction::Warn { days_left } => self.warn_once(&name, days_left).await,
+                RenewalAction::Expired => {
+                    self.set_status(&name, CertStatus::Expired);
+                    self.warn_once(&name, 0).await;
+                }
+                RenewalAction::Wait { .. } => {}
+            }
+        }
+    }
+
+    /// Publishes `Expiring` once per threshold (30, 14, 7, 1 days, expired).
+    async fn warn_once(&self, name: &str, days_left: i64) {
+        let threshold = if days_left <= 0 {
+            0
+        } else {
+            self.config.renewal.warning_threshold(days_left).unwrap_or(days_left)
+        };
+        let Ok(key) = Key::new(format!("warned/{name}")) else { return };
+        let last: Option<i64> =
+            self.store.storage().get(&key).await.ok().flatten().and_then(|b| serde_json::from_slice(&b).ok());
+        if last.is_some_and(|l| l <= threshold) {
+            return;
+        }
+        let _ = self.store.storage().put(&key, threshold.to_string().as_bytes()).await;
+        self.publish(name, EventKind::Expiring { days_left }).await;
+    }
+
+    async fn records<T: serde::de::DeserializeOwned>(&self, prefix: &str) -> Vec<T> {
+        let Ok(prefix) = Prefix::new(prefix) else { return Vec::new() };
+        let Ok(keys) = self.store.storage().list(&prefix).await else { return Vec::new() };
+        let mut out = Vec::new();
+        for key in keys {
+            if let Ok(Some(bytes)) = self.store.storage().get(&key).await
+                && let Ok(record) = serde_json::from_slice(&bytes)
+            {
+                out.push(record);
+            }
+        }
+        out
+    }
+}
+
+fn retry_key(primary: &str) -> Result<Key, IssueError> {
+    Key::new(format!("retry/{primary}")).map_err(storage_error)
+}

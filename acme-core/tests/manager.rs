@@ -1,0 +1,262 @@
+//! CertManager with the local CA: single flight in and across processes,
+//! renewal on an injected clock, self-managed warnings, retries, resumption.
+
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use acme_core::{
+    CertManager, CertRequest, CertStatus, ErrorClass, EventKind, IssueError, Issuer, LocalCaIssuer,
+    ManagerConfig, ManualClock,
+};
+use async_trait::async_trait;
+use cert_store::{CertBundle, CertStore, FileStorage, Key, MemoryStorage, PostgresStorage, Storage};
+
+/// Counts issuances; fails the first `fail_first` of them.
+struct Counting {
+    inner: Arc<dyn Issuer>,
+    issued: AtomicUsize,
+    fail_first: AtomicUsize,
+}
+
+impl Counting {
+    fn new(inner: Arc<dyn Issuer>) -> Arc<Self> {
+        Arc::new(Self { inner, issued: AtomicUsize::new(0), fail_first: AtomicUsize::new(0) })
+    }
+    fn count(&self) -> usize {
+        self.issued.load(Ordering::SeqCst)
+    }
+}
+
+#[async_trait]
+impl Issuer for Counting {
+    async fn issue(&self, request: &CertRequest) -> Result<CertBundle, IssueError> {
+        if self.fail_first.load(Ordering::SeqCst) > 0 {
+            self.fail_first.fetch_sub(1, Ordering::SeqCst);
+            return Err(IssueError::CaUnavailable("503 from the fault injector".into()));
+        }
+        self.issued.fetch_add(1, Ordering::SeqCst);
+        // Long enough for concurrent callers to pile up.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        self.inner.issue(request).await
+    }
+    fn name(&self) -> String {
+        "counting".into()
+    }
+}
+
+fn manager<S: Storage + ?Sized>(store: Arc<CertStore<S>>, issuer: Arc<dyn Issuer>) -> CertManager<S> {
+    CertManager::new(store, issuer, ManagerConfig::default())
+}
+
+fn memory_setup() -> (Arc<CertStore<MemoryStorage>>, Arc<Counting>) {
+    let storage = Arc::new(MemoryStorage::new());
+    let ca: Arc<dyn Issuer> = Arc::new(LocalCaIssuer::new(Arc::clone(&storage)));
+    (Arc::new(CertStore::new(storage)), Counting::new(ca))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ensure_issues_once_and_get_serves_exact_and_wildcard() {
+    let (store, issuer) = memory_setup();
+    let m = manager(Arc::clone(&store), issuer.clone());
+    let b = m.ensure(&CertRequest::new(["shop.example.com", "*.shop.example.com"])).await.unwrap();
+    assert_eq!(b.meta().names, ["shop.example.com", "*.shop.example.com"]);
+    m.ensure(&CertRequest::new(["shop.example.com"])).await.unwrap();
+    assert_eq!(issuer.count(), 1, "an existing, fresh certificate is reused");
+    assert_eq!(m.status("shop.example.com"), CertStatus::Valid);
+    assert!(m.get("SHOP.example.com.").await.is_some());
+    let w = m.ensure(&CertRequest::new(["*.wild.example.com"])).await.unwrap();
+    assert_eq!(m.get("a.wild.example.com").await.unwrap().meta().serial, w.meta().serial);
+    assert!(m.get("a.b.wild.example.com").await.is_none());
+    assert!(m.get("unknown.example.com").await.is_none());
+    let log = m.activity("shop.example.com").await.unwrap();
+    assert!(matches!(log[0].kind, EventKind::Issued { .. }), "{log:?}");
+    assert_eq!(log[1].kind, EventKind::IssuanceStarted);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_concurrent_callers_one_issuance() {
+    let (store, issuer) = memory_setup();
+    let m = Arc::new(manager(store, issuer.clone()));
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let m = Arc::clone(&m);
+            tokio::spawn(async move {
+                m.ensure(&CertRequest::new(["busy.example.com"])).await.unwrap().meta().serial.clone()
+            })
+        })
+        .collect();
+    let mut serials = Vec::new();
+    for t in tasks {
+        serials.push(t.await.unwrap());
+    }
+    serials.dedup();
+    assert_eq!(serials.len(), 1);
+    assert_eq!(issuer.count(), 1);
+}
+
+async fn two_managers_twenty_names<S: Storage + ?Sized>(a: Arc<S>, b: Arc<S>) {
+    let ca: Arc<dyn Issuer> = Arc::new(LocalCaIssuer::new(Arc::clone(&a)));
+    let issuer = Counting::new(ca);
+    let ma = Arc::new(manager(Arc::new(CertStore::new(a)), issuer.clone()));
+    let mb = Arc::new(manager(Arc::new(CertStore::new(b)), issuer.clone()));
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        for m in [&ma, &mb] {
+            let m = Arc::clone(m);
+            tasks.push(tokio::spawn(async move {
+                m.ensure(&CertRequest::new([format!("n{i}.example.com")])).await.unwrap()
+            }));
+        }
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(issuer.count(), 20, "exactly one order per name across both managers");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_managers_on_one_directory_place_twenty_orders_for_twenty_names() {
+    let dir = tempfile_dir();
+    // Two FileStorage values on one directory: nothing shared but the files.
+    two_managers_twenty_names(
+        Arc::new(FileStorage::new(&dir).unwrap()),
+        Arc::new(FileStorage::new(&dir).unwrap()),
+    )
+    .await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_managers_on_one_postgres_place_twenty_orders_for_twenty_names() {
+    let pg = testkit::PostgresServer::start().unwrap();
+    let a = Arc::new(PostgresStorage::connect(&pg.connection_string()).await.unwrap());
+    let b = Arc::new(PostgresStorage::connect(&pg.connection_string()).await.unwrap());
+    two_managers_twenty_names(a, b).await;
+}
+
+fn tempfile_dir() -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("manager-{}", rand_suffix()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn rand_suffix() -> u64 {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renews_when_due_on_the_injected_clock() {
+    let (store, issuer) = memory_setup();
+    let clock = Arc::new(ManualClock::starting_now());
+    let m = CertManager::with_clock(
+        Arc::clone(&store),
+        issuer.clone(),
+        ManagerConfig::default(),
+        clock.clone(),
+        Vec::new(),
+    );
+    let first = m.ensure(&CertRequest::new(["renew.example.com"])).await.unwrap();
+    m.maintain().await;
+    assert_eq!(issuer.count(), 1, "not due yet");
+    clock.advance(time::Duration::days(61)); // 90-day certificate: due at day 60
+    m.maintain().await;
+    assert_eq!(issuer.count(), 2);
+    let renewed = m.get("renew.example.com").await.unwrap();
+    assert_ne!(renewed.meta().serial, first.meta().serial);
+    let log = m.activity("renew.example.com").await.unwrap();
+    assert!(matches!(log[0].kind, EventKind::Renewed { .. }), "{log:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn self_managed_certificates_are_warned_about_never_renewed() {
+    let (store, issuer) = memory_setup();
+    let clock = Arc::new(ManualClock::starting_now());
+    let m = CertManager::with_clock(
+        Arc::clone(&store),
+        issuer.clone(),
+        ManagerConfig::default(),
+        clock.clone(),
+        Vec::new(),
+    );
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["own.example.com".to_owned()]).unwrap();
+    params.not_before = time::OffsetDateTime::now_utc();
+    params.not_after = time::OffsetDateTime::now_utc() + time::Duration::days(100);
+    let cert = params.self_signed(&key).unwrap();
+    m.import_self_managed(&cert.pem(), &key.serialize_pem()).await.unwrap();
+    assert!(m.import_self_managed(&cert.pem(), "garbage").await.is_err());
+
+    let expiring = |m: &CertManager<MemoryStorage>| {
+        let log = futures_block(m.activity("own.example.com")).unwrap();
+        log.iter().filter(|e| matches!(e.kind, EventKind::Expiring { .. })).count()
+    };
+    clock.advance(time::Duration::days(75)); // 25 days left: the 30-day warning
+    m.maintain().await;
+    m.maintain().await;
+    assert_eq!(expiring(&m), 1, "each threshold is announced once");
+    clock.advance(time::Duration::days(20)); // 5 days left: the 7-day warning
+    m.maintain().await;
+    assert_eq!(expiring(&m), 2);
+    clock.advance(time::Duration::days(10)); // expired
+    m.maintain().await;
+    assert_eq!(expiring(&m), 3);
+    assert_eq!(m.status("own.example.com"), CertStatus::Expired);
+    assert_eq!(issuer.count(), 0, "never renewed");
+}
+
+fn futures_block<F: std::future::Future>(f: F) -> F::Output {
+    tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(f))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_are_recorded_and_retried_when_due() {
+    let (store, issuer) = memory_setup();
+    issuer.fail_first.store(1, Ordering::SeqCst);
+    let clock = Arc::new(ManualClock::starting_now());
+    let m = CertManager::with_clock(
+        Arc::clone(&store),
+        issuer.clone(),
+        ManagerConfig::default(),
+        clock.clone(),
+        Vec::new(),
+    );
+    let err = m.ensure(&CertRequest::new(["flaky.example.com"])).await.unwrap_err();
+    assert_eq!(err.class(), ErrorClass::CaUnavailable);
+    assert_eq!(m.status("flaky.example.com"), CertStatus::Failed { class: ErrorClass::CaUnavailable });
+    m.maintain().await;
+    assert_eq!(issuer.count(), 0, "not retried before the backoff");
+    clock.advance(time::Duration::minutes(2)); // first backoff: 1 min ± 10 %
+    m.maintain().await;
+    assert_eq!(issuer.count(), 1);
+    assert_eq!(m.status("flaky.example.com"), CertStatus::Valid);
+    assert!(store.storage().get(&Key::new("retry/flaky.example.com").unwrap()).await.unwrap().is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unfinished_orders_resume_when_a_manager_starts() {
+    let (store, issuer) = memory_setup();
+    // A crashed process left its pending record.
+    let request = serde_json::to_vec(&CertRequest::new(["resume.example.com"])).unwrap();
+    store.storage().put(&Key::new("pending/resume.example.com").unwrap(), &request).await.unwrap();
+    let m = manager(Arc::clone(&store), issuer.clone());
+    for _ in 0..200 {
+        if store.load("resume.example.com").await.unwrap().is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(
+        store.load("resume.example.com").await.unwrap().is_some(),
+        "the background task finished the order"
+    );
+    assert_eq!(issuer.count(), 1);
+    drop(m);
+}

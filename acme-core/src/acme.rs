@@ -167,11 +167,8 @@ impl<S: Storage + ?Sized> AcmeIssuer<S> {
             let contact: Vec<&str> = self.contact.iter().map(String::as_str).collect();
             let new =
                 NewAccount { contact: &contact, terms_of_service_agreed: true, only_return_existing: false };
-            let (account, credentials) = self
-                .builder()?
-                .create(&new, self.directory.clone(), None)
-                .await
-                .map_err(|e| IssueError::Account(e.to_string()))?;
+            let (account, credentials) =
+                self.builder()?.create(&new, self.directory.clone(), None).await.map_err(account_error)?;
             let bytes = serde_json::to_vec(&credentials).map_err(|e| IssueError::Account(e.to_string()))?;
             self.store
                 .save_account(&self.directory, &bytes)
@@ -337,6 +334,15 @@ impl<S: Storage + ?Sized> AcmeIssuer<S> {
     }
 }
 
+/// Account errors keep their class when temporary (rate limit, CA down):
+/// those are retried; anything else needs a person.
+fn account_error(err: instant_acme::Error) -> IssueError {
+    match IssueError::from(err) {
+        e @ (IssueError::RateLimited { .. } | IssueError::CaUnavailable(_)) => e,
+        other => IssueError::Account(other.to_string()),
+    }
+}
+
 /// A short digest of `s`, stable across processes and versions (lease names).
 fn short_digest(s: &str) -> String {
     let digest = ring::digest::digest(&ring::digest::SHA256, s.as_bytes());
@@ -375,5 +381,21 @@ impl<S: Storage + ?Sized> Issuer for AcmeIssuer<S> {
 
     fn name(&self) -> String {
         format!("acme:{}", self.directory)
+    }
+
+    /// The start of the CA's suggested renewal window (ARI), when the CA
+    /// offers ARI; `None` otherwise (Debian's pebble 2.4 does not).
+    async fn renewal_window(&self, bundle: &CertBundle) -> Option<time::OffsetDateTime> {
+        let account = self.account().await.ok()?;
+        let chain = bundle.chain_der().ok()?;
+        let id = instant_acme::CertificateIdentifier::try_from(chain.first()?).ok()?;
+        match account.renewal_info(&id).await {
+            Ok((info, _)) => Some(info.suggested_window.start),
+            Err(instant_acme::Error::Unsupported(_)) => None,
+            Err(e) => {
+                tracing::debug!(error = %e, "renewal information unavailable");
+                None
+            }
+        }
     }
 }

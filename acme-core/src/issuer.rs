@@ -76,4 +76,11 @@ pub trait Issuer: Send + Sync {
 
     /// A short name for logs and events (`acme:<directory>`, `local-ca`).
     fn name(&self) -> String;
+
+    /// When the issuer wants `bundle` renewed, if it says (ACME renewal
+    /// information, RFC 9773). `None`: use the default schedule.
+    async fn renewal_window(&self, bundle: &CertBundle) -> Option<time::OffsetDateTime> {
+        let _ = bundle;
+        None
+    }
 }

@@ -250,8 +250,13 @@ impl<S: Storage + ?Sized> Inner<S> {
         None
     }
 
-    /// The stored bundle for `request` if it covers every name and is not due.
-    async fn current(&self, request: &CertRequest) -> Result<Option<CertBundle>, IssueError> {
+    /// The stored bundle for `request` if it covers every name, is not due,
+    /// and is not the one being `replace`d (by serial).
+    async fn current(
+        &self,
+        request: &CertRequest,
+        replace: Option<&str>,
+    ) -> Result<Option<CertBundle>, IssueError> {
         let Some(primary) = request.primary() else { return Err(IssueError::NoSan) };
         let Some(bundle) = self.store.load(primary).await.map_err(storage_error)? else { return Ok(None) };
         let covers = request.names.iter().all(|n| bundle.meta().names.contains(n));
@@ -259,7 +264,12 @@ impl<S: Storage + ?Sized> Inner<S> {
             self.config.renewal.action(bundle.meta(), self.clock.now(), None),
             RenewalAction::Wait { .. }
         ) || bundle.meta().provenance == Provenance::SelfManaged;
-        Ok((covers && fresh).then_some(bundle))
+        // A renewal asked to replace serial X is done once X is no longer stored.
+        let usable = match replace {
+            Some(serial) => bundle.meta().serial != serial,
+            None => fresh,
+        };
+        Ok((covers && usable).then_some(bundle))
     }
 
     fn name_lock(&self, name: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -268,9 +278,19 @@ impl<S: Storage + ?Sized> Inner<S> {
     }
 
     async fn ensure(&self, request: &CertRequest) -> Result<Arc<CertBundle>, IssueError> {
+        self.ensure_replacing(request, None).await
+    }
+
+    /// Like `ensure`, but a stored certificate with serial `replace` counts
+    /// as due (the CA's renewal window says so).
+    async fn ensure_replacing(
+        &self,
+        request: &CertRequest,
+        replace: Option<&str>,
+    ) -> Result<Arc<CertBundle>, IssueError> {
         request.validate()?;
         let primary = request.primary().unwrap_or_default().to_owned();
-        if let Some(bundle) = self.current(request).await? {
+        if let Some(bundle) = self.current(request, replace).await? {
             let bundle = Arc::new(bundle);
             self.remember(&primary, Arc::clone(&bundle));
             self.set_status(&primary, CertStatus::Valid);
@@ -283,7 +303,7 @@ impl<S: Storage + ?Sized> Inner<S> {
         let lease_name = Key::new(format!("issue/{primary}")).map_err(storage_error)?;
         let lease =
             self.store.storage().lock(&lease_name, self.config.lease_ttl).await.map_err(storage_error)?;
-        let result = self.issue_locked(request, &primary).await;
+        let result = self.issue_locked(request, &primary, replace).await;
         lease.release().await;
         result
     }
@@ -292,8 +312,9 @@ impl<S: Storage + ?Sized> Inner<S> {
         &self,
         request: &CertRequest,
         primary: &str,
+        replace: Option<&str>,
     ) -> Result<Arc<CertBundle>, IssueError> {
-        if let Some(bundle) = self.current(request).await? {
+        if let Some(bundle) = self.current(request, replace).await? {
             let bundle = Arc::new(bundle);
             self.remember(primary, Arc::clone(&bundle));
             self.set_status(primary, CertStatus::Valid);
@@ -372,15 +393,23 @@ impl<S: Storage + ?Sized> Inner<S> {
             }
         }
         // Renewals and warnings, from the expiry index.
-        let horizon =
-            now + (self.config.renewal.before_expiry - time::Duration::days(30)).max(time::Duration::ZERO);
+        // Certificates within 30 days of their default renewal time are also
+        // asked about the CA's renewal window (ARI), which may be earlier.
+        let horizon = now
+            + (self.config.renewal.before_expiry - time::Duration::days(30)).max(time::Duration::ZERO)
+            + time::Duration::days(30);
         let Ok(due) = self.store.due_before(horizon + time::Duration::seconds(1)).await else { return };
         for (name, _) in due {
             let Ok(Some(bundle)) = self.store.load(&name).await else { continue };
-            match self.config.renewal.action(bundle.meta(), now, None) {
+            let ari = if bundle.meta().provenance == Provenance::SelfManaged {
+                None
+            } else {
+                self.issuer.renewal_window(&bundle).await
+            };
+            match self.config.renewal.action(bundle.meta(), now, ari) {
                 RenewalAction::Renew => {
                     let request = CertRequest { names: bundle.meta().names.clone(), key: Default::default() };
-                    let _ = self.ensure(&request).await;
+                    let _ = self.ensure_replacing(&request, Some(&bundle.meta().serial)).await;
                 }
                 RenewalAction::Warn { days_left } => self.warn_once(&name, days_left).await,
                 RenewalAction::Expired => {

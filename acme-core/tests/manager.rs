@@ -12,7 +12,7 @@ use std::{
 };
 
 use acme_core::{
-    CertManager, CertRequest, CertStatus, ErrorClass, EventKind, IssueError, Issuer, LocalCaIssuer,
+    CertManager, CertRequest, CertStatus, Clock, ErrorClass, EventKind, IssueError, Issuer, LocalCaIssuer,
     ManagerConfig, ManualClock,
 };
 use async_trait::async_trait;
@@ -168,7 +168,7 @@ async fn renews_when_due_on_the_injected_clock() {
     assert_eq!(issuer.count(), 1, "not due yet");
     clock.advance(time::Duration::days(61)); // 90-day certificate: due at day 60
     m.maintain().await;
-    assert_eq!(issuer.count(), 2);
+    assert_eq!(issuer.count(), 2, "{:#?}", m.activity("renew.example.com").await.unwrap());
     let renewed = m.get("renew.example.com").await.unwrap();
     assert_ne!(renewed.meta().serial, first.meta().serial);
     let log = m.activity("renew.example.com").await.unwrap();
@@ -259,4 +259,44 @@ async fn unfinished_orders_resume_when_a_manager_starts() {
     );
     assert_eq!(issuer.count(), 1);
     drop(m);
+}
+
+/// The local CA, with a renewal window (as an ACME CA's ARI) set by the test.
+struct WithWindow {
+    inner: Arc<Counting>,
+    window: std::sync::Mutex<Option<time::OffsetDateTime>>,
+}
+
+#[async_trait]
+impl Issuer for WithWindow {
+    async fn issue(&self, request: &CertRequest) -> Result<CertBundle, IssueError> {
+        self.inner.issue(request).await
+    }
+    fn name(&self) -> String {
+        "with-window".into()
+    }
+    async fn renewal_window(&self, _bundle: &CertBundle) -> Option<time::OffsetDateTime> {
+        *self.window.lock().unwrap()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cas_renewal_window_wins_over_the_default_schedule() {
+    let (store, counting) = memory_setup();
+    let issuer = Arc::new(WithWindow { inner: counting.clone(), window: std::sync::Mutex::new(None) });
+    let clock = Arc::new(ManualClock::starting_now());
+    let m = CertManager::with_clock(
+        Arc::clone(&store),
+        issuer.clone(),
+        ManagerConfig::default(),
+        clock.clone(),
+        Vec::new(),
+    );
+    m.ensure(&CertRequest::new(["ari.example.com"])).await.unwrap();
+    clock.advance(time::Duration::days(35)); // default renewal at day 60
+    m.maintain().await;
+    assert_eq!(counting.count(), 1);
+    *issuer.window.lock().unwrap() = Some(clock.now() - time::Duration::hours(1)); // e.g. revocation ahead
+    m.maintain().await;
+    assert_eq!(counting.count(), 2, "renewed inside the CA's window");
 }

@@ -176,6 +176,13 @@ impl PebbleServer {
         &self.cert_path
     }
 
+    /// The private key (PEM file) of pebble's TLS certificate, for test
+    /// proxies that stand in front of pebble.
+    #[must_use]
+    pub fn tls_key_path(&self) -> PathBuf {
+        self.dir.path().join("pebble.key")
+    }
+
     /// The port pebble validates HTTP-01 on.
     #[must_use]
     pub fn http_port(&self) -> u16 {

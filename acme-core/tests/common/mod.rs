@@ -110,3 +110,62 @@ pub async fn serve_tls_alpn01(
         }
     })
 }
+
+/// A fault injector standing in for a CA: a TLS server (with `cert`/`key`)
+/// that answers every request with `status`, a problem document of
+/// `problem_type` and `Retry-After: 120`.
+pub async fn serve_fault(
+    cert_pem_path: &std::path::Path,
+    key_pem_path: &std::path::Path,
+    status: u16,
+    problem_type: &'static str,
+) -> SocketAddr {
+    use rustls_pki_types::PrivateKeyDer;
+    let certs: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_file_iter(cert_pem_path).unwrap().map(Result::unwrap).collect();
+    let key = PrivateKeyDer::from_pem_file(key_pem_path).unwrap();
+    let config =
+        rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { continue };
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(stream).await else { return };
+                let mut buf = vec![0u8; 16384];
+                let n = tls.read(&mut buf).await.unwrap_or(0);
+                let head = String::from_utf8_lossy(&buf[..n]).into_owned();
+                let path = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
+                let base = format!("https://{addr}");
+                // The directory and nonces work; every ACME request gets the fault.
+                let response = match path.as_str() {
+                    "/dir" => {
+                        let body = format!(
+                            r#"{{"newNonce":"{base}/nonce","newAccount":"{base}/account","newOrder":"{base}/order","revokeCert":"{base}/revoke","keyChange":"{base}/key-change","meta":{{}}}}"#
+                        );
+                        format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())
+                    }
+                    "/nonce" => "HTTP/1.1 200 OK\r\nReplay-Nonce: aW5qZWN0ZWQ\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_owned(),
+                    _ => {
+                        let body = format!(r#"{{"type":"{problem_type}","detail":"injected fault","status":{status}}}"#);
+                        format!(
+                            "HTTP/1.1 {status} Fault\r\nContent-Type: application/problem+json\r\nReplay-Nonce: aW5qZWN0ZWQ\r\nRetry-After: 120\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                            body.len()
+                        )
+                    }
+                };
+                let _ = tls.write_all(response.as_bytes()).await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    addr
+}

@@ -158,8 +158,10 @@ impl<S: Storage + ?Sized> AcmeIssuer<S> {
         let storage_err = |e: cert_store::StorageError| IssueError::Storage(e.to_string());
         let digest = short_digest(&self.directory);
         let lease_name = Key::new(format!("acme-account-{digest}")).map_err(storage_err)?;
+        // Short ttl: the guard renews it while held, and a crashed creator
+        // blocks the others only this long.
         let lease =
-            self.store.storage().lock(&lease_name, Duration::from_secs(60)).await.map_err(storage_err)?;
+            self.store.storage().lock(&lease_name, Duration::from_secs(15)).await.map_err(storage_err)?;
         let result = async {
             if let Some(account) = self.restore_account().await? {
                 return Ok(account);

@@ -200,6 +200,14 @@ impl<S: Storage + ?Sized> AcmeIssuer<S> {
         Ok(Some(account))
     }
 
+    /// Publishes a challenge answer in the shared store for other nodes;
+    /// a failure only costs that redundancy.
+    async fn share(&self, key: &Key, value: &[u8]) {
+        if let Err(e) = self.store.storage().put(key, value).await {
+            tracing::warn!(error = %e, "could not share a challenge answer through the store");
+        }
+    }
+
     fn kind_for(&self, wildcard: bool) -> ChallengeKind {
         if wildcard { ChallengeKind::Dns01 } else { self.kind }
     }
@@ -207,8 +215,18 @@ impl<S: Storage + ?Sized> AcmeIssuer<S> {
     async fn undo(&self, published: &[Published]) {
         for p in published {
             match p {
-                Published::Http01 { token } => self.responses.remove_http01(token),
-                Published::TlsAlpn01 { name } => self.responses.remove_tls_alpn01(name),
+                Published::Http01 { token } => {
+                    self.responses.remove_http01(token);
+                    if let Some(key) = crate::solver::http01_key(token) {
+                        let _ = self.store.storage().delete(&key).await;
+                    }
+                }
+                Published::TlsAlpn01 { name } => {
+                    self.responses.remove_tls_alpn01(name);
+                    if let Some(key) = crate::solver::tls_alpn01_key(name) {
+                        let _ = self.store.storage().delete(&key).await;
+                    }
+                }
                 Published::Dns01 { name, value } => {
                     if let Some(dns) = &self.dns {
                         dns.cleanup(name, value).await;
@@ -262,9 +280,15 @@ impl<S: Storage + ?Sized> AcmeIssuer<S> {
                 ChallengeKind::Http01 => {
                     self.responses.publish_http01(&challenge.token, key_auth.as_str());
                     published.push(Published::Http01 { token: challenge.token.clone() });
+                    if let Some(key) = crate::solver::http01_key(&challenge.token) {
+                        self.share(&key, key_auth.as_str().as_bytes()).await;
+                    }
                 }
                 ChallengeKind::TlsAlpn01 => {
                     self.responses.publish_tls_alpn01(&base, key_auth.digest().as_ref())?;
+                    if let Some(key) = crate::solver::tls_alpn01_key(&base) {
+                        self.share(&key, hex::encode(key_auth.digest().as_ref()).as_bytes()).await;
+                    }
                     published.push(Published::TlsAlpn01 { name: base });
                 }
                 ChallengeKind::Dns01 => {
@@ -307,7 +331,7 @@ impl<S: Storage + ?Sized> AcmeIssuer<S> {
         if status != OrderStatus::Ready {
             return Err(IssueError::ValidationFailed { detail: self.failure_detail(&mut order).await }.into());
         }
-        let key_pem = order.finalize().await?;
+        let key_pem = self.finalize(&mut order, request).await?;
         let chain_pem = order.poll_certificate(&policy).await?;
         let bundle = CertBundle::from_pem(
             &chain_pem,
@@ -316,6 +340,26 @@ impl<S: Storage + ?Sized> AcmeIssuer<S> {
         )
         .map_err(|e| IssueError::CaUnavailable(format!("the CA returned an unusable certificate: {e}")))?;
         Ok(bundle.with_primary_name(request.primary().unwrap_or_default()))
+    }
+
+    /// Finalizes with a fresh key of the requested algorithm (rcgen), names in
+    /// request order; returns the key as PEM.
+    async fn finalize(
+        &self,
+        order: &mut instant_acme::Order,
+        request: &CertRequest,
+    ) -> Result<String, OrderError> {
+        let rcgen_err = |e: rcgen::Error| IssueError::CaUnavailable(format!("CSR: {e}"));
+        let alg = match request.key {
+            crate::KeyAlgorithm::EcdsaP384 => &rcgen::PKCS_ECDSA_P384_SHA384,
+            _ => &rcgen::PKCS_ECDSA_P256_SHA256,
+        };
+        let key = rcgen::KeyPair::generate_for(alg).map_err(rcgen_err)?;
+        let mut params = rcgen::CertificateParams::new(request.names.clone()).map_err(rcgen_err)?;
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        let csr = params.serialize_request(&key).map_err(rcgen_err)?;
+        order.finalize_csr(csr.der()).await?;
+        Ok(key.serialize_pem())
     }
 
     async fn failure_detail(&self, order: &mut instant_acme::Order) -> String {

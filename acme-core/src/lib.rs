@@ -52,4 +52,4 @@ pub use local_ca::LocalCaIssuer;
 pub use manager::{CertManager, CertStatus, ManagerConfig};
 pub use renewal::{RenewalAction, RenewalPolicy};
 pub use retry::RetryPolicy;
-pub use solver::{ChallengeKind, ChallengeResponses, Dns01Solver};
+pub use solver::{ChallengeKind, ChallengeResponses, Dns01Solver, stored_http01, stored_tls_alpn01};

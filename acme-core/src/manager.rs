@@ -34,6 +34,11 @@ pub enum CertStatus {
     },
     /// The stored certificate has expired.
     Expired,
+    /// The DNS records are not in place (from the DNS-01 pre-flight).
+    Dns {
+        /// What is wrong with them.
+        san: dns_verify::SanStatus,
+    },
 }
 
 /// Settings of a [`CertManager`].
@@ -372,7 +377,12 @@ impl<S: Storage + ?Sized> Inner<S> {
         if let Ok(bytes) = serde_json::to_vec(&record) {
             let _ = self.store.storage().put(&key, &bytes).await;
         }
-        self.set_status(primary, CertStatus::Failed { class: error.class() });
+        let status = match error.class() {
+            ErrorClass::CnameNotFound => CertStatus::Dns { san: dns_verify::SanStatus::DnsMissing },
+            ErrorClass::TxtConflict => CertStatus::Dns { san: dns_verify::SanStatus::DnsDuplicate },
+            class => CertStatus::Failed { class },
+        };
+        self.set_status(primary, status);
         if error.class() == ErrorClass::RateLimited {
             self.publish(primary, EventKind::RateLimited).await;
         }

@@ -88,6 +88,35 @@ impl ChallengeResponses {
     }
 }
 
+/// Storage key of a published HTTP-01 answer.
+pub(crate) fn http01_key(token: &str) -> Option<cert_store::Key> {
+    cert_store::Key::new(format!("challenges/http-01/{token}")).ok()
+}
+
+/// Storage key of a published TLS-ALPN-01 digest.
+pub(crate) fn tls_alpn01_key(hostname: &str) -> Option<cert_store::Key> {
+    cert_store::Key::new(format!("challenges/tls-alpn-01/{}", hostname.to_ascii_lowercase())).ok()
+}
+
+/// The HTTP-01 answer for `token` that any node published in the shared
+/// store: lets every node behind a hostname answer the CA, not only the one
+/// that placed the order.
+pub async fn stored_http01<S: cert_store::Storage + ?Sized>(storage: &S, token: &str) -> Option<String> {
+    let bytes = storage.get(&http01_key(token)?).await.ok()??;
+    String::from_utf8(bytes).ok()
+}
+
+/// The TLS-ALPN-01 challenge certificate for `hostname`, rebuilt from the
+/// digest any node published in the shared store.
+pub async fn stored_tls_alpn01<S: cert_store::Storage + ?Sized>(
+    storage: &S,
+    hostname: &str,
+) -> Option<Arc<CertifiedKey>> {
+    let bytes = storage.get(&tls_alpn01_key(hostname)?).await.ok()??;
+    let digest = hex::decode(bytes).ok()?;
+    tls_alpn01_certificate(hostname, &digest).ok().map(Arc::new)
+}
+
 /// A self-signed certificate for `hostname` carrying the critical
 /// acmeIdentifier extension (RFC 8737). Built with `CertifiedKey::new`:
 /// `from_der` would reject it.

@@ -9,7 +9,7 @@ mod common;
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use acme_core::{AcmeIssuer, CertRequest, ChallengeKind, Dns01Solver, IssueError, Issuer};
-use cert_store::{CertStore, MemoryStorage, Provenance};
+use cert_store::{CertStore, MemoryStorage, Provenance, Storage};
 use dns_verify::{Authorities, Checker, Hostname, Requirements, Rfc2136Provider};
 use testkit::{DnsServer, PebbleServer, TSIG_KEY_NAME, Zone};
 
@@ -178,4 +178,48 @@ async fn half_the_nonces_rejected_still_twenty_of_twenty() {
         let name = if i % 2 == 0 { "http1.example.test" } else { "http2.example.test" };
         acme.issue(&CertRequest::new([name])).await.unwrap_or_else(|e| panic!("order {i}: {e}"));
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_node_answers_from_the_shared_store_and_p384_keys() {
+    let p = peers(0);
+    let storage = Arc::new(MemoryStorage::new());
+    let store = Arc::new(CertStore::new(Arc::clone(&storage)));
+    // The node that answers is not the one that orders: it only shares the store.
+    let answering = Arc::clone(&storage);
+    let _responder = testkit::serve_http01(
+        addr(p.pebble.http_port()),
+        Arc::new(move |token: String| {
+            let storage = Arc::clone(&answering);
+            Box::pin(async move { acme_core::stored_http01(&*storage, &token).await })
+        }),
+    )
+    .await
+    .unwrap();
+    let acme = issuer(&p, Arc::clone(&store));
+    let mut request = CertRequest::new(["http1.example.test"]);
+    request.key = acme_core::KeyAlgorithm::EcdsaP384;
+    let bundle = acme.issue(&request).await.unwrap();
+    assert_eq!(bundle.meta().key_type, cert_store::KeyType::EcdsaP384);
+    common::verify(&bundle, &p.pebble.issuing_root_pem().unwrap(), "http1.example.test").unwrap();
+    let left = storage.list(&cert_store::Prefix::new("challenges").unwrap()).await.unwrap();
+    assert!(left.is_empty(), "shared answers are withdrawn: {left:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_problems_show_as_san_status_in_the_manager() {
+    let p = peers(0);
+    let store = new_store();
+    let acme = issuer(&p, Arc::clone(&store)).with_challenge(ChallengeKind::Dns01).with_dns01(dns01(&p));
+    let m = acme_core::CertManager::new(store, Arc::new(acme), acme_core::ManagerConfig::default());
+    assert!(m.ensure(&CertRequest::new(["conflict.example.test"])).await.is_err());
+    assert_eq!(
+        m.status("conflict.example.test"),
+        acme_core::CertStatus::Dns { san: dns_verify::SanStatus::DnsDuplicate }
+    );
+    assert!(m.ensure(&CertRequest::new(["http1.example.test"])).await.is_err());
+    assert_eq!(
+        m.status("http1.example.test"),
+        acme_core::CertStatus::Dns { san: dns_verify::SanStatus::DnsMissing }
+    );
 }

@@ -7,6 +7,7 @@
 
 mod dns;
 mod error;
+mod http01;
 mod pebble;
 mod ports;
 mod postgres;
@@ -14,6 +15,7 @@ mod process;
 
 pub use dns::{DnsServer, DnsServerBuilder, TSIG_KEY_NAME, Zone};
 pub use error::TestkitError;
+pub use http01::{TokenLookup, serve_http01};
 pub use pebble::{PebbleBuilder, PebbleServer};
 pub use ports::free_port;
 pub use postgres::PostgresServer;

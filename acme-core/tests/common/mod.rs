@@ -37,43 +37,17 @@ pub fn verify(bundle: &CertBundle, root_pem: &str, name: &str) -> Result<(), rus
         .map(|_| ())
 }
 
-/// A minimal HTTP-01 responder on `addr` serving `responses` (sni-proxy
-/// serves them in production).
+/// The HTTP-01 responder of testkit, serving `responses`.
 pub async fn serve_http01(addr: SocketAddr, responses: ChallengeResponses) -> tokio::task::JoinHandle<()> {
-    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut stream, _)) = listener.accept().await else { continue };
-            let responses = responses.clone();
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 4096];
-                let mut len = 0;
-                while len < buf.len() {
-                    match stream.read(&mut buf[len..]).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => len += n,
-                    }
-                    if buf[..len].windows(4).any(|w| w == b"\r\n\r\n") {
-                        break;
-                    }
-                }
-                let request = String::from_utf8_lossy(&buf[..len]);
-                let path = request.split_whitespace().nth(1).unwrap_or("");
-                let answer =
-                    path.strip_prefix("/.well-known/acme-challenge/").and_then(|t| responses.http01(t));
-                let response = match answer {
-                    Some(body) => format!(
-                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                        body.len()
-                    ),
-                    None => {
-                        "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_owned()
-                    }
-                };
-                let _ = stream.write_all(response.as_bytes()).await;
-            });
-        }
-    })
+    testkit::serve_http01(
+        addr,
+        Arc::new(move |token: String| {
+            let answer = responses.http01(&token);
+            Box::pin(async move { answer })
+        }),
+    )
+    .await
+    .unwrap()
 }
 
 /// A TLS-ALPN-01 responder on `addr`: presents `responses.tls_alpn01(sni)`

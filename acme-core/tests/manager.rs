@@ -3,11 +3,10 @@
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
+mod common;
+
 use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    },
+    sync::{Arc, atomic::Ordering},
     time::Duration,
 };
 
@@ -17,39 +16,7 @@ use acme_core::{
 };
 use async_trait::async_trait;
 use cert_store::{CertBundle, CertStore, FileStorage, Key, MemoryStorage, PostgresStorage, Storage};
-
-/// Counts issuances; fails the first `fail_first` of them.
-struct Counting {
-    inner: Arc<dyn Issuer>,
-    issued: AtomicUsize,
-    fail_first: AtomicUsize,
-}
-
-impl Counting {
-    fn new(inner: Arc<dyn Issuer>) -> Arc<Self> {
-        Arc::new(Self { inner, issued: AtomicUsize::new(0), fail_first: AtomicUsize::new(0) })
-    }
-    fn count(&self) -> usize {
-        self.issued.load(Ordering::SeqCst)
-    }
-}
-
-#[async_trait]
-impl Issuer for Counting {
-    async fn issue(&self, request: &CertRequest) -> Result<CertBundle, IssueError> {
-        if self.fail_first.load(Ordering::SeqCst) > 0 {
-            self.fail_first.fetch_sub(1, Ordering::SeqCst);
-            return Err(IssueError::CaUnavailable("503 from the fault injector".into()));
-        }
-        self.issued.fetch_add(1, Ordering::SeqCst);
-        // Long enough for concurrent callers to pile up.
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        self.inner.issue(request).await
-    }
-    fn name(&self) -> String {
-        "counting".into()
-    }
-}
+use common::Counting;
 
 fn manager<S: Storage + ?Sized>(store: Arc<CertStore<S>>, issuer: Arc<dyn Issuer>) -> CertManager<S> {
     CertManager::new(store, issuer, ManagerConfig::default())

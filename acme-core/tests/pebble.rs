@@ -223,3 +223,66 @@ async fn dns_problems_show_as_san_status_in_the_manager() {
         acme_core::CertStatus::Dns { san: dns_verify::SanStatus::DnsMissing }
     );
 }
+
+/// Two managers ("two processes": separate managers and storage handles,
+/// only the store in common) asked for the same 20 names at once.
+async fn two_managers_place_twenty_orders<S: Storage + ?Sized>(p: &Peers, a: Arc<S>, b: Arc<S>) {
+    let responses = acme_core::ChallengeResponses::default();
+    let _responder = common::serve_http01(addr(p.pebble.http_port()), responses.clone()).await;
+    let store_a = Arc::new(CertStore::new(a));
+    let store_b = Arc::new(CertStore::new(b));
+    let issuer_a = common::Counting::new(Arc::new(
+        AcmeIssuer::new(&p.pebble.directory_url(), Arc::clone(&store_a))
+            .with_root(p.pebble.tls_root_path())
+            .with_responses(responses.clone()),
+    ));
+    let issuer_b = common::Counting::new(Arc::new(
+        AcmeIssuer::new(&p.pebble.directory_url(), Arc::clone(&store_b))
+            .with_root(p.pebble.tls_root_path())
+            .with_responses(responses),
+    ));
+    let ma =
+        Arc::new(acme_core::CertManager::new(store_a, issuer_a.clone(), acme_core::ManagerConfig::default()));
+    let mb =
+        Arc::new(acme_core::CertManager::new(store_b, issuer_b.clone(), acme_core::ManagerConfig::default()));
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        for m in [&ma, &mb] {
+            let m = Arc::clone(m);
+            tasks.push(tokio::spawn(async move {
+                m.ensure(&CertRequest::new([format!("pair{i}.example.test")])).await.map(|_| ())
+            }));
+        }
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    assert_eq!(issuer_a.count() + issuer_b.count(), 20, "exactly 20 orders for 20 names");
+}
+
+fn pair_peers() -> Peers {
+    let records: String = (0..20).map(|i| format!("pair{i} A 127.0.0.1\n")).collect();
+    let dns = DnsServer::builder().zone(Zone::new("example.test", &records)).recursion(true).start().unwrap();
+    let pebble = PebbleServer::builder().dns_server(dns.addr()).start().unwrap();
+    Peers { dns, pebble }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_managers_on_one_directory_place_twenty_orders() {
+    let p = pair_peers();
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("pair-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let a = Arc::new(cert_store::FileStorage::new(&dir).unwrap());
+    let b = Arc::new(cert_store::FileStorage::new(&dir).unwrap());
+    two_managers_place_twenty_orders(&p, a, b).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_managers_on_one_postgres_place_twenty_orders() {
+    let p = pair_peers();
+    let pg = testkit::PostgresServer::start().unwrap();
+    let a = Arc::new(cert_store::PostgresStorage::connect(&pg.connection_string()).await.unwrap());
+    let b = Arc::new(cert_store::PostgresStorage::connect(&pg.connection_string()).await.unwrap());
+    two_managers_place_twenty_orders(&p, a, b).await;
+}

@@ -143,3 +143,42 @@ pub async fn serve_fault(
     });
     addr
 }
+
+/// Counts issuances; fails the first `fail_first` of them.
+pub struct Counting {
+    inner: Arc<dyn acme_core::Issuer>,
+    issued: std::sync::atomic::AtomicUsize,
+    /// How many of the next issuances fail with `CaUnavailable`.
+    pub fail_first: std::sync::atomic::AtomicUsize,
+}
+
+impl Counting {
+    pub fn new(inner: Arc<dyn acme_core::Issuer>) -> Arc<Self> {
+        Arc::new(Self {
+            inner,
+            issued: std::sync::atomic::AtomicUsize::new(0),
+            fail_first: std::sync::atomic::AtomicUsize::new(0),
+        })
+    }
+    /// Issuances so far.
+    pub fn count(&self) -> usize {
+        self.issued.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[async_trait::async_trait]
+impl acme_core::Issuer for Counting {
+    async fn issue(&self, request: &acme_core::CertRequest) -> Result<CertBundle, acme_core::IssueError> {
+        if self.fail_first.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+            self.fail_first.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            return Err(acme_core::IssueError::CaUnavailable("503 from the fault injector".into()));
+        }
+        self.issued.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        // Long enough for concurrent callers to pile up.
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        self.inner.issue(request).await
+    }
+    fn name(&self) -> String {
+        "counting".into()
+    }
+}

@@ -350,11 +350,7 @@ impl<S: Storage + ?Sized> AcmeIssuer<S> {
         request: &CertRequest,
     ) -> Result<String, OrderError> {
         let rcgen_err = |e: rcgen::Error| IssueError::CaUnavailable(format!("CSR: {e}"));
-        let alg = match request.key {
-            crate::KeyAlgorithm::EcdsaP384 => &rcgen::PKCS_ECDSA_P384_SHA384,
-            _ => &rcgen::PKCS_ECDSA_P256_SHA256,
-        };
-        let key = rcgen::KeyPair::generate_for(alg).map_err(rcgen_err)?;
+        let key = request.key.generate()?;
         let mut params = rcgen::CertificateParams::new(request.names.clone()).map_err(rcgen_err)?;
         params.distinguished_name = rcgen::DistinguishedName::new();
         let csr = params.serialize_request(&key).map_err(rcgen_err)?;

@@ -16,6 +16,36 @@ pub enum KeyAlgorithm {
     EcdsaP256,
     /// ECDSA P-384.
     EcdsaP384,
+    /// RSA 2048 (for clients that cannot do ECDSA). Generated with the `rsa`
+    /// crate (ring cannot generate RSA keys); every signature is made by ring.
+    Rsa2048,
+}
+
+impl KeyAlgorithm {
+    /// A fresh key pair of this algorithm.
+    ///
+    /// # Errors
+    /// [`IssueError::CaUnavailable`] when generation fails.
+    pub fn generate(self) -> Result<rcgen::KeyPair, IssueError> {
+        let fail = |e: String| IssueError::CaUnavailable(format!("key generation: {e}"));
+        match self {
+            Self::EcdsaP256 => {
+                rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(|e| fail(e.to_string()))
+            }
+            Self::EcdsaP384 => {
+                rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).map_err(|e| fail(e.to_string()))
+            }
+            Self::Rsa2048 => {
+                use rsa::pkcs8::EncodePrivateKey;
+                let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048)
+                    .map_err(|e| fail(e.to_string()))?;
+                let der = key.to_pkcs8_der().map_err(|e| fail(e.to_string()))?;
+                let pkcs8 = rustls_pki_types::PrivatePkcs8KeyDer::from(der.as_bytes());
+                rcgen::KeyPair::from_pkcs8_der_and_sign_algo(&pkcs8, &rcgen::PKCS_RSA_SHA256)
+                    .map_err(|e| fail(e.to_string()))
+            }
+        }
+    }
 }
 
 /// What to issue.

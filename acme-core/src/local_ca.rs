@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tokio::sync::OnceCell;
 
-use crate::{CertRequest, IssueError, Issuer, issuer::KeyAlgorithm};
+use crate::{CertRequest, IssueError, Issuer};
 
 const CA_KEY: &str = "local-ca/ca";
 const CA_LEASE: &str = "local-ca-create";
@@ -119,11 +119,7 @@ impl<S: Storage + ?Sized> Issuer for LocalCaIssuer<S> {
         let ca = self.ca().await?;
         let ca_key = KeyPair::from_pem(&ca.key_pem).map_err(rcgen_err)?;
         let issuer = RcgenIssuer::from_ca_cert_pem(&ca.cert_pem, ca_key).map_err(rcgen_err)?;
-        let alg = match request.key {
-            KeyAlgorithm::EcdsaP384 => &rcgen::PKCS_ECDSA_P384_SHA384,
-            _ => &rcgen::PKCS_ECDSA_P256_SHA256,
-        };
-        let key = KeyPair::generate_for(alg).map_err(rcgen_err)?;
+        let key = request.key.generate()?;
         let mut params = CertificateParams::new(request.names.clone()).map_err(rcgen_err)?;
         params.distinguished_name = DistinguishedName::new();
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];

@@ -62,3 +62,19 @@ async fn bad_requests_are_typed() {
         IssueError::ValidationFailed { .. }
     ));
 }
+
+#[tokio::test]
+async fn key_algorithms() {
+    let ca = LocalCaIssuer::new(Arc::new(MemoryStorage::new()));
+    for (alg, expected) in [
+        (acme_core::KeyAlgorithm::EcdsaP256, cert_store::KeyType::EcdsaP256),
+        (acme_core::KeyAlgorithm::EcdsaP384, cert_store::KeyType::EcdsaP384),
+        (acme_core::KeyAlgorithm::Rsa2048, cert_store::KeyType::Rsa { bits: 2048 }),
+    ] {
+        let mut request = CertRequest::new(["k.example.com"]);
+        request.key = alg;
+        let bundle = ca.issue(&request).await.unwrap();
+        assert_eq!(bundle.meta().key_type, expected);
+        verify(&bundle, &ca.root_pem().await.unwrap(), "k.example.com").unwrap();
+    }
+}

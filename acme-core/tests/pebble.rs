@@ -181,7 +181,7 @@ async fn half_the_nonces_rejected_still_twenty_of_twenty() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn another_node_answers_from_the_shared_store_and_p384_keys() {
+async fn another_node_answers_from_the_shared_store_with_p384_and_rsa_keys() {
     let p = peers(0);
     let storage = Arc::new(MemoryStorage::new());
     let store = Arc::new(CertStore::new(Arc::clone(&storage)));
@@ -202,6 +202,9 @@ async fn another_node_answers_from_the_shared_store_and_p384_keys() {
     let bundle = acme.issue(&request).await.unwrap();
     assert_eq!(bundle.meta().key_type, cert_store::KeyType::EcdsaP384);
     common::verify(&bundle, &p.pebble.issuing_root_pem().unwrap(), "http1.example.test").unwrap();
+    request.key = acme_core::KeyAlgorithm::Rsa2048;
+    let bundle = acme.issue(&request).await.unwrap();
+    assert_eq!(bundle.meta().key_type, cert_store::KeyType::Rsa { bits: 2048 });
     let left = storage.list(&cert_store::Prefix::new("challenges").unwrap()).await.unwrap();
     assert!(left.is_empty(), "shared answers are withdrawn: {left:?}");
 }

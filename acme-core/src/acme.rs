@@ -41,6 +41,29 @@ impl From<IssueError> for OrderError {
     }
 }
 
+/// Whether the CA rejected the request's nonce (it did not process it, so
+/// the same call can be made again).
+fn is_bad_nonce(err: &instant_acme::Error) -> bool {
+    matches!(err, instant_acme::Error::Api(p) if p.r#type.as_deref().is_some_and(|t| t.ends_with(":badNonce")))
+}
+
+/// Calls made again when the CA rejects their nonce, on top of
+/// instant-acme's own three attempts.
+const BAD_NONCE_RETRIES: usize = 10;
+
+/// Evaluates an instant-acme call again while the CA rejects its nonce.
+macro_rules! nonce_retry {
+    ($call:expr) => {{
+        let mut attempt = 0;
+        loop {
+            match $call {
+                Err(e) if is_bad_nonce(&e) && attempt < BAD_NONCE_RETRIES => attempt += 1,
+                other => break other,
+            }
+        }
+    }};
+}
+
 /// Orders placed again after repeated `badNonce` before giving up.
 const BAD_NONCE_ATTEMPTS: usize = 10;
 
@@ -243,8 +266,33 @@ impl<S: Storage + ?Sized> AcmeIssuer<S> {
     ) -> Result<CertBundle, OrderError> {
         let account = self.account().await?;
         let identifiers: Vec<Identifier> = request.names.iter().map(|n| Identifier::Dns(n.clone())).collect();
-        let mut order = account.new_order(&NewOrder::new(&identifiers)).await?;
+        let mut order = nonce_retry!(account.new_order(&NewOrder::new(&identifiers)).await)?;
         let policy = PollPolicy::default().timeout(self.poll);
+
+        // 0. Fetch every authorization (instant-acme caches them in the order,
+        //    so a pass that hit a rejected nonce is simply run again).
+        let mut fetched = false;
+        for _ in 0..BAD_NONCE_RETRIES {
+            let mut authorizations = order.authorizations();
+            let mut failed = None;
+            while let Some(result) = authorizations.next().await {
+                if let Err(e) = result {
+                    failed = Some(e);
+                    break;
+                }
+            }
+            match failed {
+                None => {
+                    fetched = true;
+                    break;
+                }
+                Some(e) if is_bad_nonce(&e) => {}
+                Some(e) => return Err(e.into()),
+            }
+        }
+        if !fetched {
+            return Err(OrderError::BadNonce);
+        }
 
         // 1. Publish every answer.
         let mut dns_waits = Vec::new();
@@ -322,17 +370,17 @@ impl<S: Storage + ?Sized> AcmeIssuer<S> {
                 ChallengeKind::Dns01 => ChallengeType::Dns01,
             };
             if let Some(mut challenge) = authz.challenge(challenge_type) {
-                challenge.set_ready().await?;
+                nonce_retry!(challenge.set_ready().await)?;
             }
         }
 
         // 3. Wait for validation; on failure report the CA's own words.
-        let status = order.poll_ready(&policy).await?;
+        let status = nonce_retry!(order.poll_ready(&policy).await)?;
         if status != OrderStatus::Ready {
             return Err(IssueError::ValidationFailed { detail: self.failure_detail(&mut order).await }.into());
         }
         let key_pem = self.finalize(&mut order, request).await?;
-        let chain_pem = order.poll_certificate(&policy).await?;
+        let chain_pem = nonce_retry!(order.poll_certificate(&policy).await)?;
         let bundle = CertBundle::from_pem(
             &chain_pem,
             &key_pem,
@@ -354,7 +402,7 @@ impl<S: Storage + ?Sized> AcmeIssuer<S> {
         let mut params = rcgen::CertificateParams::new(request.names.clone()).map_err(rcgen_err)?;
         params.distinguished_name = rcgen::DistinguishedName::new();
         let csr = params.serialize_request(&key).map_err(rcgen_err)?;
-        order.finalize_csr(csr.der()).await?;
+        nonce_retry!(order.finalize_csr(csr.der()).await)?;
         Ok(key.serialize_pem())
     }
 

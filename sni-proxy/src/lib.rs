@@ -1,4 +1,10 @@
 //! TLS termination and passthrough by SNI.
 //!
-//! Not implemented yet: this crate is reserved for the `sni-proxy` part of the
-//! design (SNI resolver, proxy listeners, on-demand TLS). It exports nothing so far.
+//! Work in progress (issue #6). Available now: [`SniResolver`], the
+//! lock-free certificate table that rustls asks during each handshake.
+//! Still to come: the proxy listeners (terminate / passthrough), HTTP-01 and
+//! TLS-ALPN-01 responders, on-demand issuance behind an ask policy, limits.
+
+mod resolver;
+
+pub use resolver::SniResolver;

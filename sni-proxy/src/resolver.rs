@@ -1,0 +1,184 @@
+//! [`SniResolver`]: certificates by server name, exact then single-level
+//! wildcard, read without locks.
+
+use std::{collections::HashMap, hash::BuildHasher, sync::Arc};
+
+use arc_swap::ArcSwap;
+use rustls::{
+    server::{ClientHello, ResolvesServerCert},
+    sign::CertifiedKey,
+};
+
+/// Number of independently swapped shards: an update copies one shard
+/// (1/256 of the names), never the whole table.
+const SHARDS: usize = 256;
+/// The longest DNS name.
+const MAX_NAME: usize = 253;
+
+/// foldhash: fast on short keys and seeded per process, so names chosen by
+/// clients cannot be aimed at one bucket.
+type Hasher = foldhash::fast::RandomState;
+type Shard = HashMap<Box<str>, Arc<CertifiedKey>, Hasher>;
+
+/// Certificates by server name, for rustls.
+///
+/// - Exact names first, then the single-level wildcard: `*.example.com`
+///   serves `a.example.com`, never `a.b.example.com` nor `example.com`.
+/// - Lookups take no lock and do not allocate: each of 256 shards is an
+///   `ArcSwap` of an immutable map, replaced whole on update (copy-on-write
+///   of one shard); names are lowercased into a stack buffer.
+///
+/// ```
+/// use sni_proxy::SniResolver;
+/// let resolver = SniResolver::new();
+/// assert!(resolver.lookup("shop.example.com").is_none());
+/// ```
+pub struct SniResolver {
+    shards: Vec<ArcSwap<Shard>>,
+    hasher: Hasher,
+    default: ArcSwap<Option<Arc<CertifiedKey>>>,
+}
+
+impl std::fmt::Debug for SniResolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SniResolver").field("names", &self.len()).finish_non_exhaustive()
+    }
+}
+
+impl Default for SniResolver {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Lowercases `name` (without a trailing dot) into `buf`; `None` when it is
+/// too long or not ASCII.
+fn normalize<'b>(name: &str, buf: &'b mut [u8; MAX_NAME]) -> Option<&'b str> {
+    let name = name.strip_suffix('.').unwrap_or(name);
+    let bytes = name.as_bytes();
+    if bytes.len() > MAX_NAME || !name.is_ascii() {
+        return None;
+    }
+    let out = &mut buf[..bytes.len()];
+    for (o, b) in out.iter_mut().zip(bytes) {
+        *o = b.to_ascii_lowercase();
+    }
+    std::str::from_utf8(out).ok()
+}
+
+impl SniResolver {
+    /// An empty resolver.
+    #[must_use]
+    pub fn new() -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| ArcSwap::from_pointee(Shard::default())).collect(),
+            hasher: Hasher::default(),
+            default: ArcSwap::from_pointee(None),
+        }
+    }
+
+    fn shard_index(&self, key: &str) -> usize {
+        // The high bits pick the shard; the maps inside use the low ones.
+        #[allow(clippy::cast_possible_truncation)]
+        let high = (self.hasher.hash_one(key) >> 56) as usize;
+        high % SHARDS
+    }
+
+    fn shard_of(&self, key: &str) -> &ArcSwap<Shard> {
+        &self.shards[self.shard_index(key)]
+    }
+
+    /// Serves `key` for `name` (`shop.example.com` or `*.example.com`),
+    /// replacing any previous certificate for it.
+    pub fn insert(&self, name: &str, key: Arc<CertifiedKey>) {
+        let mut buf = [0u8; MAX_NAME];
+        let Some(name) = normalize(name, &mut buf) else { return };
+        let name: Box<str> = name.into();
+        self.shard_of(&name).rcu(|shard| {
+            let mut next = Shard::clone(shard);
+            next.insert(name.clone(), Arc::clone(&key));
+            next
+        });
+    }
+
+    /// Inserts many certificates at once (startup): each shard is copied once.
+    pub fn insert_many(&self, entries: impl IntoIterator<Item = (String, Arc<CertifiedKey>)>) {
+        let mut per_shard: Vec<Vec<(Box<str>, Arc<CertifiedKey>)>> =
+            (0..SHARDS).map(|_| Vec::new()).collect();
+        for (name, key) in entries {
+            let mut buf = [0u8; MAX_NAME];
+            let Some(name) = normalize(&name, &mut buf) else { continue };
+            per_shard[self.shard_index(name)].push((name.into(), key));
+        }
+        for (shard, entries) in self.shards.iter().zip(per_shard) {
+            if entries.is_empty() {
+                continue;
+            }
+            shard.rcu(|current| {
+                let mut next = Shard::clone(current);
+                next.extend(entries.iter().cloned());
+                next
+            });
+        }
+    }
+
+    /// Stops serving `name`.
+    pub fn remove(&self, name: &str) {
+        let mut buf = [0u8; MAX_NAME];
+        let Some(name) = normalize(name, &mut buf) else { return };
+        let name: Box<str> = name.into();
+        self.shard_of(&name).rcu(|shard| {
+            let mut next = Shard::clone(shard);
+            next.remove(&name);
+            next
+        });
+    }
+
+    /// The certificate served when no name matches (none by default:
+    /// the handshake fails with `unrecognized_name`).
+    pub fn set_default(&self, key: Option<Arc<CertifiedKey>>) {
+        self.default.store(Arc::new(key));
+    }
+
+    /// The certificate for `server_name`: exact, then `*.<parent>`.
+    #[must_use]
+    pub fn lookup(&self, server_name: &str) -> Option<Arc<CertifiedKey>> {
+        let mut buf = [0u8; MAX_NAME];
+        let (len, dot) = {
+            let name = normalize(server_name, &mut buf)?;
+            if let Some(key) = self.shard_of(name).load().get(name) {
+                return Some(Arc::clone(key));
+            }
+            (name.len(), name.find('.')?)
+        };
+        if dot == 0 || dot + 1 >= len {
+            return None;
+        }
+        // "a.example.com" → "*.example.com", written over the first label's
+        // last byte and its dot: no allocation.
+        buf[dot - 1] = b'*';
+        let wildcard = std::str::from_utf8(&buf[dot - 1..len]).ok()?;
+        self.shard_of(wildcard).load().get(wildcard).cloned()
+    }
+
+    /// How many names are served.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.load().len()).sum()
+    }
+
+    /// Whether no name is served.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl ResolvesServerCert for SniResolver {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        match hello.server_name() {
+            Some(name) => self.lookup(name).or_else(|| (**self.default.load()).clone()),
+            None => (**self.default.load()).clone(),
+        }
+    }
+}

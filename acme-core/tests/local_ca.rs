@@ -2,37 +2,13 @@
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
+mod common;
+
 use std::sync::Arc;
 
 use acme_core::{CertRequest, IssueError, Issuer, LocalCaIssuer};
-use cert_store::{CertBundle, MemoryStorage, Provenance};
-use rustls::{
-    RootCertStore,
-    client::{WebPkiServerVerifier, danger::ServerCertVerifier},
-};
-use rustls_pki_types::{CertificateDer, ServerName, UnixTime, pem::PemObject};
-
-/// Verifies `bundle`'s chain for `name` against `root_pem` with webpki.
-fn verify(bundle: &CertBundle, root_pem: &str, name: &str) -> Result<(), rustls::Error> {
-    let mut roots = RootCertStore::empty();
-    roots.add(CertificateDer::from_pem_slice(root_pem.as_bytes()).unwrap()).unwrap();
-    let verifier = WebPkiServerVerifier::builder_with_provider(
-        Arc::new(roots),
-        Arc::new(rustls::crypto::ring::default_provider()),
-    )
-    .build()
-    .unwrap();
-    let chain = bundle.chain_der().unwrap();
-    verifier
-        .verify_server_cert(
-            &chain[0],
-            &chain[1..],
-            &ServerName::try_from(name.to_owned()).unwrap(),
-            &[],
-            UnixTime::now(),
-        )
-        .map(|_| ())
-}
+use cert_store::{MemoryStorage, Provenance};
+use common::verify;
 
 #[tokio::test]
 async fn issues_chains_that_verify_and_keeps_one_ca_per_store() {

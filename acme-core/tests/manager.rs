@@ -22,6 +22,15 @@ fn manager<S: Storage + ?Sized>(store: Arc<CertStore<S>>, issuer: Arc<dyn Issuer
     CertManager::new(store, issuer, ManagerConfig::default())
 }
 
+/// A manager on a manual clock (starting now), no extra event sinks.
+fn clocked(
+    store: Arc<CertStore<MemoryStorage>>,
+    issuer: Arc<dyn Issuer>,
+) -> (CertManager<MemoryStorage>, Arc<ManualClock>) {
+    let clock = Arc::new(ManualClock::starting_now());
+    (CertManager::with_clock(store, issuer, ManagerConfig::default(), clock.clone(), Vec::new()), clock)
+}
+
 fn memory_setup() -> (Arc<CertStore<MemoryStorage>>, Arc<Counting>) {
     let storage = Arc::new(MemoryStorage::new());
     let ca: Arc<dyn Issuer> = Arc::new(LocalCaIssuer::new(Arc::clone(&storage)));
@@ -122,14 +131,7 @@ fn rand_suffix() -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn renews_when_due_on_the_injected_clock() {
     let (store, issuer) = memory_setup();
-    let clock = Arc::new(ManualClock::starting_now());
-    let m = CertManager::with_clock(
-        Arc::clone(&store),
-        issuer.clone(),
-        ManagerConfig::default(),
-        clock.clone(),
-        Vec::new(),
-    );
+    let (m, clock) = clocked(Arc::clone(&store), issuer.clone());
     let first = m.ensure(&CertRequest::new(["renew.example.com"])).await.unwrap();
     m.maintain().await;
     assert_eq!(issuer.count(), 1, "not due yet");
@@ -145,14 +147,7 @@ async fn renews_when_due_on_the_injected_clock() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn self_managed_certificates_are_warned_about_never_renewed() {
     let (store, issuer) = memory_setup();
-    let clock = Arc::new(ManualClock::starting_now());
-    let m = CertManager::with_clock(
-        Arc::clone(&store),
-        issuer.clone(),
-        ManagerConfig::default(),
-        clock.clone(),
-        Vec::new(),
-    );
+    let (m, clock) = clocked(Arc::clone(&store), issuer.clone());
     let key = rcgen::KeyPair::generate().unwrap();
     let mut params = rcgen::CertificateParams::new(vec!["own.example.com".to_owned()]).unwrap();
     params.not_before = time::OffsetDateTime::now_utc();
@@ -187,14 +182,7 @@ fn futures_block<F: std::future::Future>(f: F) -> F::Output {
 async fn failures_are_recorded_and_retried_when_due() {
     let (store, issuer) = memory_setup();
     issuer.fail_first.store(1, Ordering::SeqCst);
-    let clock = Arc::new(ManualClock::starting_now());
-    let m = CertManager::with_clock(
-        Arc::clone(&store),
-        issuer.clone(),
-        ManagerConfig::default(),
-        clock.clone(),
-        Vec::new(),
-    );
+    let (m, clock) = clocked(Arc::clone(&store), issuer.clone());
     let err = m.ensure(&CertRequest::new(["flaky.example.com"])).await.unwrap_err();
     assert_eq!(err.class(), ErrorClass::CaUnavailable);
     assert_eq!(m.status("flaky.example.com"), CertStatus::Failed { class: ErrorClass::CaUnavailable });
@@ -251,14 +239,7 @@ impl Issuer for WithWindow {
 async fn the_cas_renewal_window_wins_over_the_default_schedule() {
     let (store, counting) = memory_setup();
     let issuer = Arc::new(WithWindow { inner: counting.clone(), window: std::sync::Mutex::new(None) });
-    let clock = Arc::new(ManualClock::starting_now());
-    let m = CertManager::with_clock(
-        Arc::clone(&store),
-        issuer.clone(),
-        ManagerConfig::default(),
-        clock.clone(),
-        Vec::new(),
-    );
+    let (m, clock) = clocked(Arc::clone(&store), issuer.clone());
     m.ensure(&CertRequest::new(["ari.example.com"])).await.unwrap();
     clock.advance(time::Duration::days(35)); // default renewal at day 60
     m.maintain().await;

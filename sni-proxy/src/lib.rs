@@ -5,13 +5,18 @@
 //!   during each handshake;
 //! - [`serve_http80`], the plain-HTTP listener that answers HTTP-01
 //!   challenges (from this process or, through the store, any node) and
-//!   redirects everything else to HTTPS with 308.
+//!   redirects everything else to HTTPS with 308;
+//! - [`serve_tls`], the TLS listener: terminates with the certificate the
+//!   resolver picks and forwards the plaintext to an upstream, and answers
+//!   TLS-ALPN-01 (`acme-tls/1`) from acme-core's challenge responses.
 //!
-//! Still to come: the TLS listeners (terminate / passthrough, `acme-tls/1`),
-//! on-demand issuance behind an ask policy, graceful shutdown.
+//! Still to come: passthrough routes, lazy loading from the store, on-demand
+//! issuance behind an ask policy, graceful shutdown.
 
 mod http80;
 mod resolver;
+mod tls;
 
 pub use http80::{Http80Config, serve_http80};
-pub use resolver::SniResolver;
+pub use resolver::{SniResolver, certified_key};
+pub use tls::{ACME_TLS_ALPN, TlsConfig, serve_tls};

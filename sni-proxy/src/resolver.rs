@@ -101,6 +101,18 @@ impl SniResolver {
         });
     }
 
+    /// Serves `bundle` for every name it carries.
+    ///
+    /// # Errors
+    /// When the bundle's key cannot be loaded or does not match.
+    pub fn insert_bundle(&self, bundle: &cert_store::CertBundle) -> Result<Arc<CertifiedKey>, String> {
+        let key = certified_key(bundle)?;
+        for name in &bundle.meta().names {
+            self.insert(name, Arc::clone(&key));
+        }
+        Ok(key)
+    }
+
     /// Inserts many certificates at once (startup): each shard is copied once.
     pub fn insert_many(&self, entries: impl IntoIterator<Item = (String, Arc<CertifiedKey>)>) {
         let mut per_shard: Vec<Vec<(Box<str>, Arc<CertifiedKey>)>> =
@@ -172,6 +184,19 @@ impl SniResolver {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// A bundle as rustls serves it (key checked against the leaf).
+///
+/// # Errors
+/// When the PEM, the key or their match is bad (a bundle from `CertStore`
+/// was validated when saved, so this only fails if storage was tampered with).
+pub fn certified_key(bundle: &cert_store::CertBundle) -> Result<Arc<CertifiedKey>, String> {
+    let chain = bundle.chain_der().map_err(|e| e.to_string())?;
+    let key = bundle.key_der().map_err(|e| e.to_string())?;
+    CertifiedKey::from_der(chain, key, &rustls::crypto::ring::default_provider())
+        .map(Arc::new)
+        .map_err(|e| e.to_string())
 }
 
 impl ResolvesServerCert for SniResolver {

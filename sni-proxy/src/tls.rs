@@ -1,0 +1,147 @@
+//! The TLS listener: terminates TLS with the certificate [`SniResolver`]
+//! picks and forwards the plaintext to an upstream; answers TLS-ALPN-01.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use acme_core::ChallengeResponses;
+use rustls::{
+    ServerConfig,
+    server::{Acceptor, ClientHello, ResolvesServerCert},
+    sign::CertifiedKey,
+};
+use tokio::{
+    io::AsyncWriteExt,
+    net::{TcpListener, TcpStream},
+    sync::Semaphore,
+};
+use tokio_rustls::LazyConfigAcceptor;
+
+use crate::SniResolver;
+
+/// The ALPN protocol of TLS-ALPN-01 (RFC 8737).
+pub const ACME_TLS_ALPN: &[u8] = b"acme-tls/1";
+
+/// Settings of the TLS listener.
+#[derive(Clone)]
+pub struct TlsConfig {
+    /// Certificates by SNI.
+    pub resolver: Arc<SniResolver>,
+    /// TLS-ALPN-01 answers (from acme-core's issuer).
+    pub responses: ChallengeResponses,
+    /// Where terminated connections are forwarded (plaintext, bytes unchanged).
+    pub upstream: SocketAddr,
+    /// Time allowed from accept to a finished handshake.
+    pub handshake_timeout: Duration,
+    /// Connections served at once; further ones wait in the accept queue.
+    pub max_connections: usize,
+}
+
+impl std::fmt::Debug for TlsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsConfig").field("upstream", &self.upstream).finish_non_exhaustive()
+    }
+}
+
+impl TlsConfig {
+    /// Defaults: 10 s handshake timeout, 10,000 connections.
+    #[must_use]
+    pub fn new(resolver: Arc<SniResolver>, responses: ChallengeResponses, upstream: SocketAddr) -> Self {
+        Self {
+            resolver,
+            responses,
+            upstream,
+            handshake_timeout: Duration::from_secs(10),
+            max_connections: 10_000,
+        }
+    }
+}
+
+/// Presents the TLS-ALPN-01 challenge certificate for the SNI.
+#[derive(Debug)]
+struct ChallengeResolver(ChallengeResponses);
+
+impl ResolvesServerCert for ChallengeResolver {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        self.0.tls_alpn01(hello.server_name()?)
+    }
+}
+
+fn server_config(resolver: Arc<dyn ResolvesServerCert>, alpn: Vec<Vec<u8>>) -> Option<Arc<ServerConfig>> {
+    let mut config = ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .ok()?
+        .with_no_client_auth()
+        .with_cert_resolver(resolver);
+    config.alpn_protocols = alpn;
+    Some(Arc::new(config))
+}
+
+/// Serves `listener` until the task is dropped.
+pub async fn serve_tls(listener: TcpListener, config: TlsConfig) {
+    let Some(terminate) = server_config(config.resolver.clone(), vec![b"h2".to_vec(), b"http/1.1".to_vec()])
+    else {
+        tracing::error!("cannot build the TLS configuration");
+        return;
+    };
+    let Some(challenge) =
+        server_config(Arc::new(ChallengeResolver(config.responses.clone())), vec![ACME_TLS_ALPN.to_vec()])
+    else {
+        return;
+    };
+    let config = Arc::new(config);
+    let permits = Arc::new(Semaphore::new(config.max_connections.max(1)));
+    loop {
+        let Ok(permit) = Arc::clone(&permits).acquire_owned().await else { return };
+        let Ok((tcp, peer)) = listener.accept().await else { continue };
+        let (config, terminate, challenge) =
+            (Arc::clone(&config), Arc::clone(&terminate), Arc::clone(&challenge));
+        tokio::spawn(async move {
+            let started = tokio::time::Instant::now();
+            let outcome =
+                tokio::time::timeout(config.handshake_timeout, handshake(tcp, &terminate, &challenge)).await;
+            match outcome {
+                Err(_) => tracing::debug!(%peer, "handshake timed out"),
+                Ok(Err(reason)) => tracing::debug!(%peer, %reason, "handshake failed"),
+                Ok(Ok(Handshaken::Challenge { sni })) => tracing::info!(%peer, %sni, "answered TLS-ALPN-01"),
+                Ok(Ok(Handshaken::Terminated { sni, mut tls })) => {
+                    match TcpStream::connect(config.upstream).await {
+                        Ok(mut upstream) => {
+                            let copied = tokio::io::copy_bidirectional(&mut *tls, &mut upstream).await;
+                            tracing::info!(%peer, %sni, route = "terminate", ?copied, duration = ?started.elapsed(), "connection closed");
+                        }
+                        Err(e) => {
+                            tracing::warn!(%peer, %sni, error = %e, "upstream unreachable");
+                            let _ = tls.shutdown().await;
+                        }
+                    }
+                }
+            }
+            drop(permit);
+        });
+    }
+}
+
+enum Handshaken {
+    Challenge { sni: String },
+    Terminated { sni: String, tls: Box<tokio_rustls::server::TlsStream<TcpStream>> },
+}
+
+async fn handshake(
+    tcp: TcpStream,
+    terminate: &Arc<ServerConfig>,
+    challenge: &Arc<ServerConfig>,
+) -> Result<Handshaken, String> {
+    let start = LazyConfigAcceptor::new(Acceptor::default(), tcp).await.map_err(|e| e.to_string())?;
+    let hello = start.client_hello();
+    let sni = hello.server_name().unwrap_or_default().to_owned();
+    let is_challenge = hello
+        .alpn()
+        .is_some_and(|mut protocols| protocols.next() == Some(ACME_TLS_ALPN) && protocols.next().is_none());
+    if is_challenge {
+        let mut tls = start.into_stream(Arc::clone(challenge)).await.map_err(|e| e.to_string())?;
+        let _ = tls.shutdown().await;
+        return Ok(Handshaken::Challenge { sni });
+    }
+    let tls = start.into_stream(Arc::clone(terminate)).await.map_err(|e| e.to_string())?;
+    Ok(Handshaken::Terminated { sni, tls: Box::new(tls) })
+}

@@ -1,0 +1,140 @@
+//! The TLS listener with real clients: rustls, openssl s_client, silent
+//! connections, and pebble validating TLS-ALPN-01 through it.
+
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+use std::{net::SocketAddr, process::Command, sync::Arc, time::Duration};
+
+use acme_core::{AcmeIssuer, CertRequest, ChallengeKind, ChallengeResponses, Issuer, LocalCaIssuer};
+use cert_store::{CertStore, MemoryStorage};
+use rustls_pki_types::{CertificateDer, ServerName, pem::PemObject};
+use sni_proxy::{SniResolver, TlsConfig, serve_tls};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+async fn echo_upstream() -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = listener.accept().await else { continue };
+            tokio::spawn(async move {
+                let (mut r, mut w) = s.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            });
+        }
+    });
+    addr
+}
+
+struct Proxy {
+    addr: SocketAddr,
+    root_pem: String,
+}
+
+async fn proxy(handshake_timeout: Duration) -> Proxy {
+    let ca = LocalCaIssuer::new(Arc::new(MemoryStorage::new()));
+    let resolver = Arc::new(SniResolver::new());
+    for names in [vec!["shop.example.com"], vec!["*.wild.example.com"]] {
+        resolver.insert_bundle(&ca.issue(&CertRequest::new(names)).await.unwrap()).unwrap();
+    }
+    let mut config = TlsConfig::new(resolver, ChallengeResponses::default(), echo_upstream().await);
+    config.handshake_timeout = handshake_timeout;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(serve_tls(listener, config));
+    Proxy { addr, root_pem: ca.root_pem().await.unwrap() }
+}
+
+async fn rustls_echo(p: &Proxy, sni: &str) -> std::io::Result<Vec<u8>> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(CertificateDer::from_pem_slice(p.root_pem.as_bytes()).unwrap()).unwrap();
+    let config =
+        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(p.addr).await?;
+    let mut tls = connector.connect(ServerName::try_from(sni.to_owned()).unwrap(), tcp).await?;
+    tls.write_all(b"ping through the proxy").await?;
+    let mut buf = vec![0u8; 22];
+    tls.read_exact(&mut buf).await?;
+    Ok(buf)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn terminates_by_sni_and_forwards_bytes_both_ways() {
+    let p = proxy(Duration::from_secs(10)).await;
+    assert_eq!(rustls_echo(&p, "shop.example.com").await.unwrap(), b"ping through the proxy");
+    assert_eq!(rustls_echo(&p, "a.wild.example.com").await.unwrap(), b"ping through the proxy");
+    assert!(rustls_echo(&p, "a.b.wild.example.com").await.is_err(), "one wildcard level only");
+    assert!(rustls_echo(&p, "unknown.example.com").await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openssl_s_client_verifies_the_chain() {
+    let p = proxy(Duration::from_secs(10)).await;
+    let dir = std::env::temp_dir().join(format!("sni-root-{}.pem", std::process::id()));
+    std::fs::write(&dir, &p.root_pem).unwrap();
+    let addr = p.addr.to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("openssl")
+            .args([
+                "s_client",
+                "-connect",
+                &addr,
+                "-servername",
+                "shop.example.com",
+                "-verify_return_error",
+                "-CAfile",
+            ])
+            .arg(&dir)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Verify return code: 0 (ok)"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_connections_are_closed_by_the_handshake_timeout() {
+    let p = proxy(Duration::from_millis(300)).await;
+    let mut silent = Vec::new();
+    for _ in 0..200 {
+        silent.push(tokio::net::TcpStream::connect(p.addr).await.unwrap());
+    }
+    // A well-behaved client is still served while they hang around.
+    assert_eq!(rustls_echo(&p, "shop.example.com").await.unwrap(), b"ping through the proxy");
+    for mut s in silent {
+        let mut buf = [0u8; 1];
+        // The proxy closes them: EOF (or a reset), not a hang.
+        let n = tokio::time::timeout(Duration::from_secs(30), s.read(&mut buf))
+            .await
+            .expect("closed by the proxy");
+        assert!(matches!(n, Ok(0) | Err(_)));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pebble_validates_tls_alpn01_through_the_listener() {
+    let dns = testkit::DnsServer::builder()
+        .zone(testkit::Zone::new("example.test", "alpn A 127.0.0.1\n"))
+        .recursion(true)
+        .start()
+        .unwrap();
+    let pebble = testkit::PebbleServer::builder().dns_server(dns.addr()).start().unwrap();
+    let store = Arc::new(CertStore::new(Arc::new(MemoryStorage::new())));
+    let acme = AcmeIssuer::new(&pebble.directory_url(), store)
+        .with_root(pebble.tls_root_path())
+        .with_challenge(ChallengeKind::TlsAlpn01);
+    let config =
+        TlsConfig::new(Arc::new(SniResolver::new()), acme.responses().clone(), echo_upstream().await);
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", pebble.tls_port())).await.unwrap();
+    tokio::spawn(serve_tls(listener, config));
+    let bundle = acme.issue(&CertRequest::new(["alpn.example.test"])).await.unwrap();
+    assert_eq!(bundle.meta().names, ["alpn.example.test"]);
+}

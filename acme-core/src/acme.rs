@@ -192,8 +192,10 @@ impl<S: Storage + ?Sized> AcmeIssuer<S> {
             let contact: Vec<&str> = self.contact.iter().map(String::as_str).collect();
             let new =
                 NewAccount { contact: &contact, terms_of_service_agreed: true, only_return_existing: false };
+            // A rejected nonce means the CA created nothing: ask again.
             let (account, credentials) =
-                self.builder()?.create(&new, self.directory.clone(), None).await.map_err(account_error)?;
+                nonce_retry!(self.builder()?.create(&new, self.directory.clone(), None).await)
+                    .map_err(account_error)?;
             let bytes = serde_json::to_vec(&credentials).map_err(|e| IssueError::Account(e.to_string()))?;
             self.store
                 .save_account(&self.directory, &bytes)

@@ -14,9 +14,11 @@
 //! issuance behind an ask policy, graceful shutdown.
 
 mod http80;
+mod on_demand;
 mod resolver;
 mod tls;
 
 pub use http80::{Http80Config, serve_http80};
+pub use on_demand::{AskPolicy, HttpAskPolicy, OnDemand, Provision, plausible_public_name};
 pub use resolver::{SniResolver, certified_key};
 pub use tls::{ACME_TLS_ALPN, TlsConfig, serve_tls};

@@ -30,10 +30,13 @@ pub struct TlsConfig {
     pub responses: ChallengeResponses,
     /// Where terminated connections are forwarded (plaintext, bytes unchanged).
     pub upstream: SocketAddr,
-    /// Time allowed from accept to a finished handshake.
+    /// Time allowed for the ClientHello, and again for the rest of the
+    /// handshake (an on-demand issuance in between has its own timeout).
     pub handshake_timeout: Duration,
     /// Connections served at once; further ones wait in the accept queue.
     pub max_connections: usize,
+    /// Issue certificates for unknown names during the handshake (off by default).
+    pub on_demand: Option<crate::OnDemand>,
 }
 
 impl std::fmt::Debug for TlsConfig {
@@ -52,6 +55,7 @@ impl TlsConfig {
             upstream,
             handshake_timeout: Duration::from_secs(10),
             max_connections: 10_000,
+            on_demand: None,
         }
     }
 }
@@ -97,13 +101,10 @@ pub async fn serve_tls(listener: TcpListener, config: TlsConfig) {
             (Arc::clone(&config), Arc::clone(&terminate), Arc::clone(&challenge));
         tokio::spawn(async move {
             let started = tokio::time::Instant::now();
-            let outcome =
-                tokio::time::timeout(config.handshake_timeout, handshake(tcp, &terminate, &challenge)).await;
-            match outcome {
-                Err(_) => tracing::debug!(%peer, "handshake timed out"),
-                Ok(Err(reason)) => tracing::debug!(%peer, %reason, "handshake failed"),
-                Ok(Ok(Handshaken::Challenge { sni })) => tracing::info!(%peer, %sni, "answered TLS-ALPN-01"),
-                Ok(Ok(Handshaken::Terminated { sni, mut tls })) => {
+            match handshake(tcp, peer, &config, &terminate, &challenge).await {
+                Err(reason) => tracing::debug!(%peer, %reason, "handshake failed"),
+                Ok(Handshaken::Challenge { sni }) => tracing::info!(%peer, %sni, "answered TLS-ALPN-01"),
+                Ok(Handshaken::Terminated { sni, mut tls }) => {
                     match TcpStream::connect(config.upstream).await {
                         Ok(mut upstream) => {
                             let copied = tokio::io::copy_bidirectional(&mut *tls, &mut upstream).await;
@@ -126,22 +127,42 @@ enum Handshaken {
     Terminated { sni: String, tls: Box<tokio_rustls::server::TlsStream<TcpStream>> },
 }
 
+/// Reads the ClientHello and completes the handshake, each step within
+/// `handshake_timeout`; an on-demand issuance in between has its own bound.
 async fn handshake(
     tcp: TcpStream,
+    peer: SocketAddr,
+    config: &TlsConfig,
     terminate: &Arc<ServerConfig>,
     challenge: &Arc<ServerConfig>,
 ) -> Result<Handshaken, String> {
-    let start = LazyConfigAcceptor::new(Acceptor::default(), tcp).await.map_err(|e| e.to_string())?;
+    let deadline = config.handshake_timeout;
+    let start = tokio::time::timeout(deadline, LazyConfigAcceptor::new(Acceptor::default(), tcp))
+        .await
+        .map_err(|_| "timed out waiting for the ClientHello".to_owned())?
+        .map_err(|e| e.to_string())?;
     let hello = start.client_hello();
     let sni = hello.server_name().unwrap_or_default().to_owned();
     let is_challenge = hello
         .alpn()
         .is_some_and(|mut protocols| protocols.next() == Some(ACME_TLS_ALPN) && protocols.next().is_none());
+    let server_config = if is_challenge { challenge } else { terminate };
+    if !is_challenge
+        && !sni.is_empty()
+        && config.resolver.lookup(&sni).is_none()
+        && let Some(on_demand) = &config.on_demand
+        && let Some(bundle) = on_demand.obtain(&sni, peer.ip()).await
+        && let Err(e) = config.resolver.insert_bundle(&bundle)
+    {
+        tracing::warn!(%sni, error = %e, "issued certificate could not be loaded");
+    }
+    let mut tls = tokio::time::timeout(deadline, start.into_stream(Arc::clone(server_config)))
+        .await
+        .map_err(|_| "handshake timed out".to_owned())?
+        .map_err(|e| e.to_string())?;
     if is_challenge {
-        let mut tls = start.into_stream(Arc::clone(challenge)).await.map_err(|e| e.to_string())?;
         let _ = tls.shutdown().await;
         return Ok(Handshaken::Challenge { sni });
     }
-    let tls = start.into_stream(Arc::clone(terminate)).await.map_err(|e| e.to_string())?;
     Ok(Handshaken::Terminated { sni, tls: Box::new(tls) })
 }

@@ -1,0 +1,185 @@
+//! On-demand TLS: certificates issued during the first handshake for a name,
+//! only for names an [`AskPolicy`] allows.
+
+use std::{
+    collections::HashMap,
+    net::IpAddr,
+    sync::{Arc, Mutex, PoisonError},
+    time::{Duration, Instant},
+};
+
+use acme_core::{CertManager, CertRequest, IssueError};
+use async_trait::async_trait;
+use cert_store::{CertBundle, Storage};
+use http_body_util::Empty;
+use hyper::body::Bytes;
+use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+use tokio::sync::Semaphore;
+
+/// Decides whether a certificate may be issued for a name seen in a handshake.
+#[async_trait]
+pub trait AskPolicy: Send + Sync {
+    /// Whether `name`, asked for by `client`, may get a certificate.
+    async fn allow(&self, name: &str, client: IpAddr) -> bool;
+}
+
+/// Issues (or loads) the certificate for a name.
+#[async_trait]
+pub trait Provision: Send + Sync {
+    /// The certificate for `name`, issuing it if needed.
+    async fn provision(&self, name: &str) -> Result<Arc<CertBundle>, IssueError>;
+}
+
+#[async_trait]
+impl<S: Storage + ?Sized> Provision for CertManager<S> {
+    async fn provision(&self, name: &str) -> Result<Arc<CertBundle>, IssueError> {
+        self.ensure(&CertRequest::new([name])).await
+    }
+}
+
+/// Names refused before any policy is asked: IP addresses, `localhost`,
+/// single labels, internal suffixes, anything that is not a hostname.
+#[must_use]
+pub fn plausible_public_name(name: &str) -> bool {
+    let Ok(name) = cert_store::hostname::canonical_hostname(name) else { return false };
+    if name.starts_with("*.") || !name.contains('.') {
+        return false;
+    }
+    const INTERNAL: [&str; 6] = [".localhost", ".local", ".internal", ".lan", ".home.arpa", ".invalid"];
+    name != "localhost" && !INTERNAL.iter().any(|s| name.ends_with(s))
+}
+
+/// `GET <url>?domain=<name>` with the client's address in `X-Client-IP`: 200
+/// allows; anything else, a redirect, or no answer within the timeout
+/// refuses (fail closed). Answers are cached per `Cache-Control: max-age`.
+pub struct HttpAskPolicy {
+    url: String,
+    timeout: Duration,
+    client: Client<hyper_util::client::legacy::connect::HttpConnector, Empty<Bytes>>,
+    cache: Mutex<HashMap<String, (bool, Instant)>>,
+}
+
+impl std::fmt::Debug for HttpAskPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpAskPolicy").field("url", &self.url).finish_non_exhaustive()
+    }
+}
+
+impl HttpAskPolicy {
+    /// Asks `url` (an `http://` endpoint) with a 2 s timeout.
+    #[must_use]
+    pub fn new(url: &str) -> Self {
+        Self {
+            url: url.to_owned(),
+            timeout: Duration::from_secs(2),
+            client: Client::builder(TokioExecutor::new()).build_http(),
+            cache: Mutex::default(),
+        }
+    }
+
+    /// Sets the timeout (a slower answer refuses).
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    fn cached(&self, name: &str) -> Option<bool> {
+        let cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        cache.get(name).filter(|(_, until)| *until > Instant::now()).map(|(allow, _)| *allow)
+    }
+}
+
+fn max_age(headers: &hyper::HeaderMap) -> Option<Duration> {
+    let value = headers.get(hyper::header::CACHE_CONTROL)?.to_str().ok()?;
+    value
+        .split(',')
+        .find_map(|d| d.trim().strip_prefix("max-age="))
+        .and_then(|s| s.parse::<u64>().ok())
+        .map(Duration::from_secs)
+}
+
+#[async_trait]
+impl AskPolicy for HttpAskPolicy {
+    async fn allow(&self, name: &str, client: IpAddr) -> bool {
+        if let Some(answer) = self.cached(name) {
+            return answer;
+        }
+        let separator = if self.url.contains('?') { '&' } else { '?' };
+        let uri = format!("{}{separator}domain={name}", self.url);
+        let Ok(request) =
+            hyper::Request::get(uri).header("X-Client-IP", client.to_string()).body(Empty::new())
+        else {
+            return false;
+        };
+        let response = match tokio::time::timeout(self.timeout, self.client.request(request)).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
+                tracing::warn!(%name, error = %e, "ask endpoint unreachable: refusing");
+                return false;
+            }
+            Err(_) => {
+                tracing::warn!(%name, "ask endpoint timed out: refusing");
+                return false;
+            }
+        };
+        let allow = response.status() == hyper::StatusCode::OK;
+        if let Some(age) = max_age(response.headers()) {
+            self.cache
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(name.to_owned(), (allow, Instant::now() + age));
+        }
+        allow
+    }
+}
+
+/// On-demand issuance for the TLS listener: plausibility check, then the
+/// policy, then a bounded number of issuances at once (each name once,
+/// however many handshakes wait for it: the manager is single-flight).
+#[derive(Clone)]
+pub struct OnDemand {
+    /// Who decides.
+    pub policy: Arc<dyn AskPolicy>,
+    /// Who issues.
+    pub provision: Arc<dyn Provision>,
+    /// Issuances pending at once.
+    pub pending: Arc<Semaphore>,
+    /// How long a handshake may wait for its certificate.
+    pub timeout: Duration,
+}
+
+impl std::fmt::Debug for OnDemand {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OnDemand").field("timeout", &self.timeout).finish_non_exhaustive()
+    }
+}
+
+impl OnDemand {
+    /// Up to 64 pending issuances, 60 s per handshake.
+    #[must_use]
+    pub fn new(policy: Arc<dyn AskPolicy>, provision: Arc<dyn Provision>) -> Self {
+        Self { policy, provision, pending: Arc::new(Semaphore::new(64)), timeout: Duration::from_secs(60) }
+    }
+
+    /// The certificate for `name`, if allowed and issued in time.
+    pub async fn obtain(&self, name: &str, client: IpAddr) -> Option<Arc<CertBundle>> {
+        if !plausible_public_name(name) {
+            tracing::info!(%name, %client, "on-demand refused: not a public hostname");
+            return None;
+        }
+        if !self.policy.allow(name, client).await {
+            tracing::info!(%name, %client, "on-demand refused by the ask policy");
+            return None;
+        }
+        let _permit = self.pending.acquire().await.ok()?;
+        match tokio::time::timeout(self.timeout, self.provision.provision(name)).await {
+            Ok(Ok(bundle)) => Some(bundle),
+            Ok(Err(e)) => {
+                tracing::warn!(%name, error = %e, "on-demand issuance failed");
+                None
+            }
+            Err(_) => None,
+        }
+    }
+}

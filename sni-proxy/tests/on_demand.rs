@@ -1,0 +1,176 @@
+//! On-demand TLS through the listener with the local CA: allowed names are
+//! issued at their first handshake, refused ones never reach the issuer.
+
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use acme_core::{CertManager, CertRequest, IssueError, Issuer, LocalCaIssuer, ManagerConfig};
+use async_trait::async_trait;
+use cert_store::{CertBundle, CertStore, MemoryStorage, Prefix, Storage};
+use rustls_pki_types::{CertificateDer, ServerName, pem::PemObject};
+use sni_proxy::{HttpAskPolicy, OnDemand, SniResolver, TlsConfig, plausible_public_name, serve_tls};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// An ask endpoint: 200 for names starting with "ok", 403 otherwise; counts requests.
+async fn ask_endpoint(asked: Arc<AtomicUsize>) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = listener.accept().await else { continue };
+            let asked = Arc::clone(&asked);
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 2048];
+                let n = s.read(&mut buf).await.unwrap_or(0);
+                asked.fetch_add(1, Ordering::SeqCst);
+                let head = String::from_utf8_lossy(&buf[..n]).into_owned();
+                let allowed = head.contains("domain=ok")
+                    && head.to_ascii_lowercase().contains("x-client-ip: 127.0.0.1");
+                let status = if allowed { "200 OK" } else { "403 Forbidden" };
+                let response = format!(
+                    "HTTP/1.1 {status}\r\nCache-Control: max-age=60\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+                let _ = s.write_all(response.as_bytes()).await;
+            });
+        }
+    });
+    addr
+}
+
+struct Counting(Arc<dyn Issuer>, AtomicUsize);
+
+#[async_trait]
+impl Issuer for Counting {
+    async fn issue(&self, request: &CertRequest) -> Result<CertBundle, IssueError> {
+        self.1.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        self.0.issue(request).await
+    }
+    fn name(&self) -> String {
+        "counting".into()
+    }
+}
+
+struct Setup {
+    proxy: SocketAddr,
+    root_pem: String,
+    issued: Arc<Counting>,
+    asked: Arc<AtomicUsize>,
+    storage: Arc<MemoryStorage>,
+}
+
+async fn setup(ask_url: Option<String>) -> Setup {
+    let storage = Arc::new(MemoryStorage::new());
+    let ca = Arc::new(LocalCaIssuer::new(Arc::clone(&storage)));
+    let root_pem = ca.root_pem().await.unwrap();
+    let issued = Arc::new(Counting(ca, AtomicUsize::new(0)));
+    let manager = Arc::new(CertManager::new(
+        Arc::new(CertStore::new(Arc::clone(&storage))),
+        issued.clone(),
+        ManagerConfig::default(),
+    ));
+    let asked = Arc::new(AtomicUsize::new(0));
+    let url = match ask_url {
+        Some(u) => u,
+        None => format!("http://{}/internal/ask", ask_endpoint(Arc::clone(&asked)).await),
+    };
+    let upstream = {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let a = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut s, _)) = l.accept().await else { continue };
+                tokio::spawn(async move {
+                    let (mut r, mut w) = s.split();
+                    let _ = tokio::io::copy(&mut r, &mut w).await;
+                });
+            }
+        });
+        a
+    };
+    let mut config =
+        TlsConfig::new(Arc::new(SniResolver::new()), acme_core::ChallengeResponses::default(), upstream);
+    config.on_demand = Some(OnDemand::new(Arc::new(HttpAskPolicy::new(&url)), manager));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy = listener.local_addr().unwrap();
+    tokio::spawn(serve_tls(listener, config));
+    Setup { proxy, root_pem, issued, asked, storage }
+}
+
+async fn handshake(s: &Setup, sni: &str) -> std::io::Result<()> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(CertificateDer::from_pem_slice(s.root_pem.as_bytes()).unwrap()).unwrap();
+    let config =
+        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(s.proxy).await?;
+    let mut tls = connector.connect(ServerName::try_from(sni.to_owned()).unwrap(), tcp).await?;
+    tls.write_all(b"hi").await?;
+    let mut buf = [0u8; 2];
+    tls.read_exact(&mut buf).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn allowed_name_is_issued_at_its_first_handshake() {
+    let s = setup(None).await;
+    handshake(&s, "ok-shop.example.com").await.unwrap();
+    handshake(&s, "ok-shop.example.com").await.unwrap();
+    assert_eq!(s.issued.1.load(Ordering::SeqCst), 1);
+    assert_eq!(s.asked.load(Ordering::SeqCst), 1, "the second handshake needs no ask: the name is loaded");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_names_never_reach_the_issuer_nor_the_store() {
+    let s = setup(None).await;
+    assert!(handshake(&s, "evil.example.com").await.is_err());
+    assert!(handshake(&s, "evil.example.com").await.is_err());
+    assert_eq!(s.asked.load(Ordering::SeqCst), 1, "the refusal is cached per max-age");
+    // Names that are not public hostnames are refused before asking.
+    for name in ["localhost", "intranet", "printer.local", "ok.internal"] {
+        assert!(!plausible_public_name(name), "{name}");
+    }
+    assert!(handshake(&s, "ok.internal").await.is_err());
+    assert_eq!(s.asked.load(Ordering::SeqCst), 1);
+    assert_eq!(s.issued.1.load(Ordering::SeqCst), 0);
+    assert!(s.storage.list(&Prefix::new("certs").unwrap()).await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ask_endpoint_down_refuses() {
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
+    let s = setup(Some(format!("http://{closed}/ask"))).await;
+    assert!(handshake(&s, "ok-anything.example.com").await.is_err());
+    assert_eq!(s.issued.1.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_concurrent_handshakes_one_issuance() {
+    let s = Arc::new(setup(None).await);
+    let tasks: Vec<_> = (0..200)
+        .map(|_| {
+            let s = Arc::clone(&s);
+            tokio::spawn(async move { handshake(&s, "ok-busy.example.com").await.is_ok() })
+        })
+        .collect();
+    let mut ok = 0;
+    for t in tasks {
+        if t.await.unwrap() {
+            ok += 1;
+        }
+    }
+    assert_eq!(ok, 200);
+    assert_eq!(s.issued.1.load(Ordering::SeqCst), 1);
+}

@@ -7,11 +7,14 @@
 //!   challenges (from this process or, through the store, any node) and
 //!   redirects everything else to HTTPS with 308;
 //! - [`serve_tls`], the TLS listener: terminates with the certificate the
-//!   resolver picks and forwards the plaintext to an upstream, and answers
-//!   TLS-ALPN-01 (`acme-tls/1`) from acme-core's challenge responses.
+//!   resolver picks and forwards the plaintext to an upstream, passes chosen
+//!   names through untouched (SNI read with `peek`, parsed by rustls),
+//!   answers TLS-ALPN-01 (`acme-tls/1`) from acme-core's challenge
+//!   responses, and with [`OnDemand`] issues certificates for unknown names
+//!   that an [`AskPolicy`] allows.
 //!
-//! Still to come: passthrough routes, lazy loading from the store, on-demand
-//! issuance behind an ask policy, graceful shutdown.
+//! Still to come: lazy loading from the store with a bounded cache, graceful
+//! shutdown, idle timeouts.
 
 mod http80;
 mod on_demand;

@@ -37,6 +37,9 @@ pub struct TlsConfig {
     pub max_connections: usize,
     /// Issue certificates for unknown names during the handshake (off by default).
     pub on_demand: Option<crate::OnDemand>,
+    /// Names whose TLS stream is passed through untouched to a backend
+    /// (which terminates TLS itself), by exact lowercase name.
+    pub passthrough: std::collections::HashMap<String, SocketAddr>,
 }
 
 impl std::fmt::Debug for TlsConfig {
@@ -56,6 +59,7 @@ impl TlsConfig {
             handshake_timeout: Duration::from_secs(10),
             max_connections: 10_000,
             on_demand: None,
+            passthrough: std::collections::HashMap::new(),
         }
     }
 }
@@ -101,6 +105,23 @@ pub async fn serve_tls(listener: TcpListener, config: TlsConfig) {
             (Arc::clone(&config), Arc::clone(&terminate), Arc::clone(&challenge));
         tokio::spawn(async move {
             let started = tokio::time::Instant::now();
+            if !config.passthrough.is_empty() {
+                match tokio::time::timeout(config.handshake_timeout, peek_sni(&tcp)).await {
+                    Ok(Some(sni)) => {
+                        if let Some(backend) = config.passthrough.get(&sni.to_ascii_lowercase()) {
+                            passthrough(tcp, peer, &sni, *backend, started).await;
+                            drop(permit);
+                            return;
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(_) => {
+                        tracing::debug!(%peer, "timed out waiting for the ClientHello");
+                        drop(permit);
+                        return;
+                    }
+                }
+            }
             match handshake(tcp, peer, &config, &terminate, &challenge).await {
                 Err(reason) => tracing::debug!(%peer, %reason, "handshake failed"),
                 Ok(Handshaken::Challenge { sni }) => tracing::info!(%peer, %sni, "answered TLS-ALPN-01"),
@@ -119,6 +140,55 @@ pub async fn serve_tls(listener: TcpListener, config: TlsConfig) {
             }
             drop(permit);
         });
+    }
+}
+
+/// The SNI of the ClientHello waiting on `tcp`, read with `peek` (nothing is
+/// consumed) and parsed by rustls on a copy of the bytes.
+async fn peek_sni(tcp: &TcpStream) -> Option<String> {
+    let mut buf = vec![0u8; 16 * 1024 + 5];
+    let mut seen = 0;
+    loop {
+        let n = tcp.peek(&mut buf).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        let mut acceptor = Acceptor::default();
+        let mut bytes = &buf[..n];
+        while !bytes.is_empty() {
+            if acceptor.read_tls(&mut bytes).is_err() {
+                return None;
+            }
+        }
+        match acceptor.accept() {
+            Ok(Some(accepted)) => return accepted.client_hello().server_name().map(str::to_owned),
+            Ok(None) if n < buf.len() => {
+                // More of the ClientHello is on its way: wait for new bytes.
+                if n == seen {
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+                seen = n;
+            }
+            _ => return None,
+        }
+    }
+}
+
+/// Splices the untouched TLS stream to `backend`.
+async fn passthrough(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    sni: &str,
+    backend: SocketAddr,
+    started: tokio::time::Instant,
+) {
+    let mut tcp = tcp;
+    match TcpStream::connect(backend).await {
+        Ok(mut upstream) => {
+            let copied = tokio::io::copy_bidirectional(&mut tcp, &mut upstream).await;
+            tracing::info!(%peer, %sni, route = "passthrough", ?copied, duration = ?started.elapsed(), "connection closed");
+        }
+        Err(e) => tracing::warn!(%peer, %sni, error = %e, "passthrough backend unreachable"),
     }
 }
 

@@ -138,3 +138,61 @@ async fn pebble_validates_tls_alpn01_through_the_listener() {
     let bundle = acme.issue(&CertRequest::new(["alpn.example.test"])).await.unwrap();
     assert_eq!(bundle.meta().names, ["alpn.example.test"]);
 }
+
+/// A TLS echo server with its own CA: what a passthrough backend looks like.
+async fn tls_backend(name: &str) -> (SocketAddr, String) {
+    let ca = LocalCaIssuer::new(Arc::new(MemoryStorage::new()));
+    let bundle = ca.issue(&CertRequest::new([name])).await.unwrap();
+    let key = sni_proxy::certified_key(&bundle).unwrap();
+    #[derive(Debug)]
+    struct One(Arc<rustls::sign::CertifiedKey>);
+    impl rustls::server::ResolvesServerCert for One {
+        fn resolve(&self, _: rustls::server::ClientHello<'_>) -> Option<Arc<rustls::sign::CertifiedKey>> {
+            Some(Arc::clone(&self.0))
+        }
+    }
+    let config =
+        rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_cert_resolver(Arc::new(One(key)));
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else { continue };
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                if let Ok(tls) = acceptor.accept(tcp).await {
+                    let (mut r, mut w) = tokio::io::split(tls);
+                    let _ = tokio::io::copy(&mut r, &mut w).await;
+                }
+            });
+        }
+    });
+    (addr, ca.root_pem().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passthrough_reaches_the_backend_whose_certificate_the_client_sees() {
+    let (backend, backend_root) = tls_backend("pass.example.com").await;
+    let ca = LocalCaIssuer::new(Arc::new(MemoryStorage::new()));
+    let resolver = Arc::new(SniResolver::new());
+    resolver.insert_bundle(&ca.issue(&CertRequest::new(["shop.example.com"])).await.unwrap()).unwrap();
+    let mut config = TlsConfig::new(resolver, ChallengeResponses::default(), echo_upstream().await);
+    config.passthrough.insert("pass.example.com".into(), backend);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(serve_tls(listener, config));
+    // Trusting only the backend's root: the proxy's certificate would fail.
+    let through = Proxy { addr, root_pem: backend_root };
+    assert_eq!(rustls_echo(&through, "pass.example.com").await.unwrap(), b"ping through the proxy");
+    assert!(
+        rustls_echo(&through, "shop.example.com").await.is_err(),
+        "terminated names use the proxy's own CA"
+    );
+    let terminated = Proxy { addr, root_pem: ca.root_pem().await.unwrap() };
+    assert_eq!(rustls_echo(&terminated, "shop.example.com").await.unwrap(), b"ping through the proxy");
+}

@@ -13,8 +13,11 @@
 //!   responses, and with [`OnDemand`] issues certificates for unknown names
 //!   that an [`AskPolicy`] allows.
 //!
-//! Still to come: lazy loading from the store with a bounded cache, graceful
-//! shutdown, idle timeouts.
+//! [`serve_tls_until`] stops accepting on a signal and drains the
+//! connections in flight within a deadline.
+//!
+//! Still to come: lazy loading from the store with a bounded cache, idle
+//! timeouts.
 
 mod http80;
 mod on_demand;
@@ -24,4 +27,4 @@ mod tls;
 pub use http80::{Http80Config, serve_http80};
 pub use on_demand::{AskPolicy, HttpAskPolicy, OnDemand, Provision, plausible_public_name};
 pub use resolver::{SniResolver, certified_key};
-pub use tls::{ACME_TLS_ALPN, TlsConfig, serve_tls};
+pub use tls::{ACME_TLS_ALPN, TlsConfig, serve_tls, serve_tls_until};

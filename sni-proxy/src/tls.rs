@@ -84,23 +84,49 @@ fn server_config(resolver: Arc<dyn ResolvesServerCert>, alpn: Vec<Vec<u8>>) -> O
     Some(Arc::new(config))
 }
 
-/// Serves `listener` until the task is dropped.
+/// Serves `listener` until the task is dropped (see [`serve_tls_until`] for a
+/// graceful stop).
 pub async fn serve_tls(listener: TcpListener, config: TlsConfig) {
+    serve_tls_until(listener, config, std::future::pending::<()>(), Duration::ZERO).await;
+}
+
+/// Like [`serve_tls`], until `shutdown` completes: then stops accepting (the
+/// listener is closed) and waits up to `drain` for the connections in flight
+/// to finish; returns how many were still open when it gave up.
+pub async fn serve_tls_until(
+    listener: TcpListener,
+    config: TlsConfig,
+    shutdown: impl Future<Output = ()>,
+    drain: Duration,
+) -> usize {
     let Some(terminate) = server_config(config.resolver.clone(), vec![b"h2".to_vec(), b"http/1.1".to_vec()])
     else {
         tracing::error!("cannot build the TLS configuration");
-        return;
+        return 0;
     };
     let Some(challenge) =
         server_config(Arc::new(ChallengeResolver(config.responses.clone())), vec![ACME_TLS_ALPN.to_vec()])
     else {
-        return;
+        return 0;
     };
     let config = Arc::new(config);
-    let permits = Arc::new(Semaphore::new(config.max_connections.max(1)));
+    let max = config.max_connections.max(1);
+    let permits = Arc::new(Semaphore::new(max));
+    tokio::pin!(shutdown);
     loop {
-        let Ok(permit) = Arc::clone(&permits).acquire_owned().await else { return };
-        let Ok((tcp, peer)) = listener.accept().await else { continue };
+        let accepted = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = async {
+                let permit = Arc::clone(&permits).acquire_owned().await.ok()?;
+                let (tcp, peer) = listener.accept().await.ok()?;
+                Some((permit, tcp, peer))
+            } => accepted,
+        };
+        let Some((permit, tcp, peer)) = accepted else {
+            // accept() failed (e.g. out of file descriptors): do not spin.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
         let (config, terminate, challenge) =
             (Arc::clone(&config), Arc::clone(&terminate), Arc::clone(&challenge));
         tokio::spawn(async move {
@@ -140,6 +166,13 @@ pub async fn serve_tls(listener: TcpListener, config: TlsConfig) {
             }
             drop(permit);
         });
+    }
+    drop(listener);
+    // Drained when every connection has returned its permit.
+    let all = u32::try_from(max).unwrap_or(u32::MAX);
+    match tokio::time::timeout(drain, permits.acquire_many(all)).await {
+        Ok(_) => 0,
+        Err(_) => max - permits.available_permits(),
     }
 }
 

@@ -196,3 +196,60 @@ async fn passthrough_reaches_the_backend_whose_certificate_the_client_sees() {
     let terminated = Proxy { addr, root_pem: ca.root_pem().await.unwrap() };
     assert_eq!(rustls_echo(&terminated, "shop.example.com").await.unwrap(), b"ping through the proxy");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_shutdown_stops_accepting_and_drains() {
+    let ca = LocalCaIssuer::new(Arc::new(MemoryStorage::new()));
+    let resolver = Arc::new(SniResolver::new());
+    resolver.insert_bundle(&ca.issue(&CertRequest::new(["shop.example.com"])).await.unwrap()).unwrap();
+    let config = TlsConfig::new(resolver, ChallengeResponses::default(), echo_upstream().await);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(sni_proxy::serve_tls_until(
+        listener,
+        config,
+        async move {
+            let _ = stopped.await;
+        },
+        Duration::from_secs(30),
+    ));
+    let p = Proxy { addr, root_pem: ca.root_pem().await.unwrap() };
+
+    // A long connection in flight.
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(CertificateDer::from_pem_slice(p.root_pem.as_bytes()).unwrap()).unwrap();
+    let client =
+        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut long = tokio_rustls::TlsConnector::from(Arc::new(client))
+        .connect(ServerName::try_from("shop.example.com").unwrap(), tcp)
+        .await
+        .unwrap();
+    long.write_all(b"1").await.unwrap();
+    let mut one = [0u8; 1];
+    long.read_exact(&mut one).await.unwrap();
+
+    stop.send(()).unwrap();
+    // No new connections once the listener is closed…
+    let mut refused = false;
+    for _ in 0..100 {
+        if rustls_echo(&p, "shop.example.com").await.is_err() {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(refused, "new connections are refused after shutdown");
+    // …while the one in flight keeps working until it ends.
+    long.write_all(b"2").await.unwrap();
+    long.read_exact(&mut one).await.unwrap();
+    assert_eq!(&one, b"2");
+    assert!(!server.is_finished(), "draining waits for the open connection");
+    drop(long);
+    assert_eq!(server.await.unwrap(), 0, "drained with nothing left open");
+}

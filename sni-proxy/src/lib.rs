@@ -16,8 +16,9 @@
 //! [`serve_tls_until`] stops accepting on a signal and drains the
 //! connections in flight within a deadline.
 //!
-//! Still to come: lazy loading from the store with a bounded cache, idle
-//! timeouts.
+//! Connections idle (no byte either way) for `idle_timeout` are closed.
+//!
+//! Still to come: lazy loading from the store with a bounded cache.
 
 mod http80;
 mod on_demand;

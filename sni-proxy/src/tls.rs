@@ -37,6 +37,9 @@ pub struct TlsConfig {
     pub max_connections: usize,
     /// Issue certificates for unknown names during the handshake (off by default).
     pub on_demand: Option<crate::OnDemand>,
+    /// A connection with no bytes in either direction for this long is
+    /// closed (default 5 min).
+    pub idle_timeout: Duration,
     /// Names whose TLS stream is passed through untouched to a backend
     /// (which terminates TLS itself), by exact lowercase name.
     pub passthrough: std::collections::HashMap<String, SocketAddr>,
@@ -59,6 +62,7 @@ impl TlsConfig {
             handshake_timeout: Duration::from_secs(10),
             max_connections: 10_000,
             on_demand: None,
+            idle_timeout: Duration::from_secs(300),
             passthrough: std::collections::HashMap::new(),
         }
     }
@@ -135,7 +139,7 @@ pub async fn serve_tls_until(
                 match tokio::time::timeout(config.handshake_timeout, peek_sni(&tcp)).await {
                     Ok(Some(sni)) => {
                         if let Some(backend) = config.passthrough.get(&sni.to_ascii_lowercase()) {
-                            passthrough(tcp, peer, &sni, *backend, started).await;
+                            passthrough(tcp, peer, &sni, *backend, started, config.idle_timeout).await;
                             drop(permit);
                             return;
                         }
@@ -153,8 +157,8 @@ pub async fn serve_tls_until(
                 Ok(Handshaken::Challenge { sni }) => tracing::info!(%peer, %sni, "answered TLS-ALPN-01"),
                 Ok(Handshaken::Terminated { sni, mut tls }) => {
                     match TcpStream::connect(config.upstream).await {
-                        Ok(mut upstream) => {
-                            let copied = tokio::io::copy_bidirectional(&mut *tls, &mut upstream).await;
+                        Ok(upstream) => {
+                            let copied = splice(*tls, upstream, config.idle_timeout).await;
                             tracing::info!(%peer, %sni, route = "terminate", ?copied, duration = ?started.elapsed(), "connection closed");
                         }
                         Err(e) => {
@@ -174,6 +178,54 @@ pub async fn serve_tls_until(
         Ok(_) => 0,
         Err(_) => max - permits.available_permits(),
     }
+}
+
+/// Copies both ways until both sides are done, an error, or `idle` passes
+/// with no byte in either direction. Returns (client→upstream, upstream→client).
+async fn splice<A, B>(a: A, b: B, idle: Duration) -> (u64, u64)
+where
+    A: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    B: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::AsyncReadExt;
+    let (mut ar, mut aw) = tokio::io::split(a);
+    let (mut br, mut bw) = tokio::io::split(b);
+    let (mut abuf, mut bbuf) = (vec![0u8; 16 * 1024], vec![0u8; 16 * 1024]);
+    let (mut a_open, mut b_open) = (true, true);
+    let (mut up, mut down) = (0u64, 0u64);
+    while a_open || b_open {
+        tokio::select! {
+            read = ar.read(&mut abuf), if a_open => match read {
+                Ok(0) | Err(_) => {
+                    a_open = false;
+                    let _ = bw.shutdown().await;
+                }
+                Ok(n) => {
+                    if bw.write_all(&abuf[..n]).await.is_err() {
+                        break;
+                    }
+                    up += n as u64;
+                }
+            },
+            read = br.read(&mut bbuf), if b_open => match read {
+                Ok(0) | Err(_) => {
+                    b_open = false;
+                    let _ = aw.shutdown().await;
+                }
+                Ok(n) => {
+                    if aw.write_all(&bbuf[..n]).await.is_err() {
+                        break;
+                    }
+                    down += n as u64;
+                }
+            },
+            () = tokio::time::sleep(idle) => {
+                tracing::debug!("closing an idle connection");
+                break;
+            }
+        }
+    }
+    (up, down)
 }
 
 /// The SNI of the ClientHello waiting on `tcp`, read with `peek` (nothing is
@@ -214,11 +266,11 @@ async fn passthrough(
     sni: &str,
     backend: SocketAddr,
     started: tokio::time::Instant,
+    idle: Duration,
 ) {
-    let mut tcp = tcp;
     match TcpStream::connect(backend).await {
-        Ok(mut upstream) => {
-            let copied = tokio::io::copy_bidirectional(&mut tcp, &mut upstream).await;
+        Ok(upstream) => {
+            let copied = splice(tcp, upstream, idle).await;
             tracing::info!(%peer, %sni, route = "passthrough", ?copied, duration = ?started.elapsed(), "connection closed");
         }
         Err(e) => tracing::warn!(%peer, %sni, error = %e, "passthrough backend unreachable"),

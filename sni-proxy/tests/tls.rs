@@ -253,3 +253,35 @@ async fn graceful_shutdown_stops_accepting_and_drains() {
     drop(long);
     assert_eq!(server.await.unwrap(), 0, "drained with nothing left open");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_are_closed() {
+    let ca = LocalCaIssuer::new(Arc::new(MemoryStorage::new()));
+    let resolver = Arc::new(SniResolver::new());
+    resolver.insert_bundle(&ca.issue(&CertRequest::new(["shop.example.com"])).await.unwrap()).unwrap();
+    let mut config = TlsConfig::new(resolver, ChallengeResponses::default(), echo_upstream().await);
+    config.idle_timeout = Duration::from_millis(200);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(serve_tls(listener, config));
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(CertificateDer::from_pem_slice(ca.root_pem().await.unwrap().as_bytes()).unwrap()).unwrap();
+    let client =
+        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(client))
+        .connect(ServerName::try_from("shop.example.com").unwrap(), tcp)
+        .await
+        .unwrap();
+    tls.write_all(b"x").await.unwrap();
+    let mut buf = [0u8; 1];
+    tls.read_exact(&mut buf).await.unwrap();
+    // Then silence: the proxy hangs up.
+    let closed =
+        tokio::time::timeout(Duration::from_secs(30), tls.read(&mut buf)).await.expect("closed by the proxy");
+    assert!(matches!(closed, Ok(0) | Err(_)));
+}

@@ -18,7 +18,9 @@
 //!
 //! Connections idle (no byte either way) for `idle_timeout` are closed.
 //!
-//! Still to come: lazy loading from the store with a bounded cache.
+//! With a [`CertSource`] (e.g. acme-core's `CertManager`) certificates load
+//! from the store at their first handshake, so start-up does not depend on
+//! how many there are; [`SniResolver::with_capacity`] bounds memory.
 
 mod http80;
 mod on_demand;
@@ -26,6 +28,6 @@ mod resolver;
 mod tls;
 
 pub use http80::{Http80Config, serve_http80};
-pub use on_demand::{AskPolicy, HttpAskPolicy, OnDemand, Provision, plausible_public_name};
+pub use on_demand::{AskPolicy, CertSource, HttpAskPolicy, OnDemand, Provision, plausible_public_name};
 pub use resolver::{SniResolver, certified_key};
 pub use tls::{ACME_TLS_ALPN, TlsConfig, serve_tls, serve_tls_until};

@@ -37,6 +37,20 @@ impl<S: Storage + ?Sized> Provision for CertManager<S> {
     }
 }
 
+/// Where the listener finds certificates it has not loaded yet.
+#[async_trait]
+pub trait CertSource: Send + Sync {
+    /// The stored certificate for a server name (exact, then wildcard).
+    async fn certificate(&self, server_name: &str) -> Option<Arc<CertBundle>>;
+}
+
+#[async_trait]
+impl<S: Storage + ?Sized> CertSource for CertManager<S> {
+    async fn certificate(&self, server_name: &str) -> Option<Arc<CertBundle>> {
+        self.get(server_name).await
+    }
+}
+
 /// Names refused before any policy is asked: IP addresses, `localhost`,
 /// single labels, internal suffixes, anything that is not a hostname.
 #[must_use]

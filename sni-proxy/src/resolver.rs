@@ -35,6 +35,8 @@ type Shard = HashMap<Box<str>, Arc<CertifiedKey>, Hasher>;
 /// ```
 pub struct SniResolver {
     shards: Vec<ArcSwap<Shard>>,
+    /// Most names per shard (unbounded by default).
+    shard_capacity: usize,
     hasher: Hasher,
     default: ArcSwap<Option<Arc<CertifiedKey>>>,
 }
@@ -74,7 +76,18 @@ impl SniResolver {
             shards: (0..SHARDS).map(|_| ArcSwap::from_pointee(Shard::default())).collect(),
             hasher: Hasher::default(),
             default: ArcSwap::from_pointee(None),
+            shard_capacity: usize::MAX,
         }
+    }
+
+    /// A resolver that keeps about `max_names` names (at least one per
+    /// shard): inserting into a full shard evicts another name of that shard.
+    /// Use it as a cache in front of the store (the TLS listener reloads an
+    /// evicted name at its next handshake), so memory stays flat however many
+    /// certificates the store holds.
+    #[must_use]
+    pub fn with_capacity(max_names: usize) -> Self {
+        Self { shard_capacity: max_names.div_ceil(SHARDS).max(1), ..Self::new() }
     }
 
     fn shard_index(&self, key: &str) -> usize {
@@ -94,8 +107,15 @@ impl SniResolver {
         let mut buf = [0u8; MAX_NAME];
         let Some(name) = normalize(name, &mut buf) else { return };
         let name: Box<str> = name.into();
+        let capacity = self.shard_capacity;
         self.shard_of(&name).rcu(|shard| {
             let mut next = Shard::clone(shard);
+            if next.len() >= capacity && !next.contains_key(&name) {
+                // Evict an arbitrary name (hash order: effectively random).
+                if let Some(victim) = next.keys().next().cloned() {
+                    next.remove(&victim);
+                }
+            }
             next.insert(name.clone(), Arc::clone(&key));
             next
         });

@@ -35,6 +35,9 @@ pub struct TlsConfig {
     pub handshake_timeout: Duration,
     /// Connections served at once; further ones wait in the accept queue.
     pub max_connections: usize,
+    /// Loads certificates missing from the resolver at their first handshake
+    /// (start-up is instant however many the store holds).
+    pub source: Option<Arc<dyn crate::CertSource>>,
     /// Issue certificates for unknown names during the handshake (off by default).
     pub on_demand: Option<crate::OnDemand>,
     /// A connection with no bytes in either direction for this long is
@@ -61,6 +64,7 @@ impl TlsConfig {
             upstream,
             handshake_timeout: Duration::from_secs(10),
             max_connections: 10_000,
+            source: None,
             on_demand: None,
             idle_timeout: Duration::from_secs(300),
             passthrough: std::collections::HashMap::new(),
@@ -177,6 +181,25 @@ pub async fn serve_tls_until(
     match tokio::time::timeout(drain, permits.acquire_many(all)).await {
         Ok(_) => 0,
         Err(_) => max - permits.available_permits(),
+    }
+}
+
+/// Brings the certificate for `sni` into the resolver: from the store, else
+/// (when enabled and allowed) by on-demand issuance.
+async fn load_or_issue(config: &TlsConfig, sni: &str, peer: SocketAddr) {
+    let mut bundle = None;
+    if let Some(source) = &config.source {
+        bundle = source.certificate(sni).await;
+    }
+    if bundle.is_none()
+        && let Some(on_demand) = &config.on_demand
+    {
+        bundle = on_demand.obtain(sni, peer.ip()).await;
+    }
+    if let Some(bundle) = bundle
+        && let Err(e) = config.resolver.insert_bundle(&bundle)
+    {
+        tracing::warn!(%sni, error = %e, "stored certificate could not be loaded");
     }
 }
 
@@ -302,14 +325,8 @@ async fn handshake(
         .alpn()
         .is_some_and(|mut protocols| protocols.next() == Some(ACME_TLS_ALPN) && protocols.next().is_none());
     let server_config = if is_challenge { challenge } else { terminate };
-    if !is_challenge
-        && !sni.is_empty()
-        && config.resolver.lookup(&sni).is_none()
-        && let Some(on_demand) = &config.on_demand
-        && let Some(bundle) = on_demand.obtain(&sni, peer.ip()).await
-        && let Err(e) = config.resolver.insert_bundle(&bundle)
-    {
-        tracing::warn!(%sni, error = %e, "issued certificate could not be loaded");
+    if !is_challenge && !sni.is_empty() && config.resolver.lookup(&sni).is_none() {
+        load_or_issue(config, &sni, peer).await;
     }
     let mut tls = tokio::time::timeout(deadline, start.into_stream(Arc::clone(server_config)))
         .await

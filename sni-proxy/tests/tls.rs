@@ -285,3 +285,41 @@ async fn idle_connections_are_closed() {
         tokio::time::timeout(Duration::from_secs(30), tls.read(&mut buf)).await.expect("closed by the proxy");
     assert!(matches!(closed, Ok(0) | Err(_)));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn curl_resolve_gets_the_upstream_http_answer_over_verified_tls() {
+    let ca = LocalCaIssuer::new(Arc::new(MemoryStorage::new()));
+    let resolver = Arc::new(SniResolver::new());
+    resolver.insert_bundle(&ca.issue(&CertRequest::new(["shop.example.com"])).await.unwrap()).unwrap();
+    // An HTTP upstream: testkit's HTTP-01 responder answers 200 for this token.
+    let upstream = SocketAddr::from(([127, 0, 0, 1], testkit::free_port().unwrap()));
+    testkit::serve_http01(
+        upstream,
+        Arc::new(|t: String| Box::pin(async move { (t == "hello").then(|| "world".to_owned()) })),
+    )
+    .await
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(serve_tls(listener, TlsConfig::new(resolver, ChallengeResponses::default(), upstream)));
+    let root = std::env::temp_dir().join(format!("curl-root-{}.pem", std::process::id()));
+    std::fs::write(&root, ca.root_pem().await.unwrap()).unwrap();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("curl")
+            .args([
+                "-sS",
+                "--http1.1",
+                "--resolve",
+                &format!("shop.example.com:{port}:127.0.0.1"),
+                "--cacert",
+            ])
+            .arg(&root)
+            .arg(format!("https://shop.example.com:{port}/.well-known/acme-challenge/hello"))
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "world");
+}

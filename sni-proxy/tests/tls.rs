@@ -323,3 +323,65 @@ async fn curl_resolve_gets_the_upstream_http_answer_over_verified_tls() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "world");
 }
+
+/// The serial of the certificate a fresh connection for `sni` is shown.
+async fn served_serial(addr: SocketAddr, root_pem: &str, sni: &str) -> String {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(CertificateDer::from_pem_slice(root_pem.as_bytes()).unwrap()).unwrap();
+    let client =
+        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(client))
+        .connect(ServerName::try_from(sni.to_owned()).unwrap(), tcp)
+        .await
+        .unwrap();
+    let leaf = tls.get_ref().1.peer_certificates().unwrap()[0].clone();
+    let (_, cert) = x509_parser::parse_x509_certificate(&leaf).unwrap();
+    hex_serial(cert.raw_serial())
+}
+
+fn hex_serial(raw: &[u8]) -> String {
+    raw.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swapping_a_certificate_keeps_long_connections_and_serves_the_new_one() {
+    let ca = LocalCaIssuer::new(Arc::new(MemoryStorage::new()));
+    let root = ca.root_pem().await.unwrap();
+    let resolver = Arc::new(SniResolver::new());
+    let first = ca.issue(&CertRequest::new(["swap.example.com"])).await.unwrap();
+    resolver.insert_bundle(&first).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let config = TlsConfig::new(Arc::clone(&resolver), ChallengeResponses::default(), echo_upstream().await);
+    tokio::spawn(serve_tls(listener, config));
+    assert_eq!(served_serial(addr, &root, "swap.example.com").await, first.meta().serial);
+
+    // A long connection on the first certificate.
+    let p = Proxy { addr, root_pem: root.clone() };
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(CertificateDer::from_pem_slice(root.as_bytes()).unwrap()).unwrap();
+    let client =
+        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(p.addr).await.unwrap();
+    let mut long = tokio_rustls::TlsConnector::from(Arc::new(client))
+        .connect(ServerName::try_from("swap.example.com").unwrap(), tcp)
+        .await
+        .unwrap();
+
+    let second = ca.issue(&CertRequest::new(["swap.example.com"])).await.unwrap();
+    resolver.insert_bundle(&second).unwrap();
+    assert_eq!(served_serial(addr, &root, "swap.example.com").await, second.meta().serial);
+    long.write_all(b"still here").await.unwrap();
+    let mut buf = [0u8; 10];
+    long.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"still here");
+}

@@ -3,11 +3,13 @@
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
+mod common;
+
 use std::sync::Arc;
 
 use acme_core::{CertManager, CertRequest, ChallengeResponses, LocalCaIssuer, ManagerConfig};
 use cert_store::{CertStore, MemoryStorage};
-use rustls_pki_types::{CertificateDer, ServerName, pem::PemObject};
+use rustls_pki_types::ServerName;
 use sni_proxy::{SniResolver, TlsConfig, serve_tls};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -21,17 +23,7 @@ async fn stored_certificates_load_lazily_into_a_bounded_resolver() {
     for n in &names {
         manager.ensure(&CertRequest::new([n.as_str()])).await.unwrap();
     }
-    let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let upstream_addr = upstream.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut s, _)) = upstream.accept().await else { continue };
-            tokio::spawn(async move {
-                let (mut r, mut w) = s.split();
-                let _ = tokio::io::copy(&mut r, &mut w).await;
-            });
-        }
-    });
+    let upstream_addr = common::echo_upstream().await;
     // A fresh proxy: nothing loaded at start, at most ~256 names kept.
     let resolver = Arc::new(SniResolver::with_capacity(256));
     let mut config = TlsConfig::new(Arc::clone(&resolver), ChallengeResponses::default(), upstream_addr);
@@ -41,15 +33,7 @@ async fn stored_certificates_load_lazily_into_a_bounded_resolver() {
     tokio::spawn(serve_tls(listener, config));
     assert_eq!(resolver.len(), 0);
 
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(CertificateDer::from_pem_slice(root.as_bytes()).unwrap()).unwrap();
-    let client = Arc::new(
-        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth(),
-    );
+    let client = Arc::new(common::client_config(&root));
     for round in 0..2 {
         for n in &names {
             let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();

@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
+mod common;
+
 use std::{
     net::SocketAddr,
     sync::{
@@ -15,7 +17,7 @@ use std::{
 use acme_core::{CertManager, CertRequest, IssueError, Issuer, LocalCaIssuer, ManagerConfig};
 use async_trait::async_trait;
 use cert_store::{CertBundle, CertStore, MemoryStorage, Prefix, Storage};
-use rustls_pki_types::{CertificateDer, ServerName, pem::PemObject};
+use rustls_pki_types::ServerName;
 use sni_proxy::{HttpAskPolicy, OnDemand, SniResolver, TlsConfig, plausible_public_name, serve_tls};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -82,20 +84,7 @@ async fn setup(ask_url: Option<String>) -> Setup {
         Some(u) => u,
         None => format!("http://{}/internal/ask", ask_endpoint(Arc::clone(&asked)).await),
     };
-    let upstream = {
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let a = l.local_addr().unwrap();
-        tokio::spawn(async move {
-            loop {
-                let Ok((mut s, _)) = l.accept().await else { continue };
-                tokio::spawn(async move {
-                    let (mut r, mut w) = s.split();
-                    let _ = tokio::io::copy(&mut r, &mut w).await;
-                });
-            }
-        });
-        a
-    };
+    let upstream = common::echo_upstream().await;
     let mut config =
         TlsConfig::new(Arc::new(SniResolver::new()), acme_core::ChallengeResponses::default(), upstream);
     config.on_demand = Some(OnDemand::new(Arc::new(HttpAskPolicy::new(&url)), manager));
@@ -106,14 +95,7 @@ async fn setup(ask_url: Option<String>) -> Setup {
 }
 
 async fn handshake(s: &Setup, sni: &str) -> std::io::Result<()> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(CertificateDer::from_pem_slice(s.root_pem.as_bytes()).unwrap()).unwrap();
-    let config =
-        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+    let config = common::client_config(&s.root_pem);
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     let tcp = tokio::net::TcpStream::connect(s.proxy).await?;
     let mut tls = connector.connect(ServerName::try_from(sni.to_owned()).unwrap(), tcp).await?;

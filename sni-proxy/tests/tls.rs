@@ -3,28 +3,15 @@
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
+mod common;
+
 use std::{net::SocketAddr, process::Command, sync::Arc, time::Duration};
 
 use acme_core::{AcmeIssuer, CertRequest, ChallengeKind, ChallengeResponses, Issuer, LocalCaIssuer};
 use cert_store::{CertStore, MemoryStorage};
-use rustls_pki_types::{CertificateDer, ServerName, pem::PemObject};
+use rustls_pki_types::ServerName;
 use sni_proxy::{SniResolver, TlsConfig, serve_tls};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-async fn echo_upstream() -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut s, _)) = listener.accept().await else { continue };
-            tokio::spawn(async move {
-                let (mut r, mut w) = s.split();
-                let _ = tokio::io::copy(&mut r, &mut w).await;
-            });
-        }
-    });
-    addr
-}
 
 struct Proxy {
     addr: SocketAddr,
@@ -37,7 +24,7 @@ async fn proxy(handshake_timeout: Duration) -> Proxy {
     for names in [vec!["shop.example.com"], vec!["*.wild.example.com"]] {
         resolver.insert_bundle(&ca.issue(&CertRequest::new(names)).await.unwrap()).unwrap();
     }
-    let mut config = TlsConfig::new(resolver, ChallengeResponses::default(), echo_upstream().await);
+    let mut config = TlsConfig::new(resolver, ChallengeResponses::default(), common::echo_upstream().await);
     config.handshake_timeout = handshake_timeout;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -46,14 +33,7 @@ async fn proxy(handshake_timeout: Duration) -> Proxy {
 }
 
 async fn rustls_echo(p: &Proxy, sni: &str) -> std::io::Result<Vec<u8>> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(CertificateDer::from_pem_slice(p.root_pem.as_bytes()).unwrap()).unwrap();
-    let config =
-        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+    let config = common::client_config(&p.root_pem);
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     let tcp = tokio::net::TcpStream::connect(p.addr).await?;
     let mut tls = connector.connect(ServerName::try_from(sni.to_owned()).unwrap(), tcp).await?;
@@ -132,7 +112,7 @@ async fn pebble_validates_tls_alpn01_through_the_listener() {
         .with_root(pebble.tls_root_path())
         .with_challenge(ChallengeKind::TlsAlpn01);
     let config =
-        TlsConfig::new(Arc::new(SniResolver::new()), acme.responses().clone(), echo_upstream().await);
+        TlsConfig::new(Arc::new(SniResolver::new()), acme.responses().clone(), common::echo_upstream().await);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", pebble.tls_port())).await.unwrap();
     tokio::spawn(serve_tls(listener, config));
     let bundle = acme.issue(&CertRequest::new(["alpn.example.test"])).await.unwrap();
@@ -181,7 +161,7 @@ async fn passthrough_reaches_the_backend_whose_certificate_the_client_sees() {
     let ca = LocalCaIssuer::new(Arc::new(MemoryStorage::new()));
     let resolver = Arc::new(SniResolver::new());
     resolver.insert_bundle(&ca.issue(&CertRequest::new(["shop.example.com"])).await.unwrap()).unwrap();
-    let mut config = TlsConfig::new(resolver, ChallengeResponses::default(), echo_upstream().await);
+    let mut config = TlsConfig::new(resolver, ChallengeResponses::default(), common::echo_upstream().await);
     config.passthrough.insert("pass.example.com".into(), backend);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -202,7 +182,7 @@ async fn graceful_shutdown_stops_accepting_and_drains() {
     let ca = LocalCaIssuer::new(Arc::new(MemoryStorage::new()));
     let resolver = Arc::new(SniResolver::new());
     resolver.insert_bundle(&ca.issue(&CertRequest::new(["shop.example.com"])).await.unwrap()).unwrap();
-    let config = TlsConfig::new(resolver, ChallengeResponses::default(), echo_upstream().await);
+    let config = TlsConfig::new(resolver, ChallengeResponses::default(), common::echo_upstream().await);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -217,14 +197,7 @@ async fn graceful_shutdown_stops_accepting_and_drains() {
     let p = Proxy { addr, root_pem: ca.root_pem().await.unwrap() };
 
     // A long connection in flight.
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(CertificateDer::from_pem_slice(p.root_pem.as_bytes()).unwrap()).unwrap();
-    let client =
-        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+    let client = common::client_config(&p.root_pem);
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
     let mut long = tokio_rustls::TlsConnector::from(Arc::new(client))
         .connect(ServerName::try_from("shop.example.com").unwrap(), tcp)
@@ -259,19 +232,12 @@ async fn idle_connections_are_closed() {
     let ca = LocalCaIssuer::new(Arc::new(MemoryStorage::new()));
     let resolver = Arc::new(SniResolver::new());
     resolver.insert_bundle(&ca.issue(&CertRequest::new(["shop.example.com"])).await.unwrap()).unwrap();
-    let mut config = TlsConfig::new(resolver, ChallengeResponses::default(), echo_upstream().await);
+    let mut config = TlsConfig::new(resolver, ChallengeResponses::default(), common::echo_upstream().await);
     config.idle_timeout = Duration::from_millis(200);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(serve_tls(listener, config));
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(CertificateDer::from_pem_slice(ca.root_pem().await.unwrap().as_bytes()).unwrap()).unwrap();
-    let client =
-        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+    let client = common::client_config(ca.root_pem().await.unwrap());
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
     let mut tls = tokio_rustls::TlsConnector::from(Arc::new(client))
         .connect(ServerName::try_from("shop.example.com").unwrap(), tcp)
@@ -326,14 +292,7 @@ async fn curl_resolve_gets_the_upstream_http_answer_over_verified_tls() {
 
 /// The serial of the certificate a fresh connection for `sni` is shown.
 async fn served_serial(addr: SocketAddr, root_pem: &str, sni: &str) -> String {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(CertificateDer::from_pem_slice(root_pem.as_bytes()).unwrap()).unwrap();
-    let client =
-        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+    let client = common::client_config(root_pem);
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
     let tls = tokio_rustls::TlsConnector::from(Arc::new(client))
         .connect(ServerName::try_from(sni.to_owned()).unwrap(), tcp)
@@ -357,20 +316,14 @@ async fn swapping_a_certificate_keeps_long_connections_and_serves_the_new_one() 
     resolver.insert_bundle(&first).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let config = TlsConfig::new(Arc::clone(&resolver), ChallengeResponses::default(), echo_upstream().await);
+    let config =
+        TlsConfig::new(Arc::clone(&resolver), ChallengeResponses::default(), common::echo_upstream().await);
     tokio::spawn(serve_tls(listener, config));
     assert_eq!(served_serial(addr, &root, "swap.example.com").await, first.meta().serial);
 
     // A long connection on the first certificate.
     let p = Proxy { addr, root_pem: root.clone() };
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(CertificateDer::from_pem_slice(root.as_bytes()).unwrap()).unwrap();
-    let client =
-        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+    let client = common::client_config(&root);
     let tcp = tokio::net::TcpStream::connect(p.addr).await.unwrap();
     let mut long = tokio_rustls::TlsConnector::from(Arc::new(client))
         .connect(ServerName::try_from("swap.example.com").unwrap(), tcp)

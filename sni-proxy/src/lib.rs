@@ -28,6 +28,8 @@ mod resolver;
 mod tls;
 
 pub use http80::{Http80Config, serve_http80};
-pub use on_demand::{AskPolicy, CertSource, HttpAskPolicy, OnDemand, Provision, plausible_public_name};
+pub use on_demand::{
+    AskLimits, AskPolicy, CertSource, HttpAskPolicy, OnDemand, Provision, Rate, plausible_public_name,
+};
 pub use resolver::{SniResolver, certified_key};
 pub use tls::{ACME_TLS_ALPN, TlsConfig, serve_tls, serve_tls_until};

@@ -148,6 +148,70 @@ impl AskPolicy for HttpAskPolicy {
     }
 }
 
+/// A token bucket: `burst` at once, refilled at `per_minute`.
+#[derive(Debug, Clone, Copy)]
+pub struct Rate {
+    /// Tokens available at once.
+    pub burst: u32,
+    /// Tokens added per minute.
+    pub per_minute: u32,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+impl Bucket {
+    fn take(&mut self, rate: Rate, now: Instant) -> bool {
+        let refill = now.duration_since(self.at).as_secs_f64() * f64::from(rate.per_minute) / 60.0;
+        self.tokens = (self.tokens + refill).min(f64::from(rate.burst));
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Limits on how often unknown names may be asked about: globally and per
+/// client address (an abuser's random names cost the policy nothing).
+#[derive(Debug)]
+pub struct AskLimits {
+    global: Rate,
+    per_client: Rate,
+    buckets: Mutex<(Bucket, HashMap<IpAddr, Bucket>)>,
+}
+
+/// Client addresses remembered by [`AskLimits`] before the table is reset.
+const MAX_TRACKED_CLIENTS: usize = 100_000;
+
+impl AskLimits {
+    /// Limits with the given global and per-client rates.
+    #[must_use]
+    pub fn new(global: Rate, per_client: Rate) -> Self {
+        let now = Instant::now();
+        let full = Bucket { tokens: f64::from(global.burst), at: now };
+        Self { global, per_client, buckets: Mutex::new((full, HashMap::new())) }
+    }
+
+    /// Takes a token for `client` (and a global one); `false` when either is empty.
+    pub fn allow(&self, client: IpAddr) -> bool {
+        let now = Instant::now();
+        let mut guard = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
+        let (global, clients) = &mut *guard;
+        if clients.len() >= MAX_TRACKED_CLIENTS && !clients.contains_key(&client) {
+            clients.clear();
+        }
+        let per_client = self.per_client;
+        let bucket = clients.entry(client).or_insert(Bucket { tokens: f64::from(per_client.burst), at: now });
+        bucket.take(per_client, now) && global.take(self.global, now)
+    }
+}
+
 /// On-demand issuance for the TLS listener: plausibility check, then the
 /// policy, then a bounded number of issuances at once (each name once,
 /// however many handshakes wait for it: the manager is single-flight).
@@ -161,6 +225,8 @@ pub struct OnDemand {
     pub pending: Arc<Semaphore>,
     /// How long a handshake may wait for its certificate.
     pub timeout: Duration,
+    /// Rate limits on asking about unknown names (none by default).
+    pub limits: Option<Arc<AskLimits>>,
 }
 
 impl std::fmt::Debug for OnDemand {
@@ -173,13 +239,25 @@ impl OnDemand {
     /// Up to 64 pending issuances, 60 s per handshake.
     #[must_use]
     pub fn new(policy: Arc<dyn AskPolicy>, provision: Arc<dyn Provision>) -> Self {
-        Self { policy, provision, pending: Arc::new(Semaphore::new(64)), timeout: Duration::from_secs(60) }
+        Self {
+            policy,
+            provision,
+            pending: Arc::new(Semaphore::new(64)),
+            timeout: Duration::from_secs(60),
+            limits: None,
+        }
     }
 
     /// The certificate for `name`, if allowed and issued in time.
     pub async fn obtain(&self, name: &str, client: IpAddr) -> Option<Arc<CertBundle>> {
         if !plausible_public_name(name) {
             tracing::info!(%name, %client, "on-demand refused: not a public hostname");
+            return None;
+        }
+        if let Some(limits) = &self.limits
+            && !limits.allow(client)
+        {
+            tracing::info!(%name, %client, "on-demand refused: ask rate limit");
             return None;
         }
         if !self.policy.allow(name, client).await {

@@ -69,7 +69,7 @@ struct Setup {
     storage: Arc<MemoryStorage>,
 }
 
-async fn setup(ask_url: Option<String>) -> Setup {
+async fn setup(ask_url: Option<String>, limits: Option<Arc<sni_proxy::AskLimits>>) -> Setup {
     let storage = Arc::new(MemoryStorage::new());
     let ca = Arc::new(LocalCaIssuer::new(Arc::clone(&storage)));
     let root_pem = ca.root_pem().await.unwrap();
@@ -87,7 +87,9 @@ async fn setup(ask_url: Option<String>) -> Setup {
     let upstream = common::echo_upstream().await;
     let mut config =
         TlsConfig::new(Arc::new(SniResolver::new()), acme_core::ChallengeResponses::default(), upstream);
-    config.on_demand = Some(OnDemand::new(Arc::new(HttpAskPolicy::new(&url)), manager));
+    let mut on_demand = OnDemand::new(Arc::new(HttpAskPolicy::new(&url)), manager);
+    on_demand.limits = limits;
+    config.on_demand = Some(on_demand);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let proxy = listener.local_addr().unwrap();
     tokio::spawn(serve_tls(listener, config));
@@ -107,7 +109,7 @@ async fn handshake(s: &Setup, sni: &str) -> std::io::Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn allowed_name_is_issued_at_its_first_handshake() {
-    let s = setup(None).await;
+    let s = setup(None, None).await;
     handshake(&s, "ok-shop.example.com").await.unwrap();
     handshake(&s, "ok-shop.example.com").await.unwrap();
     assert_eq!(s.issued.1.load(Ordering::SeqCst), 1);
@@ -116,7 +118,7 @@ async fn allowed_name_is_issued_at_its_first_handshake() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_names_never_reach_the_issuer_nor_the_store() {
-    let s = setup(None).await;
+    let s = setup(None, None).await;
     assert!(handshake(&s, "evil.example.com").await.is_err());
     assert!(handshake(&s, "evil.example.com").await.is_err());
     assert_eq!(s.asked.load(Ordering::SeqCst), 1, "the refusal is cached per max-age");
@@ -133,14 +135,14 @@ async fn refused_names_never_reach_the_issuer_nor_the_store() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ask_endpoint_down_refuses() {
     let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
-    let s = setup(Some(format!("http://{closed}/ask"))).await;
+    let s = setup(Some(format!("http://{closed}/ask")), None).await;
     assert!(handshake(&s, "ok-anything.example.com").await.is_err());
     assert_eq!(s.issued.1.load(Ordering::SeqCst), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_concurrent_handshakes_one_issuance() {
-    let s = Arc::new(setup(None).await);
+    let s = Arc::new(setup(None, None).await);
     let tasks: Vec<_> = (0..200)
         .map(|_| {
             let s = Arc::clone(&s);
@@ -155,4 +157,19 @@ async fn two_hundred_concurrent_handshakes_one_issuance() {
     }
     assert_eq!(ok, 200);
     assert_eq!(s.issued.1.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn asks_are_rate_limited_per_client() {
+    use sni_proxy::{AskLimits, Rate};
+    let limits = AskLimits::new(Rate { burst: 100, per_minute: 100 }, Rate { burst: 2, per_minute: 1 });
+    let s = setup(None, Some(Arc::new(limits))).await;
+    handshake(&s, "ok-a.example.com").await.unwrap();
+    handshake(&s, "ok-b.example.com").await.unwrap();
+    // The third new name from the same address is refused before asking.
+    assert!(handshake(&s, "ok-c.example.com").await.is_err());
+    assert_eq!(s.asked.load(Ordering::SeqCst), 2);
+    assert_eq!(s.issued.1.load(Ordering::SeqCst), 2);
+    // Names already loaded are served without asking.
+    handshake(&s, "ok-a.example.com").await.unwrap();
 }

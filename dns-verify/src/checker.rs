@@ -273,16 +273,8 @@ impl Checker {
     /// Whether every authoritative server of `name` returns a TXT record
     /// with exactly `value` (CNAMEs followed).
     pub async fn txt_visible_everywhere(&self, name: &str, value: &str) -> Result<bool, LookupError> {
-        let name = absolute(name).map_err(|e| LookupError::NoAuthority(e.to_string()))?;
-        let servers = self.servers_for(&name).await?;
-        for server in servers {
-            match self.observe(server, &name, RecordType::TXT, None).await {
-                Observation::Answer { values, .. } if values.iter().any(|v| v == value) => {}
-                Observation::Failed(reason) => return Err(LookupError::Network(reason)),
-                Observation::Answer { .. } => return Ok(false),
-            }
-        }
-        Ok(true)
+        let per_server = self.txt_values(name).await?;
+        Ok(per_server.iter().all(|(_, values)| values.iter().any(|v| v == value)))
     }
 
     /// The TXT values each authoritative server returns for `name` (CNAMEs

@@ -54,6 +54,11 @@ pub struct ManagerConfig {
     /// Ttl of the per-name issuance lease shared by processes (default 2 min,
     /// renewed while the order runs).
     pub lease_ttl: Duration,
+    /// Start the background task at construction (default). Set to `false`
+    /// when the challenge listeners are not bound yet, and call
+    /// [`CertManager::start_background`] once they are (sni-proxy's
+    /// `BoundProxy::serve_then` does this ordering).
+    pub background_at_start: bool,
 }
 
 impl Default for ManagerConfig {
@@ -63,6 +68,7 @@ impl Default for ManagerConfig {
             retry: RetryPolicy::default(),
             check_interval: Duration::from_secs(600),
             lease_ttl: Duration::from_secs(120),
+            background_at_start: true,
         }
     }
 }
@@ -105,12 +111,14 @@ struct Inner<S: Storage + ?Sized> {
 ///   [`ActivityLog`].
 pub struct CertManager<S: Storage + ?Sized> {
     inner: Arc<Inner<S>>,
-    timer: JoinHandle<()>,
+    timer: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl<S: Storage + ?Sized> Drop for CertManager<S> {
     fn drop(&mut self) {
-        self.timer.abort();
+        if let Some(timer) = self.timer.get_mut().unwrap_or_else(PoisonError::into_inner).take() {
+            timer.abort();
+        }
     }
 }
 
@@ -143,14 +151,29 @@ impl<S: Storage + ?Sized> CertManager<S> {
             cache: RwLock::default(),
             statuses: RwLock::default(),
         });
-        let background = Arc::clone(&inner);
-        let timer = tokio::spawn(async move {
+        let start = inner.config.background_at_start;
+        let manager = Self { inner, timer: Mutex::new(None) };
+        if start {
+            manager.start_background();
+        }
+        manager
+    }
+
+    /// Starts the background task (renewals, retries, unfinished orders)
+    /// unless it runs already. [`new`](Self::new) calls this unless
+    /// [`ManagerConfig::background_at_start`] is `false`.
+    pub fn start_background(&self) {
+        let mut timer = self.timer.lock().unwrap_or_else(PoisonError::into_inner);
+        if timer.is_some() {
+            return;
+        }
+        let background = Arc::clone(&self.inner);
+        *timer = Some(tokio::spawn(async move {
             loop {
                 background.maintain().await;
                 tokio::time::sleep(background.config.check_interval).await;
             }
-        });
-        Self { inner, timer }
+        }));
     }
 
     /// Makes sure a valid certificate for `request` exists (issuing or

@@ -1,6 +1,10 @@
 //! TLS termination and passthrough by SNI.
 //!
-//! Work in progress (issue #6). Available now:
+//! - [`Proxy`] puts the listeners together: [`Proxy::bind`] binds them all,
+//!   then [`BoundProxy::serve_then`] starts serving and only then runs the
+//!   provisioning, so challenges always find a listener;
+//! - [`Routes`]: per SNI, terminate and forward to an upstream, or pass the
+//!   TLS stream through to a backend;
 //! - [`SniResolver`], the lock-free certificate table that rustls asks
 //!   during each handshake;
 //! - [`serve_http80`], the plain-HTTP listener that answers HTTP-01
@@ -24,12 +28,16 @@
 
 mod http80;
 mod on_demand;
+mod proxy;
 mod resolver;
+mod routes;
 mod tls;
 
 pub use http80::{Http80Config, serve_http80};
 pub use on_demand::{
     AskLimits, AskPolicy, CertSource, HttpAskPolicy, OnDemand, Provision, Rate, plausible_public_name,
 };
+pub use proxy::{BindError, BoundProxy, Proxy, RunningProxy};
 pub use resolver::{SniResolver, certified_key};
+pub use routes::{Route, Routes};
 pub use tls::{ACME_TLS_ALPN, TlsConfig, serve_tls, serve_tls_until};

@@ -16,7 +16,7 @@ use tokio::{
 };
 use tokio_rustls::LazyConfigAcceptor;
 
-use crate::SniResolver;
+use crate::{Route, Routes, SniResolver};
 
 /// The ALPN protocol of TLS-ALPN-01 (RFC 8737).
 pub const ACME_TLS_ALPN: &[u8] = b"acme-tls/1";
@@ -28,8 +28,9 @@ pub struct TlsConfig {
     pub resolver: Arc<SniResolver>,
     /// TLS-ALPN-01 answers (from acme-core's issuer).
     pub responses: ChallengeResponses,
-    /// Where terminated connections are forwarded (plaintext, bytes unchanged).
-    pub upstream: SocketAddr,
+    /// Per SNI: terminate and forward the plaintext to an upstream, or pass
+    /// the TLS stream through to a backend. Changeable while serving.
+    pub routes: Arc<Routes>,
     /// Time allowed for the ClientHello, and again for the rest of the
     /// handshake (an on-demand issuance in between has its own timeout).
     pub handshake_timeout: Duration,
@@ -43,31 +44,29 @@ pub struct TlsConfig {
     /// A connection with no bytes in either direction for this long is
     /// closed (default 5 min).
     pub idle_timeout: Duration,
-    /// Names whose TLS stream is passed through untouched to a backend
-    /// (which terminates TLS itself), by exact lowercase name.
-    pub passthrough: std::collections::HashMap<String, SocketAddr>,
 }
 
 impl std::fmt::Debug for TlsConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TlsConfig").field("upstream", &self.upstream).finish_non_exhaustive()
+        f.debug_struct("TlsConfig").field("routes", &self.routes).finish_non_exhaustive()
     }
 }
 
 impl TlsConfig {
-    /// Defaults: 10 s handshake timeout, 10,000 connections.
+    /// Every name terminated and forwarded to `upstream` (add routes with
+    /// [`Routes::set`]); 10 s handshake timeout, 5 min idle timeout, 10,000
+    /// connections.
     #[must_use]
     pub fn new(resolver: Arc<SniResolver>, responses: ChallengeResponses, upstream: SocketAddr) -> Self {
         Self {
             resolver,
             responses,
-            upstream,
+            routes: Arc::new(Routes::new(Route::Terminate(upstream))),
             handshake_timeout: Duration::from_secs(10),
             max_connections: 10_000,
             source: None,
             on_demand: None,
             idle_timeout: Duration::from_secs(300),
-            passthrough: std::collections::HashMap::new(),
         }
     }
 }
@@ -139,16 +138,16 @@ pub async fn serve_tls_until(
             (Arc::clone(&config), Arc::clone(&terminate), Arc::clone(&challenge));
         tokio::spawn(async move {
             let started = tokio::time::Instant::now();
-            if !config.passthrough.is_empty() {
+            if config.routes.has_passthrough() {
                 match tokio::time::timeout(config.handshake_timeout, peek_sni(&tcp)).await {
-                    Ok(Some(sni)) => {
-                        if let Some(backend) = config.passthrough.get(&sni.to_ascii_lowercase()) {
-                            passthrough(tcp, peer, &sni, *backend, started, config.idle_timeout).await;
+                    Ok(sni) => {
+                        let sni = sni.unwrap_or_default();
+                        if let Route::Passthrough(backend) = config.routes.route(&sni) {
+                            passthrough(tcp, peer, &sni, backend, started, config.idle_timeout).await;
                             drop(permit);
                             return;
                         }
                     }
-                    Ok(None) => {}
                     Err(_) => {
                         tracing::debug!(%peer, "timed out waiting for the ClientHello");
                         drop(permit);
@@ -160,7 +159,13 @@ pub async fn serve_tls_until(
                 Err(reason) => tracing::debug!(%peer, %reason, "handshake failed"),
                 Ok(Handshaken::Challenge { sni }) => tracing::info!(%peer, %sni, "answered TLS-ALPN-01"),
                 Ok(Handshaken::Terminated { sni, mut tls }) => {
-                    match TcpStream::connect(config.upstream).await {
+                    let Route::Terminate(upstream) = config.routes.route(&sni) else {
+                        // The route became passthrough during the handshake: too late for this one.
+                        let _ = tls.shutdown().await;
+                        drop(permit);
+                        return;
+                    };
+                    match TcpStream::connect(upstream).await {
                         Ok(upstream) => {
                             let copied = splice(*tls, upstream, config.idle_timeout).await;
                             tracing::info!(%peer, %sni, route = "terminate", ?copied, duration = ?started.elapsed(), "connection closed");

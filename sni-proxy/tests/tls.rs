@@ -10,15 +10,15 @@ use std::{net::SocketAddr, process::Command, sync::Arc, time::Duration};
 use acme_core::{AcmeIssuer, CertRequest, ChallengeKind, ChallengeResponses, Issuer, LocalCaIssuer};
 use cert_store::{CertStore, MemoryStorage};
 use rustls_pki_types::ServerName;
-use sni_proxy::{SniResolver, TlsConfig, serve_tls};
+use sni_proxy::{Route, SniResolver, TlsConfig, serve_tls};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-struct Proxy {
+struct Target {
     addr: SocketAddr,
     root_pem: String,
 }
 
-async fn proxy(handshake_timeout: Duration) -> Proxy {
+async fn proxy(handshake_timeout: Duration) -> Target {
     let ca = LocalCaIssuer::new(Arc::new(MemoryStorage::new()));
     let resolver = Arc::new(SniResolver::new());
     for names in [vec!["shop.example.com"], vec!["*.wild.example.com"]] {
@@ -29,10 +29,10 @@ async fn proxy(handshake_timeout: Duration) -> Proxy {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(serve_tls(listener, config));
-    Proxy { addr, root_pem: ca.root_pem().await.unwrap() }
+    Target { addr, root_pem: ca.root_pem().await.unwrap() }
 }
 
-async fn rustls_echo(p: &Proxy, sni: &str) -> std::io::Result<Vec<u8>> {
+async fn rustls_echo(p: &Target, sni: &str) -> std::io::Result<Vec<u8>> {
     let config = common::client_config(&p.root_pem);
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     let tcp = tokio::net::TcpStream::connect(p.addr).await?;
@@ -84,7 +84,7 @@ async fn openssl_s_client_verifies_the_chain() {
 async fn silent_connections_are_closed_by_the_handshake_timeout() {
     let p = proxy(Duration::from_millis(300)).await;
     let mut silent = Vec::new();
-    for _ in 0..200 {
+    for _ in 0..1000 {
         silent.push(tokio::net::TcpStream::connect(p.addr).await.unwrap());
     }
     // A well-behaved client is still served while they hang around.
@@ -161,20 +161,65 @@ async fn passthrough_reaches_the_backend_whose_certificate_the_client_sees() {
     let ca = LocalCaIssuer::new(Arc::new(MemoryStorage::new()));
     let resolver = Arc::new(SniResolver::new());
     resolver.insert_bundle(&ca.issue(&CertRequest::new(["shop.example.com"])).await.unwrap()).unwrap();
-    let mut config = TlsConfig::new(resolver, ChallengeResponses::default(), common::echo_upstream().await);
-    config.passthrough.insert("pass.example.com".into(), backend);
+    let config = TlsConfig::new(resolver, ChallengeResponses::default(), common::echo_upstream().await);
+    config.routes.set("pass.example.com", Route::Passthrough(backend));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(serve_tls(listener, config));
     // Trusting only the backend's root: the proxy's certificate would fail.
-    let through = Proxy { addr, root_pem: backend_root };
+    let through = Target { addr, root_pem: backend_root };
     assert_eq!(rustls_echo(&through, "pass.example.com").await.unwrap(), b"ping through the proxy");
     assert!(
         rustls_echo(&through, "shop.example.com").await.is_err(),
         "terminated names use the proxy's own CA"
     );
-    let terminated = Proxy { addr, root_pem: ca.root_pem().await.unwrap() };
+    let terminated = Target { addr, root_pem: ca.root_pem().await.unwrap() };
     assert_eq!(rustls_echo(&terminated, "shop.example.com").await.unwrap(), b"ping through the proxy");
+}
+
+/// A TCP upstream that answers each read with the bytes uppercased.
+async fn shouting_upstream() -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = listener.accept().await else { continue };
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                while let Ok(n @ 1..) = s.read(&mut buf).await {
+                    buf[..n].make_ascii_uppercase();
+                    if s.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routes_pick_the_upstream_by_sni_and_change_while_serving() {
+    let (backend, backend_root) = tls_backend("a.pass.example.com").await;
+    let ca = LocalCaIssuer::new(Arc::new(MemoryStorage::new()));
+    let resolver = Arc::new(SniResolver::new());
+    let bundle = ca.issue(&CertRequest::new(["shop.example.com", "api.example.com"])).await.unwrap();
+    resolver.insert_bundle(&bundle).unwrap();
+    let config = TlsConfig::new(resolver, ChallengeResponses::default(), common::echo_upstream().await);
+    let routes = Arc::clone(&config.routes);
+    routes.set("api.example.com", Route::Terminate(shouting_upstream().await));
+    routes.set("*.pass.example.com", Route::Passthrough(backend));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(serve_tls(listener, config));
+    let ours = Target { addr, root_pem: ca.root_pem().await.unwrap() };
+    assert_eq!(rustls_echo(&ours, "shop.example.com").await.unwrap(), b"ping through the proxy");
+    assert_eq!(rustls_echo(&ours, "api.example.com").await.unwrap(), b"PING THROUGH THE PROXY");
+    let passed = Target { addr, root_pem: backend_root };
+    assert_eq!(rustls_echo(&passed, "a.pass.example.com").await.unwrap(), b"ping through the proxy");
+    // Routes change under a running listener.
+    routes.remove("api.example.com");
+    assert_eq!(rustls_echo(&ours, "api.example.com").await.unwrap(), b"ping through the proxy");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -194,7 +239,7 @@ async fn graceful_shutdown_stops_accepting_and_drains() {
         },
         Duration::from_secs(30),
     ));
-    let p = Proxy { addr, root_pem: ca.root_pem().await.unwrap() };
+    let p = Target { addr, root_pem: ca.root_pem().await.unwrap() };
 
     // A long connection in flight.
     let client = common::client_config(&p.root_pem);
@@ -322,7 +367,7 @@ async fn swapping_a_certificate_keeps_long_connections_and_serves_the_new_one() 
     assert_eq!(served_serial(addr, &root, "swap.example.com").await, first.meta().serial);
 
     // A long connection on the first certificate.
-    let p = Proxy { addr, root_pem: root.clone() };
+    let p = Target { addr, root_pem: root.clone() };
     let client = common::client_config(&root);
     let tcp = tokio::net::TcpStream::connect(p.addr).await.unwrap();
     let mut long = tokio_rustls::TlsConnector::from(Arc::new(client))

@@ -73,7 +73,28 @@ async fn setup(ask_url: Option<String>, limits: Option<Arc<sni_proxy::AskLimits>
     let storage = Arc::new(MemoryStorage::new());
     let ca = Arc::new(LocalCaIssuer::new(Arc::clone(&storage)));
     let root_pem = ca.root_pem().await.unwrap();
-    let issued = Arc::new(Counting(ca, AtomicUsize::new(0)));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let ca_side = CaSide { storage, issuer: ca, root_pem, responses: Default::default() };
+    serve(ca_side, listener, ask_url, limits).await
+}
+
+/// The issuing side of a setup: where certificates come from.
+struct CaSide {
+    storage: Arc<MemoryStorage>,
+    issuer: Arc<dyn Issuer>,
+    root_pem: String,
+    responses: acme_core::ChallengeResponses,
+}
+
+/// Serves on-demand TLS on `listener` with a `CertManager` over `ca`.
+async fn serve(
+    ca: CaSide,
+    listener: tokio::net::TcpListener,
+    ask_url: Option<String>,
+    limits: Option<Arc<sni_proxy::AskLimits>>,
+) -> Setup {
+    let CaSide { storage, issuer, root_pem, responses } = ca;
+    let issued = Arc::new(Counting(issuer, AtomicUsize::new(0)));
     let manager = Arc::new(CertManager::new(
         Arc::new(CertStore::new(Arc::clone(&storage))),
         issued.clone(),
@@ -85,12 +106,10 @@ async fn setup(ask_url: Option<String>, limits: Option<Arc<sni_proxy::AskLimits>
         None => format!("http://{}/internal/ask", ask_endpoint(Arc::clone(&asked)).await),
     };
     let upstream = common::echo_upstream().await;
-    let mut config =
-        TlsConfig::new(Arc::new(SniResolver::new()), acme_core::ChallengeResponses::default(), upstream);
+    let mut config = TlsConfig::new(Arc::new(SniResolver::new()), responses, upstream);
     let mut on_demand = OnDemand::new(Arc::new(HttpAskPolicy::new(&url)), manager);
     on_demand.limits = limits;
     config.on_demand = Some(on_demand);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let proxy = listener.local_addr().unwrap();
     tokio::spawn(serve_tls(listener, config));
     Setup { proxy, root_pem, issued, asked, storage }
@@ -172,4 +191,32 @@ async fn asks_are_rate_limited_per_client() {
     assert_eq!(s.issued.1.load(Ordering::SeqCst), 2);
     // Names already loaded are served without asking.
     handshake(&s, "ok-a.example.com").await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_demand_with_pebble_answers_tls_alpn01_on_the_same_listener() {
+    let dns = testkit::DnsServer::builder()
+        .zone(testkit::Zone::new("example.test", "ok-shop A 127.0.0.1\nevil A 127.0.0.1\n"))
+        .recursion(true)
+        .start()
+        .unwrap();
+    let pebble = testkit::PebbleServer::builder().dns_server(dns.addr()).start().unwrap();
+    let storage = Arc::new(MemoryStorage::new());
+    let acme =
+        acme_core::AcmeIssuer::new(&pebble.directory_url(), Arc::new(CertStore::new(Arc::clone(&storage))))
+            .with_root(pebble.tls_root_path())
+            .with_challenge(acme_core::ChallengeKind::TlsAlpn01);
+    let responses = acme.responses().clone();
+    let root_pem = pebble.issuing_root_pem().unwrap();
+    // The CA validates TLS-ALPN-01 on the very listener whose handshake waits.
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", pebble.tls_port())).await.unwrap();
+    let ca = CaSide { storage, issuer: Arc::new(acme), root_pem, responses };
+    let s = serve(ca, listener, None, None).await;
+    handshake(&s, "ok-shop.example.test").await.unwrap();
+    handshake(&s, "ok-shop.example.test").await.unwrap();
+    assert_eq!(s.issued.1.load(Ordering::SeqCst), 1);
+    assert!(handshake(&s, "evil.example.test").await.is_err());
+    assert_eq!(s.issued.1.load(Ordering::SeqCst), 1, "a refused name never reaches the CA");
+    let stored = s.storage.list(&Prefix::new("certs").unwrap()).await.unwrap();
+    assert_eq!(stored.len(), 1, "{stored:?}");
 }

@@ -71,6 +71,20 @@ impl Routes {
         });
     }
 
+    /// Sets many routes with one swap of the table (loading thousands of
+    /// names one by one would copy the table each time).
+    pub fn set_many(&self, routes: impl IntoIterator<Item = (String, Route)>) {
+        let new: Vec<(Box<str>, Route)> = routes
+            .into_iter()
+            .map(|(name, route)| (name.trim_end_matches('.').to_ascii_lowercase().into(), route))
+            .collect();
+        self.table.rcu(|table| {
+            let mut table = Table::clone(table);
+            table.map.extend(new.iter().cloned());
+            table.recount()
+        });
+    }
+
     /// Removes the route of `name`; it takes the wildcard or default again.
     pub fn remove(&self, name: &str) {
         let key = name.trim_end_matches('.').to_ascii_lowercase();
@@ -131,6 +145,8 @@ mod tests {
         assert_eq!(routes.route("a.b.example.com"), Route::Terminate(addr(1)));
         assert_eq!(routes.route("example.com"), Route::Terminate(addr(1)));
         assert!(routes.has_passthrough());
+        routes.set_many([("x.test".to_owned(), Route::Terminate(addr(5)))]);
+        assert_eq!(routes.route("X.test"), Route::Terminate(addr(5)));
         routes.remove("*.example.com");
         assert_eq!(routes.route("a.example.com"), Route::Terminate(addr(1)));
         assert!(!routes.has_passthrough());

@@ -4,5 +4,7 @@
 //!   what the authoritative servers answer, the status and the fix
 //!   (`cargo run -p examples --bin dns-check -- --help`).
 //!
-//! The `edge` server comes with its issue; until then
-//! `cargo run -p cert-store --example store_and_list` is the runnable demo.
+//! - `edge`: the custom-domain edge server — control plane API, worker and
+//!   TLS proxy in one process ([`edge`]; `cargo run -p examples --bin edge -- --help`).
+
+pub mod edge;

@@ -1,0 +1,140 @@
+//! The edge's settings: flags, each also readable from the environment.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use clap::Parser;
+
+/// The custom-domain edge: control plane API, worker and TLS proxy in one
+/// process. Runs with no configuration on a local CA and a store in `./data`.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "edge", version, about, long_about = None)]
+pub struct Config {
+    /// `local` (embedded CA, the default) or an ACME directory URL.
+    #[arg(long, env = "EDGE_ISSUER", default_value = "local")]
+    pub issuer: String,
+    /// PEM root to trust for the ACME directory's HTTPS (private or test CAs).
+    #[arg(long, env = "EDGE_CA_ROOT")]
+    pub ca_root: Option<PathBuf>,
+    /// ACME challenge for non-wildcard names: `http-01` or `tls-alpn-01`.
+    #[arg(long, env = "EDGE_CHALLENGE", default_value = "http-01")]
+    pub challenge: String,
+    /// Contact e-mail for the ACME account.
+    #[arg(long, env = "EDGE_ACME_EMAIL")]
+    pub acme_email: Option<String>,
+
+    /// A directory (filesystem store) or a `postgres://` URL shared by a fleet of edges.
+    #[arg(long, env = "EDGE_STORE", default_value = "./data")]
+    pub store: String,
+
+    /// Address of the control plane API.
+    #[arg(long, env = "EDGE_API_ADDR", default_value = "127.0.0.1:8080")]
+    pub api_addr: SocketAddr,
+    /// Address of the TLS listener.
+    #[arg(long, env = "EDGE_HTTPS_ADDR", default_value = "127.0.0.1:8443")]
+    pub https_addr: SocketAddr,
+    /// Address of the plain-HTTP listener (HTTP-01, redirects).
+    #[arg(long, env = "EDGE_HTTP_ADDR", default_value = "127.0.0.1:8880")]
+    pub http_addr: SocketAddr,
+    /// Where terminated connections are forwarded (the platform's application).
+    #[arg(long, env = "EDGE_UPSTREAM", default_value = "127.0.0.1:3000")]
+    pub upstream: SocketAddr,
+    /// Where the proxy's on-demand ask goes (defaults to this edge's own API).
+    #[arg(long, env = "CONTROLPLANE_URL")]
+    pub controlplane_url: Option<String>,
+    /// Run the worker (DNS checks, state changes, issuance, drift, webhooks).
+    #[arg(long, env = "WORKER_ENABLED", default_value = "1", value_parser = parse_flag)]
+    pub worker_enabled: bool,
+
+    /// API keys accepted as `Authorization: Bearer <key>` (comma-separated).
+    /// Without one, a random key is made at start and printed.
+    #[arg(long, env = "EDGE_API_KEYS", value_delimiter = ',')]
+    pub api_keys: Vec<String>,
+    /// Secret signing widget tokens (shared by a fleet; random per start when unset).
+    #[arg(long, env = "EDGE_WIDGET_SECRET")]
+    pub widget_secret: Option<String>,
+    /// Connections allowed per plan, as `plan=limit` (comma-separated).
+    #[arg(long, env = "EDGE_QUOTAS", value_delimiter = ',', default_value = "free=5,pro=1000")]
+    pub quotas: Vec<String>,
+    /// Where a customer over quota is sent.
+    #[arg(long, env = "EDGE_UPGRADE_URL", default_value = "https://example.com/upgrade")]
+    pub upgrade_url: String,
+
+    /// Zone that `_acme-challenge` CNAMEs delegate into.
+    #[arg(long, env = "EDGE_DELEGATION_ZONE", default_value = "acme.edge.example")]
+    pub delegation_zone: String,
+    /// The CNAME target customers point their hostnames at.
+    #[arg(long, env = "EDGE_ROUTING_CNAME", default_value = "edge.example")]
+    pub routing_cname: String,
+    /// Edge addresses also accepted as routing (A/AAAA, flattened apex).
+    #[arg(long, env = "EDGE_ROUTING_ADDRESSES", value_delimiter = ',')]
+    pub routing_addresses: Vec<std::net::IpAddr>,
+    /// Ask these authoritative servers (IP:PORT, comma-separated) instead of
+    /// discovering them through the recursive resolver.
+    #[arg(long, env = "EDGE_DNS_AUTHORITIES", value_delimiter = ',')]
+    pub dns_authorities: Vec<SocketAddr>,
+    /// Recursive resolver used to discover each zone's authoritative servers.
+    #[arg(long, env = "EDGE_DNS_RESOLVER", default_value = "1.1.1.1:53")]
+    pub dns_resolver: SocketAddr,
+
+    /// Webhook URLs receiving events (comma-separated).
+    #[arg(long, env = "EDGE_WEBHOOK_URLS", value_delimiter = ',')]
+    pub webhook_urls: Vec<String>,
+    /// Secret of the `X-Edge-Signature` HMAC-SHA256 header.
+    #[arg(long, env = "EDGE_WEBHOOK_SECRET", default_value = "")]
+    pub webhook_secret: String,
+
+    /// How often the worker looks for due work, in milliseconds.
+    #[arg(long, env = "EDGE_TICK_MS", default_value = "1000")]
+    pub tick_ms: u64,
+    /// How often live hostnames are re-checked for drift, in seconds.
+    #[arg(long, env = "EDGE_DRIFT_INTERVAL_SECS", default_value = "300")]
+    pub drift_interval_secs: u64,
+}
+
+fn parse_flag(value: &str) -> Result<bool, String> {
+    match value.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" | "" => Ok(false),
+        other => Err(format!("expected 1/0, true/false, yes/no or on/off, not `{other}`")),
+    }
+}
+
+impl Config {
+    /// The worker's tick.
+    #[must_use]
+    pub fn tick(&self) -> Duration {
+        Duration::from_millis(self.tick_ms.max(10))
+    }
+
+    /// The drift re-check interval.
+    #[must_use]
+    pub fn drift_interval(&self) -> Duration {
+        Duration::from_secs(self.drift_interval_secs.max(1))
+    }
+
+    /// The connection limit of `plan`, if the plan exists.
+    #[must_use]
+    pub fn quota(&self, plan: &str) -> Option<usize> {
+        self.quotas.iter().find_map(|q| {
+            let (name, limit) = q.split_once('=')?;
+            (name.trim() == plan).then(|| limit.trim().parse().ok()).flatten()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_run_with_nothing_configured() {
+        let c = Config::try_parse_from(["edge"]).unwrap();
+        assert_eq!(c.issuer, "local");
+        assert_eq!(c.quota("free"), Some(5));
+        assert_eq!(c.quota("gold"), None);
+        assert!(c.worker_enabled);
+        let c = Config::try_parse_from(["edge", "--worker-enabled", "0", "--quotas", "free=2"]).unwrap();
+        assert!(!c.worker_enabled);
+        assert_eq!(c.quota("free"), Some(2));
+    }
+}

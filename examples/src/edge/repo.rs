@@ -1,0 +1,141 @@
+//! Connections and hostname claims in the shared [`Storage`].
+//!
+//! Layout: `edge/connections/<id>` (JSON), `edge/claims/<hostname>` (the id
+//! of the connection holding the hostname). Claims change only under the
+//! storage lease `edge-claim-<hostname>`, so edges sharing one PostgreSQL
+//! never both hand out a hostname.
+
+use std::{sync::Arc, time::Duration};
+
+use cert_store::{Key, LeaseGuard, Leases, Prefix, Storage, StorageError};
+
+use super::model::Connection;
+
+/// Connection records over a [`Storage`].
+#[derive(Clone)]
+pub struct Repo {
+    storage: Arc<dyn Storage>,
+}
+
+impl std::fmt::Debug for Repo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Repo").finish_non_exhaustive()
+    }
+}
+
+fn connection_key(id: &str) -> Result<Key, StorageError> {
+    Key::new(format!("edge/connections/{id}"))
+}
+
+fn claim_key(hostname: &str) -> Result<Key, StorageError> {
+    Key::new(format!("edge/claims/{hostname}"))
+}
+
+fn corrupt(key: &Key, e: &serde_json::Error) -> StorageError {
+    StorageError::Corrupt { key: key.to_string(), reason: e.to_string() }
+}
+
+impl Repo {
+    /// A repository in `storage`.
+    #[must_use]
+    pub fn new(storage: Arc<dyn Storage>) -> Self {
+        Self { storage }
+    }
+
+    /// One connection.
+    ///
+    /// # Errors
+    /// When the storage fails or the record is unreadable.
+    pub async fn get(&self, id: &str) -> Result<Option<Connection>, StorageError> {
+        // Ids are ours (hex); anything else cannot name a connection.
+        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(None);
+        }
+        let key = connection_key(id)?;
+        match self.storage.get(&key).await? {
+            Some(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| corrupt(&key, &e)),
+            None => Ok(None),
+        }
+    }
+
+    /// Saves a connection (atomically replacing the previous version).
+    ///
+    /// # Errors
+    /// When the storage fails.
+    pub async fn put(&self, connection: &Connection) -> Result<(), StorageError> {
+        let bytes = serde_json::to_vec(connection).map_err(|e| StorageError::Backend(e.into()))?;
+        self.storage.put(&connection_key(&connection.id)?, &bytes).await
+    }
+
+    /// Every connection, oldest first.
+    ///
+    /// # Errors
+    /// When the storage fails.
+    pub async fn list(&self) -> Result<Vec<Connection>, StorageError> {
+        let keys = self.storage.list(&Prefix::new("edge/connections")?).await?;
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            if let Some(bytes) = self.storage.get(&key).await? {
+                out.push(serde_json::from_slice::<Connection>(&bytes).map_err(|e| corrupt(&key, &e))?);
+            }
+        }
+        out.sort_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.id.cmp(&b.id)));
+        Ok(out)
+    }
+
+    /// Holds the hostname's claim lease (waits up to 30 s for another edge).
+    ///
+    /// # Errors
+    /// When the storage fails or the lease stays taken.
+    pub async fn lock_hostname(&self, hostname: &str) -> Result<LeaseGuard, StorageError> {
+        let name = Key::new(format!("edge-claim-{hostname}"))?;
+        self.storage.lock_timeout(&name, Duration::from_secs(30), Duration::from_secs(30)).await
+    }
+
+    /// Holds the connection's work lease, if no other edge holds it.
+    ///
+    /// # Errors
+    /// When the storage fails.
+    pub async fn try_lock_connection(&self, id: &str) -> Result<Option<LeaseGuard>, StorageError> {
+        self.storage.try_lock(&Key::new(format!("edge-work-{id}"))?, Duration::from_secs(120)).await
+    }
+
+    /// Waits (up to 60 s) for the connection's work lease.
+    ///
+    /// # Errors
+    /// When the storage fails or the lease stays taken.
+    pub async fn lock_connection(&self, id: &str) -> Result<LeaseGuard, StorageError> {
+        let name = Key::new(format!("edge-work-{id}"))?;
+        self.storage.lock_timeout(&name, Duration::from_secs(120), Duration::from_secs(60)).await
+    }
+
+    /// The connection holding `hostname`'s claim, if it still does.
+    ///
+    /// # Errors
+    /// When the storage fails.
+    pub async fn claim_holder(&self, hostname: &str) -> Result<Option<Connection>, StorageError> {
+        let Some(id) = self.storage.get(&claim_key(hostname)?).await? else { return Ok(None) };
+        let id = String::from_utf8_lossy(&id).into_owned();
+        Ok(self.get(&id).await?.filter(|c| c.hostname == hostname && c.state.holds_claim()))
+    }
+
+    /// Records `id` as the claim holder (call under [`lock_hostname`](Self::lock_hostname)).
+    ///
+    /// # Errors
+    /// When the storage fails.
+    pub async fn set_claim(&self, hostname: &str, id: &str) -> Result<(), StorageError> {
+        self.storage.put(&claim_key(hostname)?, id.as_bytes()).await
+    }
+
+    /// Drops the claim if `id` holds it (call under [`lock_hostname`](Self::lock_hostname)).
+    ///
+    /// # Errors
+    /// When the storage fails.
+    pub async fn release_claim(&self, hostname: &str, id: &str) -> Result<(), StorageError> {
+        let key = claim_key(hostname)?;
+        if self.storage.get(&key).await?.is_some_and(|holder| holder == id.as_bytes()) {
+            self.storage.delete(&key).await?;
+        }
+        Ok(())
+    }
+}

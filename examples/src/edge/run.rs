@@ -1,0 +1,207 @@
+//! Puts the edge together: storage, issuer, manager, proxy, API, worker.
+
+use std::{sync::Arc, time::Duration};
+
+use acme_core::{
+    AcmeIssuer, ActivityLog, CertManager, ChallengeKind, ChallengeResponses, EventSink, Issuer,
+    LocalCaIssuer, ManagerConfig, SystemClock,
+};
+use cert_store::{CertStore, FileStorage, PostgresStorage, Storage};
+use dns_verify::{Authorities, Checker, Requirements};
+use sni_proxy::{Http80Config, HttpAskPolicy, OnDemand, Proxy, SniResolver, TlsConfig};
+
+use super::{
+    api::{ApiState, router},
+    config::Config,
+    repo::Repo,
+    service::Edge,
+    webhooks::{CertificateEvents, Outbox},
+};
+
+/// Why the edge could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The store could not be opened.
+    #[error("store {0}: {1}")]
+    Store(String, cert_store::StorageError),
+    /// A setting is unusable.
+    #[error("{0}")]
+    Config(String),
+    /// A listener could not be bound.
+    #[error(transparent)]
+    Bind(#[from] sni_proxy::BindError),
+    /// The API listener could not be bound.
+    #[error("API listener {0}: {1}")]
+    Api(std::net::SocketAddr, std::io::Error),
+}
+
+async fn open_store(spec: &str) -> Result<Arc<dyn Storage>, StartError> {
+    if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
+        let pg = PostgresStorage::connect(spec).await.map_err(|e| StartError::Store("postgres".into(), e))?;
+        Ok(Arc::new(pg))
+    } else {
+        let fs = FileStorage::new(spec).map_err(|e| StartError::Store(spec.to_owned(), e))?;
+        Ok(Arc::new(fs))
+    }
+}
+
+fn issuer(
+    config: &Config,
+    store: Arc<CertStore<dyn Storage>>,
+) -> Result<(Arc<dyn Issuer>, ChallengeResponses), StartError> {
+    if config.issuer == "local" {
+        return Ok((
+            Arc::new(LocalCaIssuer::new(Arc::clone(store.storage()))),
+            ChallengeResponses::default(),
+        ));
+    }
+    if !config.issuer.starts_with("https://") {
+        return Err(StartError::Config(format!(
+            "EDGE_ISSUER must be `local` or an https:// ACME directory, not {}",
+            config.issuer
+        )));
+    }
+    let kind = match config.challenge.as_str() {
+        "http-01" => ChallengeKind::Http01,
+        "tls-alpn-01" => ChallengeKind::TlsAlpn01,
+        other => {
+            return Err(StartError::Config(format!("unknown challenge {other} (http-01 or tls-alpn-01)")));
+        }
+    };
+    let mut acme = AcmeIssuer::new(&config.issuer, store).with_challenge(kind);
+    if let Some(root) = &config.ca_root {
+        acme = acme.with_root(root);
+    }
+    if let Some(email) = &config.acme_email {
+        acme = acme.with_contact(vec![format!("mailto:{email}")]);
+    }
+    let responses = acme.responses().clone();
+    Ok((Arc::new(acme), responses))
+}
+
+/// Starts everything and serves until Ctrl-C / SIGTERM.
+///
+/// # Errors
+/// [`StartError`] when something cannot start.
+pub async fn run(mut config: Config) -> Result<(), StartError> {
+    let storage = open_store(&config.store).await?;
+    let store: Arc<CertStore<dyn Storage>> = Arc::new(CertStore::new(Arc::clone(&storage)));
+    let (issuer, responses) = issuer(&config, Arc::clone(&store))?;
+    let resolver = Arc::new(SniResolver::with_capacity(100_000));
+    let outbox = Outbox::new(Arc::clone(&storage), config.webhook_urls.clone(), &config.webhook_secret);
+    let activity = ActivityLog::new(Arc::clone(&storage));
+    let sinks: Vec<Arc<dyn EventSink>> =
+        vec![Arc::new(CertificateEvents { outbox: outbox.clone(), resolver: Arc::clone(&resolver) })];
+    let manager_config = ManagerConfig { background_at_start: false, ..ManagerConfig::default() };
+    let manager: Arc<CertManager<dyn Storage>> = Arc::new(CertManager::with_clock(
+        Arc::clone(&store),
+        issuer,
+        manager_config,
+        Arc::new(SystemClock),
+        sinks,
+    ));
+
+    let generated_key = config.api_keys.is_empty().then(|| hex::encode(rand::random::<[u8; 24]>()));
+    if let Some(key) = &generated_key {
+        config.api_keys.push(key.clone());
+    }
+    let widget_secret =
+        config.widget_secret.clone().map_or_else(|| rand::random::<[u8; 32]>().to_vec(), String::into_bytes);
+    let mut requirements =
+        Requirements::delegating_to(&config.delegation_zone).routing_cname(&config.routing_cname);
+    requirements = requirements.routing_addresses(config.routing_addresses.clone());
+    let authorities = if config.dns_authorities.is_empty() {
+        Authorities::Discover { resolver: config.dns_resolver, port: 53 }
+    } else {
+        Authorities::fixed(config.dns_authorities.clone())
+    };
+    let checker = Checker::builder().authorities(authorities).timeout(Duration::from_secs(3)).build();
+
+    let api_listener = tokio::net::TcpListener::bind(config.api_addr)
+        .await
+        .map_err(|e| StartError::Api(config.api_addr, e))?;
+    let api_addr = api_listener.local_addr().map_err(|e| StartError::Api(config.api_addr, e))?;
+    let controlplane = config.controlplane_url.clone().unwrap_or_else(|| format!("http://{api_addr}"));
+
+    let mut tls = TlsConfig::new(Arc::clone(&resolver), responses.clone(), config.upstream);
+    tls.source = Some(manager.clone());
+    let ask = HttpAskPolicy::new(&format!("{}/internal/ask", controlplane.trim_end_matches('/')));
+    tls.on_demand = Some(OnDemand::new(Arc::new(ask), manager.clone()));
+    let mut http = Http80Config::new(responses);
+    http.store = Some(Arc::clone(&storage));
+    http.https_port = config.https_addr.port();
+    let bound = Proxy::new(config.https_addr, tls).with_http(config.http_addr, http).bind().await?;
+
+    let edge = Arc::new(Edge {
+        repo: Repo::new(Arc::clone(&storage)),
+        requirements,
+        checker,
+        manager: Arc::clone(&manager),
+        store,
+        resolver,
+        outbox,
+        activity,
+        widget_key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &widget_secret),
+        config: config.clone(),
+    });
+    let worker = config.worker_enabled.then(|| {
+        let edge = Arc::clone(&edge);
+        let tick = config.tick();
+        async move {
+            loop {
+                edge.work_once().await;
+                tokio::time::sleep(tick).await;
+            }
+        }
+    });
+    // Listeners are bound: now provisioning (renewals, resumed orders) and the worker may start.
+    let provisioning_manager = Arc::clone(&manager);
+    let running = bound.serve_then(async move {
+        provisioning_manager.start_background();
+        if let Some(worker) = worker {
+            worker.await;
+        }
+    });
+
+    print_banner(&config, api_addr, generated_key.as_deref());
+    let app = router(ApiState::new(Arc::clone(&edge), &config.api_keys));
+    let served = axum::serve(api_listener, app).with_graceful_shutdown(shutdown_signal()).await;
+    if let Err(e) = served {
+        tracing::error!(error = %e, "API server stopped");
+    }
+    let left = running.shutdown().await;
+    tracing::info!(left, "stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return ctrl_c.await.unwrap_or(()),
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+fn print_banner(config: &Config, api: std::net::SocketAddr, generated_key: Option<&str>) {
+    let key = generated_key.unwrap_or("<your API key>");
+    let issuer = if config.issuer == "local" { "the local CA" } else { config.issuer.as_str() };
+    println!(
+        "edge: API on http://{api}, TLS on {}, HTTP on {}, certificates from {issuer}, store {}",
+        config.https_addr, config.http_addr, config.store
+    );
+    if generated_key.is_some() {
+        println!("edge: no EDGE_API_KEYS set; generated API key for this run: {key}");
+    }
+    println!(
+        "edge: add a first hostname:\n  curl -s -H 'Authorization: Bearer {key}' -H 'content-type: application/json' \\\n    -d '{{\"hostname\":\"shop.customer.example\"}}' http://{api}/v1/connections"
+    );
+}

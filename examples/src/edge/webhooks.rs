@@ -1,0 +1,240 @@
+//! Webhook delivery: every event is stored in an outbox before it is sent,
+//! signed with HMAC-SHA256, retried with backoff until a 2xx, so none is
+//! lost across restarts. One storage lease per entry keeps a fleet of edges
+//! from sending it twice at once.
+
+use std::{sync::Arc, time::Duration};
+
+use acme_core::{Event, EventKind, EventSink};
+use async_trait::async_trait;
+use cert_store::{Key, Leases, Prefix, Storage, StorageError};
+use http_body_util::Full;
+use hyper::body::Bytes;
+use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+/// One event as webhook receivers get it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookEvent {
+    /// Unique id (receivers deduplicate on it: delivery is at least once).
+    pub id: String,
+    /// `domain.verified`, `domain.live`, `domain.drift`, `certificate.issued` …
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// The hostname concerned.
+    pub hostname: String,
+    /// The connection, when known.
+    pub connection_id: Option<String>,
+    /// When it happened.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// Event-specific details.
+    pub data: serde_json::Value,
+}
+
+/// An outbox entry: one event for one URL.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Pending {
+    url: String,
+    event: WebhookEvent,
+    attempts: u32,
+    #[serde(with = "time::serde::rfc3339")]
+    next_at: OffsetDateTime,
+}
+
+/// `sha256=<hex>` of `timestamp.body` under `secret`: the value of the
+/// `X-Edge-Signature` header (`X-Edge-Timestamp` carries the timestamp).
+#[must_use]
+pub fn signature(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret);
+    let mut ctx = ring::hmac::Context::with_key(&key);
+    ctx.update(timestamp.to_string().as_bytes());
+    ctx.update(b".");
+    ctx.update(body);
+    format!("sha256={}", hex::encode(ctx.sign().as_ref()))
+}
+
+/// Checks a signature in constant time (what a receiver does).
+#[must_use]
+pub fn verify_signature(secret: &[u8], timestamp: i64, body: &[u8], header: &str) -> bool {
+    let Some(hex_tag) = header.strip_prefix("sha256=") else { return false };
+    let Ok(tag) = hex::decode(hex_tag) else { return false };
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret);
+    let mut message = timestamp.to_string().into_bytes();
+    message.push(b'.');
+    message.extend_from_slice(body);
+    ring::hmac::verify(&key, &message, &tag).is_ok()
+}
+
+/// The outbox and its sender.
+#[derive(Clone)]
+pub struct Outbox {
+    storage: Arc<dyn Storage>,
+    urls: Vec<String>,
+    secret: Vec<u8>,
+    client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+}
+
+impl std::fmt::Debug for Outbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outbox").field("urls", &self.urls).finish_non_exhaustive()
+    }
+}
+
+fn entry_key(name: &str) -> Result<Key, StorageError> {
+    Key::new(format!("edge/outbox/{name}"))
+}
+
+/// Delay before attempt `n + 1`: 1 s doubling, at most 1 h.
+fn backoff(attempts: u32) -> Duration {
+    Duration::from_secs(1u64 << attempts.min(12)).min(Duration::from_secs(3600))
+}
+
+impl Outbox {
+    /// An outbox sending to `urls`, signing with `secret`.
+    #[must_use]
+    pub fn new(storage: Arc<dyn Storage>, urls: Vec<String>, secret: &str) -> Self {
+        let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        connector.set_connect_timeout(Some(Duration::from_secs(5)));
+        let client = Client::builder(TokioExecutor::new()).build(connector);
+        Self { storage, urls, secret: secret.as_bytes().to_vec(), client }
+    }
+
+    /// Stores the event for every URL (before any sending).
+    ///
+    /// # Errors
+    /// When the storage fails: the event is then not recorded.
+    pub async fn enqueue(
+        &self,
+        event_type: &str,
+        hostname: &str,
+        connection_id: Option<&str>,
+        data: serde_json::Value,
+    ) -> Result<(), StorageError> {
+        let now = OffsetDateTime::now_utc();
+        let id = hex::encode(rand::random::<[u8; 12]>());
+        let event = WebhookEvent {
+            id: id.clone(),
+            event_type: event_type.to_owned(),
+            hostname: hostname.to_owned(),
+            connection_id: connection_id.map(str::to_owned),
+            at: now,
+            data,
+        };
+        tracing::info!(event = event_type, %hostname, "event");
+        for (i, url) in self.urls.iter().enumerate() {
+            let pending = Pending { url: url.clone(), event: event.clone(), attempts: 0, next_at: now };
+            let bytes = serde_json::to_vec(&pending).map_err(|e| StorageError::Backend(e.into()))?;
+            let name = format!("{:020}-{id}-{i}", now.unix_timestamp_nanos());
+            self.storage.put(&entry_key(&name)?, &bytes).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends what is due; returns how many deliveries succeeded.
+    pub async fn deliver_due(&self) -> usize {
+        let Ok(prefix) = Prefix::new("edge/outbox") else { return 0 };
+        let keys = match self.storage.list(&prefix).await {
+            Ok(keys) => keys,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list the webhook outbox");
+                return 0;
+            }
+        };
+        let mut delivered = 0;
+        for key in keys {
+            match self.deliver_one(&key).await {
+                Ok(true) => delivered += 1,
+                Ok(false) => {}
+                Err(e) => tracing::warn!(%key, error = %e, "webhook outbox entry"),
+            }
+        }
+        delivered
+    }
+
+    async fn deliver_one(&self, key: &Key) -> Result<bool, StorageError> {
+        let lease = Key::new(format!("edge-outbox-{}", key.as_str().replace('/', "-")))?;
+        let Some(_guard) = self.storage.try_lock(&lease, Duration::from_secs(60)).await? else {
+            return Ok(false);
+        };
+        // Read again under the lease: another edge may have sent it.
+        let Some(bytes) = self.storage.get(key).await? else { return Ok(false) };
+        let mut pending: Pending = match serde_json::from_slice(&bytes) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(%key, error = %e, "dropping an unreadable outbox entry");
+                self.storage.delete(key).await?;
+                return Ok(false);
+            }
+        };
+        let now = OffsetDateTime::now_utc();
+        if pending.next_at > now {
+            return Ok(false);
+        }
+        match self.send(&pending).await {
+            Ok(()) => {
+                self.storage.delete(key).await?;
+                Ok(true)
+            }
+            Err(reason) => {
+                pending.attempts += 1;
+                pending.next_at = now + backoff(pending.attempts);
+                tracing::debug!(url = %pending.url, attempts = pending.attempts, %reason, "webhook delivery failed; will retry");
+                let bytes = serde_json::to_vec(&pending).map_err(|e| StorageError::Backend(e.into()))?;
+                self.storage.put(key, &bytes).await?;
+                Ok(false)
+            }
+        }
+    }
+
+    async fn send(&self, pending: &Pending) -> Result<(), String> {
+        let body = serde_json::to_vec(&pending.event).map_err(|e| e.to_string())?;
+        let timestamp = OffsetDateTime::now_utc().unix_timestamp();
+        let request = hyper::Request::post(&pending.url)
+            .header("content-type", "application/json")
+            .header("x-edge-event", &pending.event.event_type)
+            .header("x-edge-timestamp", timestamp.to_string())
+            .header("x-edge-signature", signature(&self.secret, timestamp, &body))
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| e.to_string())?;
+        let response = tokio::time::timeout(Duration::from_secs(10), self.client.request(request))
+            .await
+            .map_err(|_| "timed out".to_owned())?
+            .map_err(|e| e.to_string())?;
+        if response.status().is_success() { Ok(()) } else { Err(format!("status {}", response.status())) }
+    }
+}
+
+/// Turns `CertManager` events into certificate webhooks (issued, renewed,
+/// failed, expiring) and refreshes the proxy's table on new certificates.
+pub struct CertificateEvents {
+    /// Where events go.
+    pub outbox: Outbox,
+    /// The proxy's table: a name is dropped so the next handshake loads the new certificate.
+    pub resolver: Arc<sni_proxy::SniResolver>,
+}
+
+#[async_trait]
+impl EventSink for CertificateEvents {
+    async fn publish(&self, event: &Event) {
+        let (kind, data) = match &event.kind {
+            EventKind::Issued { serial } => ("certificate.issued", serde_json::json!({ "serial": serial })),
+            EventKind::Renewed { serial } => ("certificate.renewed", serde_json::json!({ "serial": serial })),
+            EventKind::Failed { class, detail } => {
+                ("certificate.failed", serde_json::json!({ "class": class, "detail": detail }))
+            }
+            EventKind::Expiring { days_left } => {
+                ("certificate.expiring", serde_json::json!({ "days_left": days_left }))
+            }
+            EventKind::RateLimited => ("certificate.rate_limited", serde_json::json!({})),
+            _ => return,
+        };
+        if matches!(event.kind, EventKind::Issued { .. } | EventKind::Renewed { .. }) {
+            self.resolver.remove(&event.hostname);
+        }
+        if let Err(e) = self.outbox.enqueue(kind, &event.hostname, None, data).await {
+            tracing::error!(error = %e, event = kind, "could not store a webhook event");
+        }
+    }
+}

@@ -44,6 +44,10 @@ pub struct TlsConfig {
     /// A connection with no bytes in either direction for this long is
     /// closed (default 5 min).
     pub idle_timeout: Duration,
+    /// ALPN protocols offered to clients, in preference order: what the
+    /// upstreams speak (default `http/1.1`; add `h2` first when they speak
+    /// HTTP/2 in cleartext, since bytes are forwarded unchanged).
+    pub alpn_protocols: Vec<Vec<u8>>,
 }
 
 impl std::fmt::Debug for TlsConfig {
@@ -67,6 +71,7 @@ impl TlsConfig {
             source: None,
             on_demand: None,
             idle_timeout: Duration::from_secs(300),
+            alpn_protocols: vec![b"http/1.1".to_vec()],
         }
     }
 }
@@ -106,8 +111,7 @@ pub async fn serve_tls_until(
     shutdown: impl Future<Output = ()>,
     drain: Duration,
 ) -> usize {
-    let Some(terminate) = server_config(config.resolver.clone(), vec![b"h2".to_vec(), b"http/1.1".to_vec()])
-    else {
+    let Some(terminate) = server_config(config.resolver.clone(), config.alpn_protocols.clone()) else {
         tracing::error!("cannot build the TLS configuration");
         return 0;
     };

@@ -167,7 +167,7 @@ async fn create(
     let id = c.id.clone();
     if s.edge.config.worker_enabled {
         tokio::spawn(async move {
-            if let Err(e) = edge.advance(&id, false).await {
+            if let Err(e) = edge.advance(&id, false, 4).await {
                 tracing::debug!(%id, error = %e, "first check");
             }
         });
@@ -220,7 +220,9 @@ async fn verify(
     Path(id): Path<String>,
 ) -> Result<Json<Connection>, ApiError> {
     s.require_key_or_widget(&headers, &id)?;
-    s.edge.advance(&id, true).await?.map(Json).ok_or_else(ApiError::not_found)
+    // One step: the DNS check (and the move to `verified`, or to/from
+    // `drifted`); issuance is the worker's, or on demand at the first handshake.
+    s.edge.advance(&id, true, 1).await?.map(Json).ok_or_else(ApiError::not_found)
 }
 
 #[utoipa::path(get, path = "/v1/connections/{id}/records:check", security(("api_key" = []), ("widget_token" = [])),

@@ -232,7 +232,7 @@ impl Edge {
     /// `NotFound`.
     pub async fn check_records(&self, id: &str) -> Result<RecordsCheck, ApiError> {
         let c = self.get(id).await?;
-        let reports = self.check(&c).await?;
+        let reports = self.lookup(&c).await?;
         let required = reports.iter().filter(|r| is_required(&r.expectation)).map(|r| &r.status);
         Ok(RecordsCheck {
             hostname: c.hostname.clone(),
@@ -254,10 +254,16 @@ impl Edge {
         })
     }
 
-    async fn check(&self, c: &Connection) -> Result<Vec<RecordReport>, ApiError> {
+    /// The connection's records as DNS has them now.
+    async fn lookup(&self, c: &Connection) -> Result<Vec<RecordReport>, ApiError> {
         let host = Hostname::parse(&c.hostname).map_err(ApiError::internal)?;
         let expectations = self.requirements.for_host(&host, Some(&c.ownership_token));
-        let reports = self.checker.check(&expectations).await;
+        Ok(self.checker.check(&expectations).await)
+    }
+
+    /// [`lookup`](Self::lookup), recorded in the activity log.
+    async fn check(&self, c: &Connection) -> Result<Vec<RecordReport>, ApiError> {
+        let reports = self.lookup(c).await?;
         let valid =
             reports.iter().filter(|r| is_required(&r.expectation)).all(|r| r.status == RecordStatus::Valid);
         self.activity.publish(&Event::now(&c.hostname, EventKind::DnsChecked { valid })).await;
@@ -349,11 +355,12 @@ impl Edge {
     }
 
     /// Moves a connection as far as it can go now (check, verify, issue,
-    /// drift). `wait`: wait for another worker holding it (API), else skip.
+    /// drift), at most `steps` state changes. `wait`: wait for another
+    /// worker holding it (API), else skip it.
     ///
     /// # Errors
     /// `NotFound`; storage failures.
-    pub async fn advance(&self, id: &str, wait: bool) -> Result<Option<Connection>, ApiError> {
+    pub async fn advance(&self, id: &str, wait: bool, steps: usize) -> Result<Option<Connection>, ApiError> {
         let _work = if wait {
             self.repo.lock_connection(id).await?
         } else {
@@ -363,7 +370,7 @@ impl Edge {
             }
         };
         let mut c = self.get(id).await?;
-        for _ in 0..4 {
+        for _ in 0..steps {
             let before = c.state;
             match c.state {
                 DomainState::PendingOwnership | DomainState::Verifying => {
@@ -507,7 +514,7 @@ impl Edge {
                 for c in
                     connections.iter().filter(|c| c.state != DomainState::Archived && c.next_check_at <= now)
                 {
-                    if let Err(e) = self.advance(&c.id, false).await {
+                    if let Err(e) = self.advance(&c.id, false, 4).await {
                         tracing::warn!(id = %c.id, hostname = %c.hostname, error = %e, "worker step failed");
                     }
                 }

@@ -1,0 +1,461 @@
+//! The `edge` binary end to end, with real peers on loopback: BIND (the
+//! customer's zone, changed through RFC 2136), pebble (the CA), openssl and
+//! curl (the clients), PostgreSQL (a fleet of two edges), a webhook receiver.
+
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use dns_verify::{DnsProvider, DnsRecord, Rfc2136Provider};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const KEY: &str = "test-api-key-0123456789";
+const WEBHOOK_SECRET: &str = "webhook-secret-for-tests";
+
+/// Webhook deliveries: (headers, body).
+type Deliveries = Arc<Mutex<Vec<(HashMap<String, String>, Vec<u8>)>>>;
+
+/// An HTTP server answering 200 to every request and recording it.
+async fn webhook_receiver() -> (String, Deliveries) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let got: Deliveries = Arc::default();
+    let record = Arc::clone(&got);
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = listener.accept().await else { continue };
+            let record = Arc::clone(&record);
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                let head_end = loop {
+                    let Ok(n @ 1..) = s.read(&mut chunk).await else { return };
+                    buf.extend_from_slice(&chunk[..n]);
+                    if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break p + 4;
+                    }
+                };
+                let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+                let headers: HashMap<String, String> = head
+                    .lines()
+                    .skip(1)
+                    .filter_map(|l| l.split_once(':'))
+                    .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+                    .collect();
+                let length: usize = headers.get("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+                while buf.len() < head_end + length {
+                    let Ok(n @ 1..) = s.read(&mut chunk).await else { return };
+                    buf.extend_from_slice(&chunk[..n]);
+                }
+                record.lock().unwrap().push((headers, buf[head_end..head_end + length].to_vec()));
+                let _ =
+                    s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").await;
+            });
+        }
+    });
+    (format!("http://{addr}/hooks"), got)
+}
+
+/// The platform's application behind the proxy.
+async fn upstream() -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = listener.accept().await else { continue };
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let body = "hello from upstream\n";
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = s.write_all(response.as_bytes()).await;
+            });
+        }
+    });
+    addr
+}
+
+/// One `edge` process.
+struct Edge {
+    child: Child,
+    api: SocketAddr,
+    env: Vec<(String, String)>,
+    log: PathBuf,
+}
+
+impl Drop for Edge {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Edge {
+    fn start(env: &[(&str, String)], log: &Path) -> Self {
+        let api = SocketAddr::from(([127, 0, 0, 1], testkit::free_port().unwrap()));
+        let mut env: Vec<(String, String)> = env.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
+        env.push(("EDGE_API_ADDR".into(), api.to_string()));
+        let mut edge = Self { child: spawn(&env, log), api, env, log: log.to_owned() };
+        edge.wait_ready();
+        edge
+    }
+
+    fn wait_ready(&mut self) {
+        let start = Instant::now();
+        while std::net::TcpStream::connect(self.api).is_err() {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "edge exited with {status}:\n{}",
+                    std::fs::read_to_string(&self.log).unwrap_or_default()
+                );
+            }
+            assert!(start.elapsed() < Duration::from_secs(60), "edge did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// `kill -9`, then the same command again.
+    fn kill_and_restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = spawn(&self.env, &self.log);
+        self.wait_ready();
+    }
+
+    /// A request with curl; returns (status, JSON body).
+    fn call(&self, method: &str, path: &str, body: Option<Value>, token: &str) -> (u16, Value) {
+        let mut cmd = Command::new("curl");
+        cmd.args([
+            "-s",
+            "-X",
+            method,
+            "-w",
+            "\n%{http_code}",
+            "-H",
+            &format!("Authorization: Bearer {token}"),
+        ]);
+        if let Some(body) = body {
+            cmd.args(["-H", "content-type: application/json", "--data-binary", &body.to_string()]);
+        }
+        let out = cmd.arg(format!("http://{}{path}", self.api)).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, status) = text.rsplit_once('\n').unwrap();
+        (status.parse().unwrap(), serde_json::from_str(body).unwrap_or(Value::Null))
+    }
+
+    fn api(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.call(method, path, body, KEY)
+    }
+
+    /// Polls the connection until it is in `state`.
+    async fn wait_state(&self, id: &str, state: &str) -> Value {
+        let start = Instant::now();
+        loop {
+            let (_, c) = self.api("GET", &format!("/v1/connections/{id}"), None);
+            if c["state"] == state {
+                return c;
+            }
+            assert!(start.elapsed() < Duration::from_secs(60), "never {state}: {c}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+fn spawn(env: &[(String, String)], log: &Path) -> Child {
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_edge"))
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap()
+}
+
+/// BIND serving the customer's zone (updatable with TSIG) and the platform's,
+/// recursive for pebble.
+fn dns() -> testkit::DnsServer {
+    testkit::DnsServer::builder()
+        .zone(testkit::Zone::new("customer.test", "placeholder A 192.0.2.1\n"))
+        .zone(testkit::Zone::new("edge.test", "edge A 127.0.0.1\n"))
+        .recursion(true)
+        .start()
+        .unwrap()
+}
+
+fn customer_dns(dns: &testkit::DnsServer) -> Rfc2136Provider {
+    use base64::Engine;
+    let secret = base64::engine::general_purpose::STANDARD.decode(dns.tsig_secret_base64()).unwrap();
+    Rfc2136Provider::new(dns.addr(), "customer.test", testkit::TSIG_KEY_NAME, secret).unwrap()
+}
+
+/// What the customer does after creating a connection: every record it lists.
+async fn create_records(provider: &Rfc2136Provider, connection: &Value) {
+    for r in connection["records"].as_array().unwrap() {
+        let (name, value) = (r["name"].as_str().unwrap(), r["value"].as_str().unwrap());
+        let record = match r["type"].as_str().unwrap() {
+            "TXT" => DnsRecord::txt(name, value),
+            "CNAME" => DnsRecord::cname(name, value),
+            other => panic!("unexpected record type {other}"),
+        };
+        provider.create(&record).await.unwrap();
+    }
+}
+
+fn base_env(dns: &testkit::DnsServer, dir: &Path) -> Vec<(&'static str, String)> {
+    vec![
+        ("EDGE_API_KEYS", KEY.to_owned()),
+        ("EDGE_STORE", dir.join("store").display().to_string()),
+        ("EDGE_DELEGATION_ZONE", "acme.edge.test".into()),
+        ("EDGE_ROUTING_CNAME", "edge.edge.test".into()),
+        ("EDGE_DNS_AUTHORITIES", dns.addr().to_string()),
+        ("EDGE_TICK_MS", "200".into()),
+        ("EDGE_DRIFT_INTERVAL_SECS", "3600".into()),
+    ]
+}
+
+fn pebble_env(pebble: &testkit::PebbleServer) -> Vec<(&'static str, String)> {
+    vec![
+        ("EDGE_ISSUER", pebble.directory_url()),
+        ("EDGE_CA_ROOT", pebble.tls_root_path().display().to_string()),
+        ("EDGE_HTTPS_ADDR", format!("127.0.0.1:{}", pebble.tls_port())),
+        ("EDGE_HTTP_ADDR", format!("127.0.0.1:{}", pebble.http_port())),
+    ]
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("edge-e2e-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn events_of(deliveries: &Deliveries, kind: &str) -> Vec<Value> {
+    deliveries
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, body)| serde_json::from_slice::<Value>(body).unwrap())
+        .filter(|e| e["type"] == kind)
+        .collect()
+}
+
+async fn wait_event(deliveries: &Deliveries, kind: &str) -> Value {
+    let start = Instant::now();
+    loop {
+        if let Some(e) = events_of(deliveries, kind).pop() {
+            return e;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "no {kind} webhook");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostname_goes_live_with_pebble_and_drift_is_reported() {
+    let dns = dns();
+    let pebble = testkit::PebbleServer::builder().dns_server(dns.addr()).start().unwrap();
+    let root = pebble.issuing_root_pem().unwrap();
+    let dir = temp_dir("live");
+    std::fs::write(dir.join("root.pem"), &root).unwrap();
+    let (hook_url, deliveries) = webhook_receiver().await;
+    let mut env = base_env(&dns, &dir);
+    env.extend(pebble_env(&pebble));
+    env.push(("EDGE_UPSTREAM", upstream().await.to_string()));
+    env.push(("EDGE_WEBHOOK_URLS", hook_url));
+    env.push(("EDGE_WEBHOOK_SECRET", WEBHOOK_SECRET.into()));
+    env.push(("EDGE_QUOTAS", "free=3".into()));
+    let edge = Edge::start(&env, &dir.join("edge.log"));
+
+    // Create: pending, with the records to set.
+    let (status, c) = edge.api("POST", "/v1/connections", Some(json!({"hostname": "Shop.Customer.test"})));
+    assert_eq!(status, 201, "{c}");
+    assert_eq!(c["state"], "pending_ownership");
+    assert_eq!(c["hostname"], "shop.customer.test");
+    let id = c["id"].as_str().unwrap().to_owned();
+    let (_, check) = edge.api("GET", &format!("/v1/connections/{id}/records:check"), None);
+    assert_eq!(check["san_status"], "dns_missing", "{check}");
+
+    // The customer creates the records; verify; the worker issues from pebble.
+    create_records(&customer_dns(&dns), &c).await;
+    let (_, check) = edge.api("GET", &format!("/v1/connections/{id}/records:check"), None);
+    assert_eq!(check["san_status"], "valid", "{check}");
+    let (status, verified) = edge.api("POST", &format!("/v1/connections/{id}/verify"), None);
+    assert_eq!(status, 200);
+    assert!(
+        ["verified", "issuing_cert", "live"].contains(&verified["state"].as_str().unwrap()),
+        "{verified}"
+    );
+    let live = edge.wait_state(&id, "live").await;
+    assert_eq!(live["certificate"]["source"], "acme", "{live}");
+
+    // Real clients get a chain that verifies against pebble's root.
+    let port = pebble.tls_port().to_string();
+    let out = Command::new("openssl")
+        .args(["s_client", "-connect", &format!("127.0.0.1:{port}"), "-servername", "shop.customer.test"])
+        .args(["-verify_return_error", "-CAfile"])
+        .arg(dir.join("root.pem"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Verify return code: 0 (ok)"), "{text}");
+    let out = Command::new("curl")
+        .args(["-s", "--resolve", &format!("shop.customer.test:{port}:127.0.0.1"), "--cacert"])
+        .arg(dir.join("root.pem"))
+        .arg(format!("https://shop.customer.test:{port}/"))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello from upstream\n");
+
+    // Webhooks arrived, signed.
+    for kind in ["domain.verified", "certificate.issued", "domain.live"] {
+        wait_event(&deliveries, kind).await;
+    }
+    let (_, activity) = edge.api("GET", &format!("/v1/connections/{id}/activity"), None);
+    assert!(activity.as_array().unwrap().iter().any(|e| e["type"] == "issued"), "{activity}");
+
+    // A second claim of the same hostname: 409.
+    let (status, err) = edge.api("POST", "/v1/connections", Some(json!({"hostname": "shop.customer.test"})));
+    assert_eq!((status, err["code"].as_str()), (409, Some("HostnameConflict")), "{err}");
+    // Over quota: 402 with the details.
+    for h in ["a.customer.test", "b.customer.test"] {
+        assert_eq!(edge.api("POST", "/v1/connections", Some(json!({"hostname": h}))).0, 201);
+    }
+    let (status, err) = edge.api("POST", "/v1/connections", Some(json!({"hostname": "c.customer.test"})));
+    assert_eq!(status, 402, "{err}");
+    assert_eq!(err["code"], "QuotaExceeded");
+    assert_eq!(err["limit"], 3);
+    assert_eq!(err["plan"], "free");
+    assert!(err["upgrade_url"].is_string());
+    // Not a hostname: 400.
+    let (status, err) = edge.api("POST", "/v1/connections", Some(json!({"hostname": "not a host"})));
+    assert_eq!((status, err["code"].as_str()), (400, Some("InvalidHostname")));
+
+    // The customer removes the ownership record: drifted, and the webhook says so.
+    let token = c["ownership_token"].as_str().unwrap();
+    customer_dns(&dns)
+        .delete(&DnsRecord::txt("_customdomain-challenge.shop.customer.test", token))
+        .await
+        .unwrap();
+    let (_, drifted) = edge.api("POST", &format!("/v1/connections/{id}/verify"), None);
+    assert_eq!(drifted["state"], "drifted", "{drifted}");
+    wait_event(&deliveries, "domain.drift").await;
+    let all = deliveries.lock().unwrap().clone();
+    let (headers, body) =
+        all.iter().find(|(h, _)| h.get("x-edge-event").is_some_and(|e| e == "domain.drift")).unwrap();
+    let timestamp: i64 = headers["x-edge-timestamp"].parse().unwrap();
+    assert!(examples::edge::webhooks::verify_signature(
+        WEBHOOK_SECRET.as_bytes(),
+        timestamp,
+        body,
+        &headers["x-edge-signature"]
+    ));
+    assert!(!examples::edge::webhooks::verify_signature(
+        b"other",
+        timestamp,
+        body,
+        &headers["x-edge-signature"]
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_demand_issues_for_verified_hostnames_only() {
+    let dns = dns();
+    let pebble = testkit::PebbleServer::builder().dns_server(dns.addr()).start().unwrap();
+    let dir = temp_dir("ondemand");
+    std::fs::write(dir.join("root.pem"), pebble.issuing_root_pem().unwrap()).unwrap();
+    let mut env = base_env(&dns, &dir);
+    env.extend(pebble_env(&pebble));
+    env.push(("EDGE_UPSTREAM", upstream().await.to_string()));
+    // No worker: issuance can only happen on demand, at the first handshake.
+    env.push(("WORKER_ENABLED", "0".into()));
+    let edge = Edge::start(&env, &dir.join("edge.log"));
+    let provider = customer_dns(&dns);
+    let (_, ok) = edge.api("POST", "/v1/connections", Some(json!({"hostname": "ok.customer.test"})));
+    let (_, unverified) =
+        edge.api("POST", "/v1/connections", Some(json!({"hostname": "unverified.customer.test"})));
+    create_records(&provider, &ok).await;
+    // Routing only: the ownership record is missing, so it stays unverified.
+    provider.create(&DnsRecord::cname("unverified.customer.test", "edge.edge.test")).await.unwrap();
+    let (_, v) = edge.api("POST", &format!("/v1/connections/{}/verify", ok["id"].as_str().unwrap()), None);
+    assert_eq!(v["state"], "verified", "{v}");
+    let (_, u) =
+        edge.api("POST", &format!("/v1/connections/{}/verify", unverified["id"].as_str().unwrap()), None);
+    assert_eq!(u["state"], "pending_ownership", "{u}");
+
+    let port = pebble.tls_port().to_string();
+    let curl = |host: &str| {
+        Command::new("curl")
+            .args(["-s", "--max-time", "60", "--resolve", &format!("{host}:{port}:127.0.0.1"), "--cacert"])
+            .arg(dir.join("root.pem"))
+            .arg(format!("https://{host}:{port}/"))
+            .output()
+            .unwrap()
+    };
+    assert_eq!(String::from_utf8_lossy(&curl("ok.customer.test").stdout), "hello from upstream\n");
+    let refused = curl("unverified.customer.test");
+    assert!(!refused.status.success());
+    assert!(!dir.join("store/certs/unverified.customer.test").exists());
+    assert!(dir.join("store/certs/ok.customer.test").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn widget_tokens_grant_one_connection_and_two_routes() {
+    let dns = dns();
+    let dir = temp_dir("widget");
+    let mut env = base_env(&dns, &dir);
+    let port = || format!("127.0.0.1:{}", testkit::free_port().unwrap());
+    env.push(("EDGE_HTTPS_ADDR", port()));
+    env.push(("EDGE_HTTP_ADDR", port()));
+    let edge = Edge::start(&env, &dir.join("edge.log"));
+    let (_, a) = edge.api("POST", "/v1/connections", Some(json!({"hostname": "a.customer.test"})));
+    let (_, b) = edge.api("POST", "/v1/connections", Some(json!({"hostname": "b.customer.test"})));
+    let (a, b) = (a["id"].as_str().unwrap(), b["id"].as_str().unwrap());
+    let (status, token) = edge.api("POST", &format!("/v1/connections/{a}/widget-token"), None);
+    assert_eq!(status, 200);
+    let token = token["token"].as_str().unwrap();
+    assert_eq!(edge.call("GET", &format!("/v1/connections/{a}/records:check"), None, token).0, 200);
+    assert_eq!(edge.call("POST", &format!("/v1/connections/{a}/verify"), None, token).0, 200);
+    // Another connection, another route, a tampered token: 401.
+    assert_eq!(edge.call("GET", &format!("/v1/connections/{b}/records:check"), None, token).0, 401);
+    assert_eq!(edge.call("GET", &format!("/v1/connections/{a}"), None, token).0, 401);
+    assert_eq!(edge.call("DELETE", &format!("/v1/connections/{a}"), None, token).0, 401);
+    let mut tampered = token.to_owned();
+    tampered.replace_range(0..1, if token.starts_with('0') { "1" } else { "0" });
+    assert_eq!(edge.call("GET", &format!("/v1/connections/{a}/records:check"), None, &tampered).0, 401);
+    // Every /v1 route refuses a missing or wrong key.
+    for (method, path) in [
+        ("GET", "/v1/connections".to_owned()),
+        ("POST", "/v1/connections".to_owned()),
+        ("GET", format!("/v1/connections/{a}")),
+        ("DELETE", format!("/v1/connections/{a}")),
+        ("GET", format!("/v1/connections/{a}/activity")),
+        ("POST", format!("/v1/connections/{a}/certificate")),
+        ("POST", format!("/v1/connections/{a}/widget-token")),
+    ] {
+        let (status, err) = edge.call(method, &path, None, "wrong-key");
+        assert_eq!((status, err["code"].as_str()), (401, Some("Unauthorized")), "{method} {path}");
+    }
+    // The OpenAPI document is served and names the routes.
+    let out =
+        Command::new("curl").args(["-s", &format!("http://{}/v1/openapi.json", edge.api)]).output().unwrap();
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(doc["paths"]["/v1/connections/{id}/records:check"].is_object(), "{doc}");
+    // Archive releases the hostname: it can be claimed again.
+    assert_eq!(edge.api("DELETE", &format!("/v1/connections/{a}"), None).1["state"], "archived");
+    let _ = std::fs::remove_dir_all(&dir);
+}

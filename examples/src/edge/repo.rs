@@ -23,6 +23,11 @@ impl std::fmt::Debug for Repo {
     }
 }
 
+/// Ttl of the work leases: renewed every third of it while held, so a
+/// crashed edge's work is taken over by another (or by itself, restarted)
+/// within this long.
+pub const WORK_LEASE_TTL: Duration = Duration::from_secs(20);
+
 fn connection_key(id: &str) -> Result<Key, StorageError> {
     Key::new(format!("edge/connections/{id}"))
 }
@@ -89,7 +94,7 @@ impl Repo {
     /// When the storage fails or the lease stays taken.
     pub async fn lock_hostname(&self, hostname: &str) -> Result<LeaseGuard, StorageError> {
         let name = Key::new(format!("edge-claim-{hostname}"))?;
-        self.storage.lock_timeout(&name, Duration::from_secs(30), Duration::from_secs(30)).await
+        self.storage.lock_timeout(&name, WORK_LEASE_TTL, Duration::from_secs(30)).await
     }
 
     /// Holds the connection's work lease, if no other edge holds it.
@@ -97,7 +102,7 @@ impl Repo {
     /// # Errors
     /// When the storage fails.
     pub async fn try_lock_connection(&self, id: &str) -> Result<Option<LeaseGuard>, StorageError> {
-        self.storage.try_lock(&Key::new(format!("edge-work-{id}"))?, Duration::from_secs(120)).await
+        self.storage.try_lock(&Key::new(format!("edge-work-{id}"))?, WORK_LEASE_TTL).await
     }
 
     /// Waits (up to 60 s) for the connection's work lease.
@@ -106,7 +111,7 @@ impl Repo {
     /// When the storage fails or the lease stays taken.
     pub async fn lock_connection(&self, id: &str) -> Result<LeaseGuard, StorageError> {
         let name = Key::new(format!("edge-work-{id}"))?;
-        self.storage.lock_timeout(&name, Duration::from_secs(120), Duration::from_secs(60)).await
+        self.storage.lock_timeout(&name, WORK_LEASE_TTL, Duration::from_secs(60)).await
     }
 
     /// The connection holding `hostname`'s claim, if it still does.

@@ -92,7 +92,11 @@ pub async fn run(mut config: Config) -> Result<(), StartError> {
     let activity = ActivityLog::new(Arc::clone(&storage));
     let sinks: Vec<Arc<dyn EventSink>> =
         vec![Arc::new(CertificateEvents { outbox: outbox.clone(), resolver: Arc::clone(&resolver) })];
-    let manager_config = ManagerConfig { background_at_start: false, ..ManagerConfig::default() };
+    let manager_config = ManagerConfig {
+        background_at_start: false,
+        lease_ttl: super::repo::WORK_LEASE_TTL,
+        ..ManagerConfig::default()
+    };
     let manager: Arc<CertManager<dyn Storage>> = Arc::new(CertManager::with_clock(
         Arc::clone(&store),
         issuer,

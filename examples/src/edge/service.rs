@@ -506,21 +506,33 @@ impl Edge {
         }
     }
 
-    /// One worker round: every due connection advanced, webhooks sent.
-    pub async fn work_once(&self) {
+    /// One worker round: every due connection advanced (eight at a time, so
+    /// one slow issuance does not hold up the rest), webhooks sent.
+    pub async fn work_once(self: &Arc<Self>) {
         let now = OffsetDateTime::now_utc();
-        match self.repo.list().await {
-            Ok(connections) => {
-                for c in
-                    connections.iter().filter(|c| c.state != DomainState::Archived && c.next_check_at <= now)
-                {
-                    if let Err(e) = self.advance(&c.id, false, 4).await {
-                        tracing::warn!(id = %c.id, hostname = %c.hostname, error = %e, "worker step failed");
-                    }
-                }
+        let connections = match self.repo.list().await {
+            Ok(connections) => connections,
+            Err(e) => {
+                tracing::warn!(error = %e, "worker cannot list connections");
+                Vec::new()
             }
-            Err(e) => tracing::warn!(error = %e, "worker cannot list connections"),
+        };
+        let permits = Arc::new(tokio::sync::Semaphore::new(8));
+        let mut steps = tokio::task::JoinSet::new();
+        for c in
+            connections.into_iter().filter(|c| c.state != DomainState::Archived && c.next_check_at <= now)
+        {
+            let Ok(permit) = Arc::clone(&permits).acquire_owned().await else { break };
+            let edge = Arc::clone(self);
+            steps.spawn(async move {
+                if let Err(e) = edge.advance(&c.id, false, 4).await {
+                    tracing::warn!(id = %c.id, hostname = %c.hostname, error = %e, "worker step failed");
+                }
+                drop(permit);
+            });
         }
+        self.outbox.deliver_due().await;
+        while steps.join_next().await.is_some() {}
         self.outbox.deliver_due().await;
     }
 

@@ -621,3 +621,50 @@ async fn self_managed_certificate_is_validated_served_and_never_renewed() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "hello from upstream\n");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns01_through_the_customers_cname_delegation() {
+    let dns = testkit::DnsServer::builder()
+        .zone(testkit::Zone::new("customer.test", "placeholder A 192.0.2.1\n"))
+        .zone(testkit::Zone::new("edge.test", "edge A 127.0.0.1\n"))
+        .zone(testkit::Zone::new("acme.edge.test", "placeholder A 192.0.2.1\n"))
+        .recursion(true)
+        .start()
+        .unwrap();
+    let pebble = testkit::PebbleServer::builder().dns_server(dns.addr()).start().unwrap();
+    let dir = temp_dir("dns01");
+    std::fs::write(dir.join("root.pem"), pebble.issuing_root_pem().unwrap()).unwrap();
+    let mut env = base_env(&dns, &dir);
+    let tls_port = testkit::free_port().unwrap();
+    env.extend([
+        ("EDGE_ISSUER", pebble.directory_url()),
+        ("EDGE_CA_ROOT", pebble.tls_root_path().display().to_string()),
+        // Not pebble's validation ports: HTTP-01 and TLS-ALPN-01 could not succeed.
+        ("EDGE_HTTPS_ADDR", format!("127.0.0.1:{tls_port}")),
+        ("EDGE_HTTP_ADDR", format!("127.0.0.1:{}", testkit::free_port().unwrap())),
+        ("EDGE_CHALLENGE", "dns-01".into()),
+        ("EDGE_RFC2136_SERVER", dns.addr().to_string()),
+        ("EDGE_TSIG_KEY_NAME", testkit::TSIG_KEY_NAME.into()),
+        ("EDGE_TSIG_SECRET", dns.tsig_secret_base64().into()),
+        ("EDGE_UPSTREAM", upstream().await.to_string()),
+    ]);
+    let edge = Edge::start(&env, &dir.join("edge.log"));
+    let (_, c) = edge.api("POST", "/v1/connections", Some(json!({"hostname": "dns.customer.test"})));
+    let id = c["id"].as_str().unwrap().to_owned();
+    let delegation =
+        c["records"].as_array().unwrap().iter().find(|r| r["purpose"] == "acme_delegation").unwrap();
+    assert_eq!(delegation["required"], true, "DNS-01 needs the delegation");
+    create_records(&customer_dns(&dns), &c).await;
+    let (_, v) = edge.api("POST", &format!("/v1/connections/{id}/verify"), None);
+    assert_eq!(v["state"], "verified", "{v}");
+    let live = edge.wait_state(&id, "live").await;
+    assert_eq!(live["certificate"]["source"], "acme");
+    let out = Command::new("curl")
+        .args(["-s", "--resolve", &format!("dns.customer.test:{tls_port}:127.0.0.1"), "--cacert"])
+        .arg(dir.join("root.pem"))
+        .arg(format!("https://dns.customer.test:{tls_port}/"))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello from upstream\n");
+    let _ = std::fs::remove_dir_all(&dir);
+}

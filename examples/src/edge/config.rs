@@ -15,7 +15,9 @@ pub struct Config {
     /// PEM root to trust for the ACME directory's HTTPS (private or test CAs).
     #[arg(long, env = "EDGE_CA_ROOT")]
     pub ca_root: Option<PathBuf>,
-    /// ACME challenge for non-wildcard names: `http-01` or `tls-alpn-01`.
+    /// ACME challenge: `http-01`, `tls-alpn-01` (both answered by this
+    /// edge's listeners) or `dns-01` (a TXT written through RFC 2136 at the
+    /// target of the customer's `_acme-challenge` CNAME; needs `--rfc2136-*`).
     #[arg(long, env = "EDGE_CHALLENGE", default_value = "http-01")]
     pub challenge: String,
     /// Contact e-mail for the ACME account.
@@ -47,10 +49,10 @@ pub struct Config {
 
     /// API keys accepted as `Authorization: Bearer <key>` (comma-separated).
     /// Without one, a random key is made at start and printed.
-    #[arg(long, env = "EDGE_API_KEYS", value_delimiter = ',')]
+    #[arg(long, env = "EDGE_API_KEYS", value_delimiter = ',', hide_env_values = true)]
     pub api_keys: Vec<String>,
     /// Secret signing widget tokens (shared by a fleet; random per start when unset).
-    #[arg(long, env = "EDGE_WIDGET_SECRET")]
+    #[arg(long, env = "EDGE_WIDGET_SECRET", hide_env_values = true)]
     pub widget_secret: Option<String>,
     /// Connections allowed per plan, as `plan=limit` (comma-separated).
     #[arg(long, env = "EDGE_QUOTAS", value_delimiter = ',', default_value = "free=5,pro=1000")]
@@ -76,11 +78,24 @@ pub struct Config {
     #[arg(long, env = "EDGE_DNS_RESOLVER", default_value = "1.1.1.1:53")]
     pub dns_resolver: SocketAddr,
 
+    /// RFC 2136 server (IP:PORT) of the delegation zone, for DNS-01.
+    #[arg(long, env = "EDGE_RFC2136_SERVER")]
+    pub rfc2136_server: Option<SocketAddr>,
+    /// Zone updated through RFC 2136 (default: the delegation zone).
+    #[arg(long, env = "EDGE_RFC2136_ZONE")]
+    pub rfc2136_zone: Option<String>,
+    /// TSIG key name for RFC 2136 (hmac-sha256).
+    #[arg(long, env = "EDGE_TSIG_KEY_NAME")]
+    pub tsig_key_name: Option<String>,
+    /// TSIG secret, base64.
+    #[arg(long, env = "EDGE_TSIG_SECRET", hide_env_values = true)]
+    pub tsig_secret: Option<String>,
+
     /// Webhook URLs receiving events (comma-separated).
     #[arg(long, env = "EDGE_WEBHOOK_URLS", value_delimiter = ',')]
     pub webhook_urls: Vec<String>,
     /// Secret of the `X-Edge-Signature` HMAC-SHA256 header.
-    #[arg(long, env = "EDGE_WEBHOOK_SECRET", default_value = "")]
+    #[arg(long, env = "EDGE_WEBHOOK_SECRET", default_value = "", hide_env_values = true)]
     pub webhook_secret: String,
 
     /// How often the worker looks for due work, in milliseconds.
@@ -110,6 +125,13 @@ impl Config {
     #[must_use]
     pub fn drift_interval(&self) -> Duration {
         Duration::from_secs(self.drift_interval_secs.max(1))
+    }
+
+    /// Whether certificates are validated by DNS-01 (the `_acme-challenge`
+    /// delegation is then a required record).
+    #[must_use]
+    pub fn uses_dns01(&self) -> bool {
+        self.challenge == "dns-01"
     }
 
     /// The connection limit of `plan`, if the plan exists.

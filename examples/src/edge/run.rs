@@ -3,11 +3,11 @@
 use std::{sync::Arc, time::Duration};
 
 use acme_core::{
-    AcmeIssuer, ActivityLog, CertManager, ChallengeKind, ChallengeResponses, EventSink, Issuer,
+    AcmeIssuer, ActivityLog, CertManager, ChallengeKind, ChallengeResponses, Dns01Solver, EventSink, Issuer,
     LocalCaIssuer, ManagerConfig, SystemClock,
 };
 use cert_store::{CertStore, FileStorage, PostgresStorage, Storage};
-use dns_verify::{Authorities, Checker, Requirements};
+use dns_verify::{Authorities, Checker, Requirements, Rfc2136Provider};
 use sni_proxy::{Http80Config, HttpAskPolicy, OnDemand, Proxy, SniResolver, TlsConfig};
 
 use super::{
@@ -45,9 +45,28 @@ async fn open_store(spec: &str) -> Result<Arc<dyn Storage>, StartError> {
     }
 }
 
+/// The DNS-01 solver: RFC 2136 into the delegation zone, propagation
+/// checked on its authoritative servers.
+fn dns01(config: &Config, requirements: &Requirements, checker: &Checker) -> Result<Dns01Solver, StartError> {
+    use base64::Engine;
+    let missing = || {
+        StartError::Config("dns-01 needs EDGE_RFC2136_SERVER, EDGE_TSIG_KEY_NAME and EDGE_TSIG_SECRET".into())
+    };
+    let server = config.rfc2136_server.ok_or_else(missing)?;
+    let key_name = config.tsig_key_name.as_deref().ok_or_else(missing)?;
+    let secret = base64::engine::general_purpose::STANDARD
+        .decode(config.tsig_secret.as_deref().ok_or_else(missing)?)
+        .map_err(|e| StartError::Config(format!("EDGE_TSIG_SECRET is not base64: {e}")))?;
+    let zone = config.rfc2136_zone.as_deref().unwrap_or(&config.delegation_zone);
+    let provider = Rfc2136Provider::new(server, zone, key_name, secret)
+        .map_err(|e| StartError::Config(format!("RFC 2136 settings: {e}")))?;
+    Ok(Dns01Solver::new(Arc::new(provider), checker.clone(), requirements.clone()))
+}
+
 fn issuer(
     config: &Config,
     store: Arc<CertStore<dyn Storage>>,
+    dns01: Option<Dns01Solver>,
 ) -> Result<(Arc<dyn Issuer>, ChallengeResponses), StartError> {
     if config.issuer == "local" {
         return Ok((
@@ -64,11 +83,17 @@ fn issuer(
     let kind = match config.challenge.as_str() {
         "http-01" => ChallengeKind::Http01,
         "tls-alpn-01" => ChallengeKind::TlsAlpn01,
+        "dns-01" => ChallengeKind::Dns01,
         other => {
-            return Err(StartError::Config(format!("unknown challenge {other} (http-01 or tls-alpn-01)")));
+            return Err(StartError::Config(format!(
+                "unknown challenge {other} (http-01, tls-alpn-01 or dns-01)"
+            )));
         }
     };
     let mut acme = AcmeIssuer::new(&config.issuer, store).with_challenge(kind);
+    if let Some(solver) = dns01 {
+        acme = acme.with_dns01(solver);
+    }
     if let Some(root) = &config.ca_root {
         acme = acme.with_root(root);
     }
@@ -86,7 +111,27 @@ fn issuer(
 pub async fn run(mut config: Config) -> Result<(), StartError> {
     let storage = open_store(&config.store).await?;
     let store: Arc<CertStore<dyn Storage>> = Arc::new(CertStore::new(Arc::clone(&storage)));
-    let (issuer, responses) = issuer(&config, Arc::clone(&store))?;
+    let generated_key = config.api_keys.is_empty().then(|| hex::encode(rand::random::<[u8; 24]>()));
+    if let Some(key) = &generated_key {
+        config.api_keys.push(key.clone());
+    }
+    let widget_secret =
+        config.widget_secret.clone().map_or_else(|| rand::random::<[u8; 32]>().to_vec(), String::into_bytes);
+    let mut requirements =
+        Requirements::delegating_to(&config.delegation_zone).routing_cname(&config.routing_cname);
+    requirements = requirements.routing_addresses(config.routing_addresses.clone());
+    let authorities = if config.dns_authorities.is_empty() {
+        Authorities::Discover { resolver: config.dns_resolver, port: 53 }
+    } else {
+        Authorities::fixed(config.dns_authorities.clone())
+    };
+    let checker = Checker::builder().authorities(authorities).timeout(Duration::from_secs(3)).build();
+    let solver = if config.uses_dns01() || config.rfc2136_server.is_some() {
+        Some(dns01(&config, &requirements, &checker)?)
+    } else {
+        None
+    };
+    let (issuer, responses) = issuer(&config, Arc::clone(&store), solver)?;
     let resolver = Arc::new(SniResolver::with_capacity(100_000));
     let outbox = Outbox::new(Arc::clone(&storage), config.webhook_urls.clone(), &config.webhook_secret);
     let activity = ActivityLog::new(Arc::clone(&storage));
@@ -104,22 +149,6 @@ pub async fn run(mut config: Config) -> Result<(), StartError> {
         Arc::new(SystemClock),
         sinks,
     ));
-
-    let generated_key = config.api_keys.is_empty().then(|| hex::encode(rand::random::<[u8; 24]>()));
-    if let Some(key) = &generated_key {
-        config.api_keys.push(key.clone());
-    }
-    let widget_secret =
-        config.widget_secret.clone().map_or_else(|| rand::random::<[u8; 32]>().to_vec(), String::into_bytes);
-    let mut requirements =
-        Requirements::delegating_to(&config.delegation_zone).routing_cname(&config.routing_cname);
-    requirements = requirements.routing_addresses(config.routing_addresses.clone());
-    let authorities = if config.dns_authorities.is_empty() {
-        Authorities::Discover { resolver: config.dns_resolver, port: 53 }
-    } else {
-        Authorities::fixed(config.dns_authorities.clone())
-    };
-    let checker = Checker::builder().authorities(authorities).timeout(Duration::from_secs(3)).build();
 
     let api_listener = tokio::net::TcpListener::bind(config.api_addr)
         .await

@@ -94,12 +94,15 @@ enum Verdict {
     Unknown(String),
 }
 
-fn is_required(e: &Expectation) -> bool {
-    !matches!(e, Expectation::AcmeDelegation { .. })
+/// Whether `e` must be valid before verification: always, except the ACME
+/// delegation, which only DNS-01 needs.
+fn is_required(e: &Expectation, dns01: bool) -> bool {
+    dns01 || !matches!(e, Expectation::AcmeDelegation { .. })
 }
 
-fn verdict(reports: &[RecordReport]) -> Verdict {
-    let required: Vec<&RecordReport> = reports.iter().filter(|r| is_required(&r.expectation)).collect();
+fn verdict(reports: &[RecordReport], dns01: bool) -> Verdict {
+    let required: Vec<&RecordReport> =
+        reports.iter().filter(|r| is_required(&r.expectation, dns01)).collect();
     let status = SanStatus::from_records(required.iter().map(|r| &r.status));
     let fixes = || {
         required
@@ -159,7 +162,7 @@ impl Edge {
                 name: e.record_name(),
                 record_type: e.record_type().to_owned(),
                 value: e.expected_value(),
-                required: is_required(e),
+                required: is_required(e, self.config.uses_dns01()),
             })
             .collect()
     }
@@ -233,7 +236,8 @@ impl Edge {
     pub async fn check_records(&self, id: &str) -> Result<RecordsCheck, ApiError> {
         let c = self.get(id).await?;
         let reports = self.lookup(&c).await?;
-        let required = reports.iter().filter(|r| is_required(&r.expectation)).map(|r| &r.status);
+        let dns01 = self.config.uses_dns01();
+        let required = reports.iter().filter(|r| is_required(&r.expectation, dns01)).map(|r| &r.status);
         Ok(RecordsCheck {
             hostname: c.hostname.clone(),
             state: c.state,
@@ -242,7 +246,7 @@ impl Edge {
                 .into_iter()
                 .map(|r| RecordCheck {
                     purpose: r.expectation.kind().to_owned(),
-                    required: is_required(&r.expectation),
+                    required: is_required(&r.expectation, dns01),
                     name: r.name,
                     record_type: r.record_type,
                     expected_value: r.expected,
@@ -264,8 +268,11 @@ impl Edge {
     /// [`lookup`](Self::lookup), recorded in the activity log.
     async fn check(&self, c: &Connection) -> Result<Vec<RecordReport>, ApiError> {
         let reports = self.lookup(c).await?;
-        let valid =
-            reports.iter().filter(|r| is_required(&r.expectation)).all(|r| r.status == RecordStatus::Valid);
+        let dns01 = self.config.uses_dns01();
+        let valid = reports
+            .iter()
+            .filter(|r| is_required(&r.expectation, dns01))
+            .all(|r| r.status == RecordStatus::Valid);
         self.activity.publish(&Event::now(&c.hostname, EventKind::DnsChecked { valid })).await;
         Ok(reports)
     }
@@ -390,7 +397,7 @@ impl Edge {
     async fn verify_ownership(&self, c: &mut Connection) -> Result<(), ApiError> {
         let reports = self.check(c).await?;
         let now = OffsetDateTime::now_utc();
-        match verdict(&reports) {
+        match verdict(&reports, self.config.uses_dns01()) {
             Verdict::Valid => {
                 let _claim = self.repo.lock_hostname(&c.hostname).await?;
                 if self.repo.claim_holder(&c.hostname).await?.is_some_and(|h| h.id != c.id) {
@@ -472,7 +479,7 @@ impl Edge {
     async fn watch_drift(&self, c: &mut Connection) -> Result<(), ApiError> {
         let reports = self.check(c).await?;
         let now = OffsetDateTime::now_utc();
-        match verdict(&reports) {
+        match verdict(&reports, self.config.uses_dns01()) {
             Verdict::Valid => {
                 c.failed_checks = 0;
                 c.next_check_at = now + self.config.drift_interval();

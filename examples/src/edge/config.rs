@@ -7,7 +7,7 @@ use clap::Parser;
 /// The custom-domain edge: control plane API, worker and TLS proxy in one
 /// process. Runs with no configuration on a local CA and a store in `./data`.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "edge", version, about, long_about = None)]
+#[command(name = "edge", version)]
 pub struct Config {
     /// `local` (embedded CA, the default) or an ACME directory URL.
     #[arg(long, env = "EDGE_ISSUER", default_value = "local")]
@@ -44,7 +44,7 @@ pub struct Config {
     #[arg(long, env = "CONTROLPLANE_URL")]
     pub controlplane_url: Option<String>,
     /// Run the worker (DNS checks, state changes, issuance, drift, webhooks).
-    #[arg(long, env = "WORKER_ENABLED", default_value = "1", value_parser = parse_flag)]
+    #[arg(long, env = "WORKER_ENABLED", default_value = "1", value_parser = parse_flag, action = clap::ArgAction::Set)]
     pub worker_enabled: bool,
 
     /// API keys accepted as `Authorization: Bearer <key>` (comma-separated).

@@ -546,28 +546,60 @@ impl Edge {
     /// A widget token for connection `id`, valid 60 minutes.
     #[must_use]
     pub fn widget_token(&self, id: &str, now: OffsetDateTime) -> (String, OffsetDateTime) {
-        let expires = now + time::Duration::minutes(60);
-        let payload = format!("{id}.{}", expires.unix_timestamp());
-        let tag = ring::hmac::sign(&self.widget_key, payload.as_bytes());
-        (format!("{payload}.{}", hex::encode(tag.as_ref())), expires)
+        sign_widget(&self.widget_key, id, now)
     }
 
     /// The connection a widget token grants, if its signature holds
     /// (checked in constant time) and it has not expired.
     #[must_use]
     pub fn widget_connection(&self, token: &str, now: OffsetDateTime) -> Option<String> {
-        let (payload, tag) = token.rsplit_once('.')?;
-        let tag = hex::decode(tag).ok()?;
-        ring::hmac::verify(&self.widget_key, payload.as_bytes(), &tag).ok()?;
-        let (id, expires) = payload.split_once('.')?;
-        let expires: i64 = expires.parse().ok()?;
-        (now.unix_timestamp() < expires).then(|| id.to_owned())
+        check_widget(&self.widget_key, token, now)
     }
+}
+
+/// `<id>.<expiry unix>.<hex HMAC-SHA256 of "<id>.<expiry>">`, valid 60 minutes.
+fn sign_widget(key: &ring::hmac::Key, id: &str, now: OffsetDateTime) -> (String, OffsetDateTime) {
+    let expires = now + time::Duration::minutes(60);
+    let payload = format!("{id}.{}", expires.unix_timestamp());
+    let tag = ring::hmac::sign(key, payload.as_bytes());
+    (format!("{payload}.{}", hex::encode(tag.as_ref())), expires)
+}
+
+fn check_widget(key: &ring::hmac::Key, token: &str, now: OffsetDateTime) -> Option<String> {
+    let (payload, tag) = token.rsplit_once('.')?;
+    let tag = hex::decode(tag).ok()?;
+    ring::hmac::verify(key, payload.as_bytes(), &tag).ok()?;
+    let (id, expires) = payload.split_once('.')?;
+    let expires: i64 = expires.parse().ok()?;
+    (now.unix_timestamp() < expires).then(|| id.to_owned())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn widget_tokens_expire_after_an_hour_and_refuse_tampering() {
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"secret");
+        let now = OffsetDateTime::now_utc();
+        let (token, expires) = sign_widget(&key, "abc123", now);
+        assert_eq!(expires - now, time::Duration::minutes(60));
+        assert_eq!(check_widget(&key, &token, now).as_deref(), Some("abc123"));
+        assert_eq!(check_widget(&key, &token, now + time::Duration::minutes(59)).as_deref(), Some("abc123"));
+        assert_eq!(check_widget(&key, &token, now + time::Duration::minutes(61)), None);
+        let other = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"other");
+        assert_eq!(check_widget(&other, &token, now), None);
+        // Another id or a later expiry with the same signature.
+        let (_, rest) = token.split_once('.').unwrap();
+        assert_eq!(check_widget(&key, &format!("abc124.{rest}"), now), None);
+        let (payload, tag) = token.rsplit_once('.').unwrap();
+        let later = payload
+            .replace(&expires.unix_timestamp().to_string(), &(expires.unix_timestamp() + 9999).to_string());
+        assert_eq!(check_widget(&key, &format!("{later}.{tag}"), now), None);
+        for junk in ["", ".", "a.b.c", "abc123.1.zz"] {
+            assert_eq!(check_widget(&key, junk, now), None);
+        }
+    }
 
     #[test]
     fn dns_backoff_grows_to_hourly() {

@@ -95,6 +95,7 @@ pub struct AcmeIssuer<S: Storage + ?Sized> {
     dns: Option<Dns01Solver>,
     account: OnceCell<Account>,
     poll: Duration,
+    orders: Arc<crate::OrderLimit>,
 }
 
 impl<S: Storage + ?Sized> AcmeIssuer<S> {
@@ -110,6 +111,7 @@ impl<S: Storage + ?Sized> AcmeIssuer<S> {
             dns: None,
             account: OnceCell::new(),
             poll: Duration::from_secs(60),
+            orders: Arc::new(crate::OrderLimit::default()),
         }
     }
 
@@ -145,6 +147,15 @@ impl<S: Storage + ?Sized> AcmeIssuer<S> {
     #[must_use]
     pub fn with_dns01(mut self, solver: Dns01Solver) -> Self {
         self.dns = Some(solver);
+        self
+    }
+
+    /// Limits new orders to the CA's published rate (default: Let's
+    /// Encrypt's 300 per 3 hours as a token bucket). Share one limit between
+    /// issuers using the same account.
+    #[must_use]
+    pub fn with_order_limit(mut self, limit: Arc<crate::OrderLimit>) -> Self {
+        self.orders = limit;
         self
     }
 
@@ -267,6 +278,7 @@ impl<S: Storage + ?Sized> AcmeIssuer<S> {
         published: &mut Vec<Published>,
     ) -> Result<CertBundle, OrderError> {
         let account = self.account().await?;
+        self.orders.try_take().map_err(|wait| IssueError::RateLimited { retry_after: Some(wait) })?;
         let identifiers: Vec<Identifier> = request.names.iter().map(|n| Identifier::Dns(n.clone())).collect();
         let mut order = nonce_retry!(account.new_order(&NewOrder::new(&identifiers)).await)?;
         let policy = PollPolicy::default().timeout(self.poll);

@@ -14,7 +14,8 @@ use dns_verify::{Authorities, Checker, Hostname, Requirements, Rfc2136Provider};
 use testkit::{DnsServer, PebbleServer, TSIG_KEY_NAME, Zone};
 
 const HOSTS: &[&str] = &[
-    "http1", "http2", "alpn1", "dns1", "wild", "five1", "five2", "five3", "five4", "five5", "bad", "conflict",
+    "http1", "http2", "alpn1", "dns1", "wild", "five1", "five2", "five3", "five4", "five5", "bad",
+    "conflict", "limit1", "limit2", "limit3",
 ];
 
 fn requirements() -> Requirements {
@@ -288,4 +289,28 @@ async fn two_managers_on_one_postgres_place_twenty_orders() {
     let a = Arc::new(cert_store::PostgresStorage::connect(&pg.connection_string()).await.unwrap());
     let b = Arc::new(cert_store::PostgresStorage::connect(&pg.connection_string()).await.unwrap());
     two_managers_place_twenty_orders(&p, a, b).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_order_limit_is_a_token_bucket_checked_before_the_ca() {
+    let p = peers(0);
+    let responses = acme_core::ChallengeResponses::default();
+    let _responder = common::serve_http01(addr(p.pebble.http_port()), responses.clone()).await;
+    let limit = Arc::new(acme_core::OrderLimit::new(2, std::time::Duration::from_secs(3600)));
+    let acme = issuer(&p, new_store()).with_responses(responses).with_order_limit(limit);
+    // The burst goes through at once…
+    for name in ["limit1.example.test", "limit2.example.test"] {
+        acme.issue(&CertRequest::new([name])).await.unwrap();
+    }
+    // …then the next order waits for a token, without asking the CA.
+    let err = acme.issue(&CertRequest::new(["limit3.example.test"])).await.unwrap_err();
+    match err {
+        acme_core::IssueError::RateLimited { retry_after: Some(wait) } => {
+            assert!(
+                wait > std::time::Duration::from_secs(1500) && wait <= std::time::Duration::from_secs(1800)
+            );
+        }
+        other => panic!("expected a local rate limit, got {other:?}"),
+    }
+    assert!(!p.pebble.log().contains("limit3.example.test"), "the CA never saw the third name");
 }

@@ -175,8 +175,16 @@ struct Servers {
 }
 
 impl Drop for Servers {
+    /// SIGTERM first (nginx's master then stops its workers), SIGKILL after 5 s.
     fn drop(&mut self) {
+        for c in &self.children {
+            let _ = Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
         for c in &mut self.children {
+            while Instant::now() < deadline && matches!(c.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
             let _ = c.kill();
             let _ = c.wait();
         }
@@ -185,7 +193,6 @@ impl Drop for Servers {
 
 fn spawn(cmd: &mut Command, what: &str) -> Result<Child, Error> {
     cmd.stdout(Stdio::null())
-        .stderr(Stdio::inherit())
         .spawn()
         .map_err(|e| format!("{what} (is its Debian package installed?): {e}").into())
 }
@@ -240,6 +247,23 @@ fn nginx_config(dir: &Path, count: usize, port: u16, upstream: u16) -> String {
         );
     }
     c.push_str("}\n");
+    c
+}
+
+fn caddy_config(dir: &Path, count: usize, port: u16, upstream: u16) -> String {
+    let d = dir.display();
+    let mut c = format!(
+        "{{\n  admin off\n  auto_https disable_redirects\n  https_port {port}\n  http_port {}\n  \
+         storage file_system {{\n    root {d}/caddy-data\n  }}\n}}\n",
+        port + 1
+    );
+    for i in 0..count {
+        let _ = writeln!(
+            c,
+            "{n}:{port} {{\n  tls {d}/h{i}.pem {d}/h{i}.key\n  reverse_proxy 127.0.0.1:{upstream}\n}}",
+            n = name(i)
+        );
+    }
     c
 }
 
@@ -413,38 +437,6 @@ async fn throughput(addr: SocketAddr, streams: usize, bytes: u64) -> Result<f64,
 
 // ---------------------------------------------------------------- driver
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
-struct Comparison {
-    metric: &'static str,
-    unit: &'static str,
-    peer: &'static str,
-    target: f64,
-    ours: Vec<f64>,
-    theirs: Vec<f64>,
-}
-
-impl Comparison {
-    fn report(&self) -> String {
-        let ratios: Vec<f64> = self.ours.iter().zip(&self.theirs).map(|(o, t)| o / t).collect();
-        let (lo, hi) = ratios.iter().fold((f64::MAX, f64::MIN), |(lo, hi), r| (lo.min(*r), hi.max(*r)));
-        let ratio = median(ratios);
-        format!(
-            "{:<24} ours {:>9.1} {u}  {:<8} {:>9.1} {u}  ratio {ratio:.2} (range {lo:.2}..{hi:.2}, target >= {:.1}: {})",
-            self.metric,
-            median(self.ours.clone()),
-            self.peer,
-            median(self.theirs.clone()),
-            self.target,
-            if ratio >= self.target { "met" } else { "NOT met" },
-            u = self.unit,
-        )
-    }
-}
-
 fn drive(quick: bool) -> Result<(), Error> {
     let count = if quick { 1_000 } else { 10_000 };
     let (rounds, duration, bulk) =
@@ -457,6 +449,14 @@ fn drive(quick: bool) -> Result<(), Error> {
     let port = || testkit::free_port().map_err(|e| -> Error { e.to_string().into() });
     let (up, back, ours_term, ours_pass, nginx_port, haproxy_port) =
         (port()?, port()?, port()?, port()?, port()?, port()?);
+    // Caddy also wants its (unused) HTTP port free: the one after its HTTPS port.
+    let caddy_port = loop {
+        let p = port()?;
+        if std::net::TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
+            break p;
+        }
+    };
+    std::fs::write(dir.join("Caddyfile"), caddy_config(&dir, count, caddy_port, up))?;
     std::fs::write(dir.join("nginx.conf"), nginx_config(&dir, count, nginx_port, up))?;
     std::fs::write(dir.join("haproxy.cfg"), haproxy_config(&dir, haproxy_port, back))?;
     let map: String = (0..count).map(|i| format!("{} be_tls\n", name(i))).collect();
@@ -473,6 +473,16 @@ fn drive(quick: bool) -> Result<(), Error> {
     servers
         .children
         .push(spawn(Command::new("nginx").arg("-c").arg(&nginx_conf).arg("-p").arg(&dir), "nginx")?);
+    servers.children.push(spawn(
+        Command::new("caddy")
+            .args(["run", "--adapter", "caddyfile", "--config"])
+            .arg(dir.join("Caddyfile"))
+            .env("HOME", &dir)
+            .env("XDG_DATA_HOME", dir.join("caddy-data"))
+            .env("XDG_CONFIG_HOME", dir.join("caddy-config"))
+            .stderr(Stdio::null()),
+        "caddy",
+    )?);
     servers
         .children
         .push(spawn(Command::new("haproxy").arg("-db").arg("-f").arg(dir.join("haproxy.cfg")), "haproxy")?);
@@ -486,13 +496,14 @@ fn drive(quick: bool) -> Result<(), Error> {
             (ours_pass, "our proxy"),
             (nginx_port, "nginx"),
             (haproxy_port, "haproxy"),
+            (caddy_port, "caddy"),
         ] {
             wait_listening(local(p), what).await?;
         }
         // Each side serves each name's own certificate, verified against the CA.
         let verify = client(Some(&root_pem))?;
         for i in [0, count / 2, count - 1] {
-            for p in [ours_term, nginx_port] {
+            for p in [ours_term, nginx_port, caddy_port] {
                 request(&verify, local(p), &name(i), "/")
                     .await
                     .map_err(|e| format!("{} via :{p}: {e}", name(i)))?;
@@ -507,56 +518,35 @@ fn drive(quick: bool) -> Result<(), Error> {
     })?;
     println!("{count} certificates; every side serves the right one; {rounds} alternating rounds\n");
 
-    let mut results = [
-        Comparison {
-            metric: "handshakes/s",
-            unit: "/s  ",
-            peer: "nginx",
-            target: 1.3,
-            ours: vec![],
-            theirs: vec![],
-        },
-        Comparison {
-            metric: "termination throughput",
-            unit: "MiB/s",
-            peer: "nginx",
-            target: 0.9,
-            ours: vec![],
-            theirs: vec![],
-        },
-        Comparison {
-            metric: "passthrough throughput",
-            unit: "MiB/s",
-            peer: "haproxy",
-            target: 1.0,
-            ours: vec![],
-            theirs: vec![],
-        },
-    ];
+    let mut m: [Vec<f64>; 7] = Default::default();
     for round in 1..=rounds {
         rt.block_on(async {
             let c = 64;
-            results[0].ours.push(handshakes(local(ours_term), count, duration, c).await?);
-            results[0].theirs.push(handshakes(local(nginx_port), count, duration, c).await?);
-            results[1].ours.push(throughput(local(ours_term), 4, bulk).await?);
-            results[1].theirs.push(throughput(local(nginx_port), 4, bulk).await?);
-            results[2].ours.push(throughput(local(ours_pass), 4, bulk).await?);
-            results[2].theirs.push(throughput(local(haproxy_port), 4, bulk).await?);
+            m[0].push(handshakes(local(ours_term), count, duration, c).await?);
+            m[1].push(handshakes(local(nginx_port), count, duration, c).await?);
+            m[2].push(handshakes(local(caddy_port), count, duration, c).await?);
+            m[3].push(throughput(local(ours_term), 4, bulk).await?);
+            m[4].push(throughput(local(nginx_port), 4, bulk).await?);
+            m[5].push(throughput(local(ours_pass), 4, bulk).await?);
+            m[6].push(throughput(local(haproxy_port), 4, bulk).await?);
             Ok::<_, Error>(())
         })?;
-        let last =
-            |c: &Comparison| format!("{:.0}/{:.0}", c.ours[c.ours.len() - 1], c.theirs[c.theirs.len() - 1]);
+        let last: Vec<String> = m.iter().map(|v| format!("{:.0}", v[v.len() - 1])).collect();
         println!(
-            "round {round}: handshakes {} · termination {} · passthrough {}",
-            last(&results[0]),
-            last(&results[1]),
-            last(&results[2])
+            "round {round}: handshakes/s ours {} nginx {} caddy {} · termination MiB/s ours {} nginx {} · passthrough MiB/s ours {} haproxy {}",
+            last[0], last[1], last[2], last[3], last[4], last[5], last[6]
         );
     }
     println!();
-    for r in &results {
-        println!("{}", r.report());
-    }
+    let certs = format!("{count} certificates");
+    benches::higher_is_better(&format!("TLS handshakes/s, {certs}"), "/s", "nginx", &m[0], &m[1], 1.3)
+        .record();
+    benches::higher_is_better(&format!("TLS handshakes/s, {certs}"), "/s", "caddy", &m[0], &m[2], 1.0)
+        .record();
+    benches::higher_is_better("termination throughput, 4 streams", "MiB/s", "nginx", &m[3], &m[4], 0.9)
+        .record();
+    benches::higher_is_better("passthrough throughput, 4 streams", "MiB/s", "haproxy", &m[5], &m[6], 1.0)
+        .record();
     drop(servers);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())

@@ -44,6 +44,7 @@ impl Row {
             self.unit,
             match (&self.peer, self.peer_value, self.ratio) {
                 (Some(p), Some(v), Some(r)) => format!(", {p} {v:.1} {}, ratio {r:.2}", self.unit),
+                (Some(p), Some(v), None) => format!(", {p} {v:.1} {}", self.unit),
                 _ => String::new(),
             },
             self.target,

@@ -97,6 +97,29 @@ impl<S: Storage + ?Sized> CertStore<S> {
         Ok(())
     }
 
+    /// Saves many bundles and updates the expiry index once (a bulk import,
+    /// e.g. migrating from another tool: one index rewrite instead of one
+    /// per bundle). Each bundle is one atomic `put`, as with [`save`](Self::save).
+    ///
+    /// # Errors
+    /// [`CertError::Storage`] when the storage fails; bundles written before
+    /// the failure stay, and [`rebuild_index`](Self::rebuild_index) indexes them.
+    pub async fn save_many(&self, bundles: &[CertBundle]) -> Result<(), CertError> {
+        for bundle in bundles {
+            let key = Self::cert_key(bundle.meta().primary_name())?;
+            let bytes = serde_json::to_vec(bundle).map_err(StorageError::backend)?;
+            self.storage.put(&key, &bytes).await?;
+        }
+        self.update_index(|index| {
+            for bundle in bundles {
+                let meta = bundle.meta();
+                index.upsert(meta.primary_name(), meta.attention_at(), meta.not_after);
+            }
+        })
+        .await?;
+        Ok(())
+    }
+
     /// Loads the bundle stored under `name` (its primary name).
     ///
     /// # Errors

@@ -147,3 +147,15 @@ async fn concurrent_saves_from_two_stores_lose_no_index_entry() {
     assert_eq!(a.index().await.unwrap().len(), 20);
     assert_eq!(b.names().await.unwrap().len(), 20);
 }
+
+#[tokio::test]
+async fn save_many_writes_every_bundle_and_indexes_them_once() {
+    let store = CertStore::new(Arc::new(MemoryStorage::new()));
+    let bundles = vec![bundle_expiring_in("a.example.com", 5), bundle_expiring_in("b.example.com", 80)];
+    store.save_many(&bundles).await.unwrap();
+    assert_eq!(store.names().await.unwrap(), ["a.example.com", "b.example.com"]);
+    assert_eq!(store.load("b.example.com").await.unwrap().as_ref(), Some(&bundles[1]));
+    let due: Vec<String> =
+        store.due_before(OffsetDateTime::now_utc()).await.unwrap().into_iter().map(|(n, _)| n).collect();
+    assert_eq!(due, ["a.example.com"], "indexed: only the one within 30 days is due");
+}

@@ -13,10 +13,7 @@ use std::{fmt::Write as _, process::Command, time::Instant};
 use dns_verify::{Authorities, Checker, Hostname, RecordStatus, Requirements};
 use testkit::{DnsServer, Zone};
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
+use benches::median;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let count: usize = std::env::args().nth(1).map_or(Ok(10_000), |a| a.parse())?;
@@ -69,12 +66,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let ratios: Vec<f64> = ours.iter().zip(&theirs).map(|(o, t)| o / t).collect();
     let (lo, hi) = ratios.iter().fold((f64::MAX, f64::MIN), |(lo, hi), r| (lo.min(*r), hi.max(*r)));
-    let ratio = median(ratios);
-    let (o, t) = (median(ours), median(theirs));
+    let ratio = median(&ratios);
+    let (o, t) = (median(&ours), median(&theirs));
     println!("\n{count} hostnames x 3 records, median of 5 alternating rounds");
     println!("ours:    {o:.0} queries/s (checking + judging every answer)");
     println!("dnsperf: {t:.0} queries/s");
     println!("ratio:   {ratio:.2} (per-round range {lo:.2}..{hi:.2}; target >= 0.5)");
+    benches::higher_is_better(
+        &format!("DNS record checks, {count} hostnames x 3 records"),
+        "q/s",
+        "dnsperf",
+        &ours,
+        &theirs,
+        0.5,
+    )
+    .record();
     let _ = std::fs::remove_file(query_file);
     Ok(())
 }

@@ -60,5 +60,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let per = (after - before) as f64 / CERTS as f64;
     println!("{CERTS} ECDSA P-256 certificates (leaf + CA chain, key) loaded into the resolver");
     println!("memory per certificate: {per:.0} bytes ({:.2} KiB; target <= 8 KiB)", per / 1024.0);
+    benches::at_most("memory per loaded certificate (P-256 chain + key)", "B", &[per], 8192.0).record();
     Ok(())
 }

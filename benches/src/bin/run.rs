@@ -1,0 +1,255 @@
+//! The benchmark harness: runs every comparison (ours and the peer in the
+//! same run, alternating) and the criterion micro-benchmarks, then writes
+//! `benches/RESULTS.md` (metric, ours, peer, ratio, target, met?) and
+//! `benches/results.json`.
+//!
+//! `benches/run [--quick] [NAME …]` installs the peers and calls this; or
+//! `cargo run --release -p benches --bin run -- [--quick] [NAME …]`, NAME among
+//! `criterion mem-per-cert cold-start proxy-vs-peers on-demand-vs-caddy
+//! dns-vs-dnsperf acme-vs-lego` (default: all). `--quick` finishes in under
+//! five minutes (fewer certificates, names and rounds); the full run in under 30.
+
+use std::{
+    fmt::Write as _,
+    path::{Path, PathBuf},
+    process::Command,
+    time::Instant,
+};
+
+use benches::Row;
+
+type Error = Box<dyn std::error::Error>;
+
+/// A program of this crate and its arguments (full, quick).
+struct Program {
+    name: &'static str,
+    full: &'static [&'static str],
+    quick: &'static [&'static str],
+}
+
+const PROGRAMS: &[Program] = &[
+    Program { name: "mem-per-cert", full: &[], quick: &[] },
+    Program { name: "cold-start", full: &[], quick: &["--quick"] },
+    Program { name: "proxy-vs-peers", full: &[], quick: &["--quick"] },
+    Program { name: "on-demand-vs-caddy", full: &[], quick: &["--quick"] },
+    Program { name: "dns-vs-dnsperf", full: &[], quick: &["2000"] },
+    Program { name: "acme-vs-lego", full: &[], quick: &["10"] },
+];
+
+/// Criterion benchmarks read back from `target/criterion`: (group/bench,
+/// metric, unit, scale from ns, limit).
+const CRITERION: &[(&str, &str, &str, f64, Option<f64>)] = &[
+    ("sni_lookup_1m/exact_hit", "SNI lookup among 1,000,000 names, exact hit", "ns", 1.0, Some(200.0)),
+    ("sni_lookup_1m/wildcard_hit", "SNI lookup among 1,000,000 names, wildcard hit", "ns", 1.0, Some(200.0)),
+    ("sni_lookup_1m/miss", "SNI lookup among 1,000,000 names, miss", "ns", 1.0, Some(200.0)),
+    (
+        "due_before_1m_index/1%_due",
+        "due-for-renewal scan, 1,000,000-entry index (1% due)",
+        "ms",
+        1e-6,
+        Some(10.0),
+    ),
+    ("load_one_of_100k/filesystem", "load one bundle among 100,000, filesystem", "µs", 1e-3, None),
+    (
+        "postgres_lease/acquire_release_round_trip",
+        "PostgreSQL lease acquire + release round trip",
+        "µs",
+        1e-3,
+        None,
+    ),
+];
+
+fn main() -> Result<(), Error> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let chosen: Vec<&str> = args.iter().filter(|a| !a.starts_with("--")).map(String::as_str).collect();
+    let wanted = |name: &str| chosen.is_empty() || chosen.contains(&name);
+    let exe = std::env::current_exe()?;
+    let bin_dir = exe.parent().ok_or("no directory for the harness binary")?.to_path_buf();
+    let target_dir = bin_dir.parent().ok_or("no target directory")?.to_path_buf();
+    let crate_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let results_file = std::env::temp_dir().join(format!("bench-results-{}.jsonl", std::process::id()));
+    let _ = std::fs::remove_file(&results_file);
+    let started = Instant::now();
+    let mut failures = Vec::new();
+
+    let steps = PROGRAMS.iter().filter(|p| wanted(p.name)).count() + usize::from(wanted("criterion"));
+    let mut step = 0;
+    if wanted("criterion") {
+        step += 1;
+        println!("\n== [{step}/{steps}] criterion micro-benchmarks (cargo bench -p benches)");
+        let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        cmd.args(["bench", "-p", "benches", "--bench", "sni_lookup", "--bench", "cert_store", "--"]);
+        if quick {
+            cmd.arg("--quick");
+        }
+        cmd.env("CARGO_TARGET_DIR", &target_dir);
+        match cmd.status() {
+            Ok(s) if s.success() => {}
+            other => failures.push(format!("criterion: {other:?}")),
+        }
+        for row in criterion_rows(&target_dir.join("criterion")) {
+            row.record_to(&results_file);
+        }
+    }
+    for program in PROGRAMS.iter().filter(|p| wanted(p.name)) {
+        step += 1;
+        let args = if quick { program.quick } else { program.full };
+        println!(
+            "\n== [{step}/{steps}] {} {} ({:.0} s so far)",
+            program.name,
+            args.join(" "),
+            started.elapsed().as_secs_f64()
+        );
+        let status =
+            Command::new(bin_dir.join(program.name)).args(args).env("BENCH_RESULTS", &results_file).status();
+        match status {
+            Ok(s) if s.success() => {}
+            other => failures.push(format!("{}: {other:?}", program.name)),
+        }
+    }
+
+    let rows: Vec<Row> = std::fs::read_to_string(&results_file)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let markdown = render(&rows, quick, started.elapsed().as_secs_f64(), &failures);
+    std::fs::write(crate_dir.join("RESULTS.md"), &markdown)?;
+    std::fs::write(crate_dir.join("results.json"), serde_json::to_string_pretty(&rows)?)?;
+    let _ = std::fs::remove_file(&results_file);
+    println!("\n{markdown}");
+    println!("written: {} and results.json", crate_dir.join("RESULTS.md").display());
+    if failures.is_empty() { Ok(()) } else { Err(format!("some benchmarks failed: {failures:?}").into()) }
+}
+
+trait RecordTo {
+    fn record_to(&self, file: &Path);
+}
+
+impl RecordTo for Row {
+    fn record_to(&self, file: &Path) {
+        let line = serde_json::to_string(self).unwrap_or_default();
+        let _ = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(file)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, format!("{line}\n").as_bytes()));
+        println!("RESULT {}: {:.2} {} ({})", self.metric, self.ours, self.unit, self.target);
+    }
+}
+
+fn criterion_rows(dir: &Path) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for (id, metric, unit, scale, limit) in CRITERION {
+        let path = dir.join(id).join("new/estimates.json");
+        let Ok(text) = std::fs::read_to_string(&path) else { continue };
+        let Ok(json) = serde_json::from_str::<serde_json::Value>(&text) else { continue };
+        let Some(ns) = json["median"]["point_estimate"].as_f64() else { continue };
+        let lo = json["median"]["confidence_interval"]["lower_bound"].as_f64().unwrap_or(ns);
+        let hi = json["median"]["confidence_interval"]["upper_bound"].as_f64().unwrap_or(ns);
+        let value = ns * scale;
+        rows.push(Row {
+            metric: (*metric).to_owned(),
+            unit: (*unit).to_owned(),
+            ours: value,
+            peer: None,
+            peer_value: None,
+            ratio: None,
+            target: limit.map_or_else(|| "reported".to_owned(), |l| format!("<= {l} {unit}")),
+            met: limit.is_none_or(|l| value <= l),
+            spread: format!("95% CI {:.3}..{:.3} {unit} (criterion median)", lo * scale, hi * scale),
+        });
+    }
+    rows
+}
+
+fn command_line(cmd: &str, args: &[&str]) -> String {
+    Command::new(cmd)
+        .args(args)
+        .output()
+        .map(|o| {
+            let text = if o.stdout.is_empty() { o.stderr } else { o.stdout };
+            String::from_utf8_lossy(&text).lines().next().unwrap_or_default().trim().to_owned()
+        })
+        .unwrap_or_else(|_| "not installed".into())
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_default();
+    let cores = std::thread::available_parallelism().map(usize::from).unwrap_or(0);
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines().next().map(|l| l.split_whitespace().nth(1).unwrap_or("0").parse::<f64>().unwrap_or(0.0))
+        })
+        .map_or_else(String::new, |kib| format!("{:.0} GiB", kib / 1024.0 / 1024.0));
+    let mut out =
+        format!("- Machine: {cores} cores ({cpu}), {memory} RAM, {}\n", command_line("uname", &["-sr"]));
+    for (name, cmd, args) in [
+        ("rustc", "rustc", &["--version"][..]),
+        ("nginx", "nginx", &["-v"][..]),
+        ("HAProxy", "haproxy", &["-v"][..]),
+        ("Caddy", "caddy", &["version"][..]),
+        ("lego", "lego", &["--version"][..]),
+        ("dnsperf", "dnsperf", &["-h"][..]),
+        ("BIND", "named", &["-v"][..]),
+        ("pebble", "dpkg-query", &["-W", "pebble"][..]),
+    ] {
+        let _ = writeln!(out, "- {name}: {}", command_line(cmd, args));
+    }
+    out
+}
+
+fn render(rows: &[Row], quick: bool, secs: f64, failures: &[String]) -> String {
+    let now = time::OffsetDateTime::now_utc();
+    let mut md = String::from("# Benchmark results\n\n");
+    let _ = writeln!(
+        md,
+        "Written by `benches/run{}` on {}-{:02}-{:02} in {:.0} s. Every comparison runs ours and the peer \
+         in the same run on 127.0.0.1, alternating; medians of the rounds, spread beside them.\n",
+        if quick { " --quick" } else { "" },
+        now.year(),
+        u8::from(now.month()),
+        now.day(),
+        secs
+    );
+    md.push_str(&machine());
+    md.push_str("\n| metric | ours | peer | peer's | ratio | target | met? | spread |\n|---|---|---|---|---|---|---|---|\n");
+    for r in rows {
+        let _ = writeln!(
+            md,
+            "| {} | {} {} | {} | {} | {} | {} | {} | {} |",
+            r.metric,
+            fmt(r.ours),
+            r.unit,
+            r.peer.as_deref().unwrap_or("—"),
+            r.peer_value.map_or_else(|| "—".into(), |v| format!("{} {}", fmt(v), r.unit)),
+            r.ratio.map_or_else(|| "—".into(), |v| format!("{v:.2}")),
+            r.target,
+            if r.met { "yes" } else { "**no**" },
+            r.spread
+        );
+    }
+    if !failures.is_empty() {
+        let _ = writeln!(md, "\nFailed to run: {}", failures.join("; "));
+    }
+    md
+}
+
+fn fmt(v: f64) -> String {
+    if v >= 100.0 {
+        format!("{v:.0}")
+    } else if v >= 1.0 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.3}")
+    }
+}

@@ -213,6 +213,14 @@ fn inspect(
     for (index, der) in chain.iter().enumerate() {
         let (_, cert) = x509_parser::certificate::X509Certificate::from_der(der.as_ref())
             .map_err(|e| CertError::BadCertificate { index, reason: e.to_string() })?;
+        // RFC 5280 4.1.1.2: both signature algorithm fields must be the same;
+        // TLS clients (and rustls itself) reject a certificate where they differ.
+        if cert.signature_algorithm != cert.tbs_certificate.signature {
+            return Err(CertError::BadCertificate {
+                index,
+                reason: "the signature algorithm inside the certificate differs from the outer one".into(),
+            });
+        }
         parsed.push(cert);
     }
     let leaf = &parsed[0];
@@ -243,6 +251,14 @@ fn inspect(
         Some(spki) if spki.as_ref() == leaf.tbs_certificate.subject_pki.raw => {}
         Some(_) => return Err(CertError::KeyMismatch),
         None => return Err(CertError::UnsupportedKey("cannot derive the public key".into())),
+    }
+    // The leaf must also parse with webpki, the stricter parser rustls serves
+    // it with: a bundle stored here is always one the proxy can serve.
+    let certified = rustls::sign::CertifiedKey::new(vec![chain[0].clone().into_owned()], signing_key);
+    match certified.keys_match() {
+        Ok(()) | Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => {}
+        Err(rustls::Error::InconsistentKeys(_)) => return Err(CertError::KeyMismatch),
+        Err(e) => return Err(CertError::BadCertificate { index: 0, reason: e.to_string() }),
     }
 
     let not_before = leaf.validity().not_before.to_datetime();

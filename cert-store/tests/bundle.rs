@@ -181,3 +181,28 @@ fn attention_time_follows_the_renewal_rule() {
     let m = make(365, Provenance::SelfManaged);
     assert!(close(m.attention_at(), m.not_after - day * 30));
 }
+
+/// Found by the fuzzer (`fuzz/`, target `cert_bundle`): certificates that
+/// x509-parser reads but TLS clients and rustls reject must be refused here,
+/// or the store would hold bundles the proxy cannot serve.
+#[test]
+fn certificates_rustls_would_reject_are_refused() {
+    use rustls_pki_types::{CertificateDer, pem::PemObject};
+    let (chain, key) = self_signed(&["shop.example.com"]);
+    let der = CertificateDer::from_pem_slice(chain.as_bytes()).unwrap().to_vec();
+    let to_pem = |der: &[u8]| {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+        let lines: Vec<&str> = b64.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).unwrap()).collect();
+        format!("-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n", lines.join("\n"))
+    };
+    // 1. The inner signature algorithm (ecdsa-with-SHA256) turned into SHA-384.
+    let oid = [0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02];
+    let at = der.windows(oid.len()).position(|w| w == oid).unwrap();
+    let mut mismatched = der.clone();
+    mismatched[at + oid.len() - 1] = 0x03;
+    let err = CertBundle::from_pem(&to_pem(&mismatched), &key, Provenance::SelfManaged).unwrap_err();
+    assert!(matches!(err, CertError::BadCertificate { index: 0, .. }), "{err:?}");
+    // 2. The untouched certificate is still fine.
+    CertBundle::from_pem(&to_pem(&der), &key, Provenance::SelfManaged).unwrap();
+}

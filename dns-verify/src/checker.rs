@@ -143,6 +143,88 @@ fn absolute(name: &str) -> Result<Name, hickory_proto::ProtoError> {
     Ok(n)
 }
 
+/// Reads one server's answer to `current`/`rtype`, following CNAMEs inside
+/// it: the observation when the answer settles it, `None` when the chain
+/// leaves this answer (then `current` is the name to ask about next).
+/// Pure: no I/O, so it is fuzzed on arbitrary messages.
+fn walk_answer(
+    message: &Message,
+    current: &mut Name,
+    rtype: RecordType,
+    chain: &mut Vec<String>,
+    seen: &mut HashSet<Name>,
+    stop_at: Option<&str>,
+) -> Option<Observation> {
+    let start = current.clone();
+    loop {
+        let values: Vec<String> = message
+            .answers
+            .iter()
+            .filter(|r| r.name == *current && r.record_type() == rtype)
+            .filter_map(|r| value_of(&r.data))
+            .collect();
+        if !values.is_empty() {
+            return Some(Observation::Answer { chain: chain.clone(), values, end: AnswerEnd::Records });
+        }
+        let next = message.answers.iter().find_map(|r| match &r.data {
+            RData::CNAME(c) if r.name == *current => Some(c.0.clone()),
+            _ => None,
+        });
+        let Some(target) = next else { break };
+        chain.push(display(&target));
+        if stop_at.is_some_and(|s| s.trim_end_matches('.').eq_ignore_ascii_case(&display(&target))) {
+            return Some(Observation::Answer {
+                chain: chain.clone(),
+                values: Vec::new(),
+                end: AnswerEnd::Records,
+            });
+        }
+        if !seen.insert(target.clone()) {
+            return Some(Observation::Answer {
+                chain: chain.clone(),
+                values: Vec::new(),
+                end: AnswerEnd::CnameLoop,
+            });
+        }
+        if chain.len() > MAX_CNAME_CHAIN {
+            return Some(Observation::Answer {
+                chain: chain.clone(),
+                values: Vec::new(),
+                end: AnswerEnd::ChainTooLong,
+            });
+        }
+        *current = target;
+    }
+    let definitive = *current == start
+        || message.metadata.response_code == ResponseCode::NXDomain
+        || message.authorities.iter().any(|r| r.record_type() == RecordType::SOA);
+    if definitive {
+        let end = if message.metadata.response_code == ResponseCode::NXDomain {
+            AnswerEnd::NxDomain
+        } else {
+            AnswerEnd::NoData
+        };
+        return Some(Observation::Answer { chain: chain.clone(), values: Vec::new(), end });
+    }
+    None
+}
+
+/// How dns-verify reads a raw DNS response (wire format) to a question for
+/// `name`/`rtype` (`"TXT"`, `"CNAME"`, `"A"` …): the observation, `Ok(None)`
+/// when a CNAME chain leaves the answer (another server would be asked), an
+/// error for bytes that are not a DNS message or an unknown name/type.
+/// Used by the fuzz targets; the checker reads its answers the same way.
+///
+/// # Errors
+/// A description of what could not be decoded.
+pub fn interpret_response(bytes: &[u8], name: &str, rtype: &str) -> Result<Option<Observation>, String> {
+    let message = Message::from_vec(bytes).map_err(|e| e.to_string())?;
+    let mut current = Name::from_utf8(name).map_err(|e| e.to_string())?;
+    let rtype: RecordType = rtype.parse().map_err(|e| format!("{e:?}"))?;
+    let (mut chain, mut seen) = (Vec::new(), HashSet::from([current.clone()]));
+    Ok(walk_answer(&message, &mut current, rtype, &mut chain, &mut seen, None))
+}
+
 fn display(name: &Name) -> String {
     name.to_ascii().trim_end_matches('.').to_ascii_lowercase()
 }
@@ -323,45 +405,8 @@ impl Checker {
                 Ok(m) => m,
                 Err(e) => return Observation::Failed(e.to_string()),
             };
-            let start = current.clone();
-            // Walk the answer section along the chain.
-            loop {
-                let values: Vec<String> = message
-                    .answers
-                    .iter()
-                    .filter(|r| r.name == current && r.record_type() == rtype)
-                    .filter_map(|r| value_of(&r.data))
-                    .collect();
-                if !values.is_empty() {
-                    return Observation::Answer { chain, values, end: AnswerEnd::Records };
-                }
-                let next = message.answers.iter().find_map(|r| match &r.data {
-                    RData::CNAME(c) if r.name == current => Some(c.0.clone()),
-                    _ => None,
-                });
-                let Some(target) = next else { break };
-                chain.push(display(&target));
-                if stop_at.is_some_and(|s| s.trim_end_matches('.').eq_ignore_ascii_case(&display(&target))) {
-                    return Observation::Answer { chain, values: Vec::new(), end: AnswerEnd::Records };
-                }
-                if !seen.insert(target.clone()) {
-                    return Observation::Answer { chain, values: Vec::new(), end: AnswerEnd::CnameLoop };
-                }
-                if chain.len() > MAX_CNAME_CHAIN {
-                    return Observation::Answer { chain, values: Vec::new(), end: AnswerEnd::ChainTooLong };
-                }
-                current = target;
-            }
-            let definitive = current == start
-                || message.metadata.response_code == ResponseCode::NXDomain
-                || message.authorities.iter().any(|r| r.record_type() == RecordType::SOA);
-            if definitive {
-                let end = if message.metadata.response_code == ResponseCode::NXDomain {
-                    AnswerEnd::NxDomain
-                } else {
-                    AnswerEnd::NoData
-                };
-                return Observation::Answer { chain, values: Vec::new(), end };
+            if let Some(done) = walk_answer(&message, &mut current, rtype, &mut chain, &mut seen, stop_at) {
+                return done;
             }
             // The chain left this server's answer: ask the target's authorities,
             // staying on the same server when it is one of them.

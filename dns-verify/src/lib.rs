@@ -30,7 +30,7 @@ mod proxy;
 mod query;
 mod report;
 
-pub use checker::{Authorities, Checker, CheckerBuilder, MAX_CNAME_CHAIN};
+pub use checker::{Authorities, Checker, CheckerBuilder, MAX_CNAME_CHAIN, interpret_response};
 pub use drift::{DriftChange, drift};
 pub use evaluate::{AnswerEnd, Observation, aggregate, judge};
 pub use expect::{ACME_CHALLENGE_LABEL, Expectation, OWNERSHIP_LABEL, Requirements};

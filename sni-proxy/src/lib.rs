@@ -40,4 +40,4 @@ pub use on_demand::{
 pub use proxy::{BindError, BoundProxy, Proxy, RunningProxy};
 pub use resolver::{SniResolver, certified_key};
 pub use routes::{Route, Routes};
-pub use tls::{ACME_TLS_ALPN, TlsConfig, serve_tls, serve_tls_until};
+pub use tls::{ACME_TLS_ALPN, ClientHelloSni, TlsConfig, serve_tls, serve_tls_until, sni_from_client_hello};

@@ -278,8 +278,48 @@ where
     (up, down)
 }
 
+/// What the first bytes of a connection say about its server name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientHelloSni {
+    /// A whole ClientHello: its server name, if it sent one.
+    Complete(Option<String>),
+    /// The bytes so far are a valid start: more are needed.
+    Incomplete,
+    /// Not a TLS ClientHello.
+    Invalid,
+}
+
+/// Parses the SNI out of the bytes a client sent first, with rustls's own
+/// ClientHello parser (the same one the handshake uses); never panics, for
+/// any bytes. Pure: the listener feeds it what `peek` returned.
+///
+/// ```
+/// use sni_proxy::{ClientHelloSni, sni_from_client_hello};
+/// assert_eq!(sni_from_client_hello(b"GET / HTTP/1.1\r\n\r\n"), ClientHelloSni::Invalid);
+/// assert_eq!(sni_from_client_hello(&[0x16, 0x03, 0x01]), ClientHelloSni::Incomplete);
+/// ```
+#[must_use]
+pub fn sni_from_client_hello(bytes: &[u8]) -> ClientHelloSni {
+    let mut acceptor = Acceptor::default();
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        match acceptor.read_tls(&mut rest) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(_) => return ClientHelloSni::Invalid,
+        }
+    }
+    match acceptor.accept() {
+        Ok(Some(accepted)) => {
+            ClientHelloSni::Complete(accepted.client_hello().server_name().map(str::to_owned))
+        }
+        Ok(None) => ClientHelloSni::Incomplete,
+        Err(_) => ClientHelloSni::Invalid,
+    }
+}
+
 /// The SNI of the ClientHello waiting on `tcp`, read with `peek` (nothing is
-/// consumed) and parsed by rustls on a copy of the bytes.
+/// consumed) and parsed by [`sni_from_client_hello`].
 async fn peek_sni(tcp: &TcpStream) -> Option<String> {
     let mut buf = vec![0u8; 16 * 1024 + 5];
     let mut seen = 0;
@@ -288,16 +328,9 @@ async fn peek_sni(tcp: &TcpStream) -> Option<String> {
         if n == 0 {
             return None;
         }
-        let mut acceptor = Acceptor::default();
-        let mut bytes = &buf[..n];
-        while !bytes.is_empty() {
-            if acceptor.read_tls(&mut bytes).is_err() {
-                return None;
-            }
-        }
-        match acceptor.accept() {
-            Ok(Some(accepted)) => return accepted.client_hello().server_name().map(str::to_owned),
-            Ok(None) if n < buf.len() => {
+        match sni_from_client_hello(&buf[..n]) {
+            ClientHelloSni::Complete(sni) => return sni,
+            ClientHelloSni::Incomplete if n < buf.len() => {
                 // More of the ClientHello is on its way: wait for new bytes.
                 if n == seen {
                     tokio::time::sleep(Duration::from_millis(2)).await;

@@ -177,7 +177,7 @@ fn spawn(env: &[(String, String)], log: &Path) -> Child {
     let log = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
     Command::new(env!("CARGO_BIN_EXE_edge"))
         .envs(env.iter().map(|(k, v)| (k, v)))
-        .env("RUST_LOG", "info")
+        .env("RUST_LOG", "debug")
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
@@ -416,7 +416,7 @@ async fn on_demand_issues_for_verified_hostnames_only() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn widget_tokens_grant_one_connection_and_two_routes() {
-    let dns = dns();
+    let mut dns = dns();
     let dir = temp_dir("widget");
     let mut env = base_env(&dns, &dir);
     let port = || format!("127.0.0.1:{}", testkit::free_port().unwrap());
@@ -456,8 +456,20 @@ async fn widget_tokens_grant_one_connection_and_two_routes() {
         Command::new("curl").args(["-s", &format!("http://{}/v1/openapi.json", edge.api)]).output().unwrap();
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(doc["paths"]["/v1/connections/{id}/records:check"].is_object(), "{doc}");
+    // Oversized and malformed bodies: a 4xx with a JSON error, nothing created.
+    let huge = json!({"hostname": "x".repeat(100 * 1024)});
+    let (status, err) = edge.api("POST", "/v1/connections", Some(huge));
+    assert_eq!((status, err["code"].as_str()), (413, Some("InvalidRequest")), "{err}");
+    let (status, err) = edge.api("POST", "/v1/connections", Some(json!("not an object")));
+    assert_eq!((status, err["code"].as_str()), (422, Some("InvalidRequest")), "{err}");
+    assert_eq!(edge.api("GET", "/v1/connections", None).1["total"], 2);
     // Archive releases the hostname: it can be claimed again.
     assert_eq!(edge.api("DELETE", &format!("/v1/connections/{a}"), None).1["state"], "archived");
+    // The DNS server goes away: a temporary failure, never "missing".
+    dns.stop();
+    let (_, still) = edge.api("POST", &format!("/v1/connections/{b}/verify"), None);
+    assert_eq!(still["state"], "pending_ownership");
+    assert_eq!(still["last_error"]["code"], "LookupFailed", "{still}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -534,7 +546,7 @@ async fn two_edges_sharing_postgres_hand_out_one_active_claim() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_during_issuance_then_restart_ends_live_with_no_lost_webhook() {
-    let dns = dns();
+    let mut dns = dns();
     let pebble = testkit::PebbleServer::builder().dns_server(dns.addr()).start().unwrap();
     let dir = temp_dir("kill");
     let (hook_url, deliveries) = webhook_receiver().await;
@@ -563,6 +575,11 @@ async fn kill_9_during_issuance_then_restart_ends_live_with_no_lost_webhook() {
     assert_eq!(certs.len(), 1, "{certs:?}");
     let accounts: Vec<_> = std::fs::read_dir(dir.join("store/accounts")).unwrap().collect();
     assert_eq!(accounts.len(), 1, "no second ACME account: {accounts:?}");
+    // DNS unreachable while live: still live, the failure is temporary.
+    dns.stop();
+    let (_, still) = edge.api("POST", &format!("/v1/connections/{id}/verify"), None);
+    assert_eq!(still["state"], "live", "{still}");
+    assert_eq!(still["last_error"]["code"], "LookupFailed", "{still}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -482,10 +482,10 @@ impl Edge {
         match verdict(&reports, self.config.uses_dns01()) {
             Verdict::Valid => {
                 c.failed_checks = 0;
+                c.last_error = None;
                 c.next_check_at = now + self.config.drift_interval();
                 if c.state == DomainState::Drifted {
                     go(c, DomainState::Live)?;
-                    c.last_error = None;
                     self.repo.put(c).await?;
                     return self.event(c, "domain.live", serde_json::json!({ "recovered": true })).await;
                 }
@@ -506,7 +506,9 @@ impl Edge {
                 self.repo.put(c).await.map_err(Into::into)
             }
             // A failed lookup is never drift.
-            Verdict::Unknown(_) => {
+            Verdict::Unknown(detail) => {
+                c.last_error =
+                    Some(error_body("LookupFailed", format!("DNS lookup failed, will retry: {detail}")));
                 c.next_check_at = now + Duration::from_secs(30);
                 self.repo.put(c).await.map_err(Into::into)
             }

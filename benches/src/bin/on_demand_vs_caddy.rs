@@ -192,8 +192,13 @@ fn drive(quick: bool) -> Result<(), Error> {
         .zone(testkit::Zone::new("ondemand.test", "* A 127.0.0.1\n"))
         .recursion(true)
         .start()?;
-    let pebble = testkit::PebbleServer::builder().dns_server(dns.addr()).start()?;
-    let root_pem = pebble.issuing_root_pem()?;
+    // A fresh pebble for every side and round: Debian's pebble 2.4 stalls new
+    // accounts after a round that left many failed orders behind.
+    let fresh_pebble = || -> Result<(testkit::PebbleServer, String), Error> {
+        let pebble = testkit::PebbleServer::builder().dns_server(dns.addr()).start()?;
+        let root = pebble.issuing_root_pem()?;
+        Ok((pebble, root))
+    };
     let base: PathBuf = std::env::temp_dir().join(format!("on-demand-vs-caddy-{}", std::process::id()));
     std::fs::create_dir_all(&base)?;
     let ask_port = testkit::free_port()?;
@@ -205,6 +210,7 @@ fn drive(quick: bool) -> Result<(), Error> {
     for round in 1..=rounds {
         let dir = base.join(format!("ours-{round}"));
         std::fs::create_dir_all(&dir)?;
+        let (pebble, root_pem) = fresh_pebble()?;
         let server = start(
             Command::new(&me)
                 .arg("serve")
@@ -220,6 +226,7 @@ fn drive(quick: bool) -> Result<(), Error> {
 
         let dir = base.join(format!("caddy-{round}"));
         std::fs::create_dir_all(&dir)?;
+        let (pebble, root_pem) = fresh_pebble()?;
         std::fs::write(dir.join("Caddyfile"), caddyfile(&pebble, &dir, ask_port))?;
         let server = start(
             Command::new("caddy")

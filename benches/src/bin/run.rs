@@ -8,6 +8,8 @@
 //! `criterion mem-per-cert cold-start proxy-vs-peers on-demand-vs-caddy
 //! dns-vs-dnsperf acme-vs-lego` (default: all). `--quick` finishes in under
 //! five minutes (fewer certificates, names and rounds); the full run in under 30.
+//! `--merge` keeps the rows of `results.json` that this run did not measure
+//! (to re-run one comparison).
 
 use std::{
     fmt::Write as _,
@@ -109,11 +111,22 @@ fn main() -> Result<(), Error> {
         }
     }
 
-    let rows: Vec<Row> = std::fs::read_to_string(&results_file)
+    let mut rows: Vec<Row> = std::fs::read_to_string(&results_file)
         .unwrap_or_default()
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect();
+    if args.iter().any(|a| a == "--merge") {
+        // Keep the previous rows this run did not measure again.
+        let previous: Vec<Row> = std::fs::read_to_string(crate_dir.join("results.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default();
+        let fresh: Vec<(String, Option<String>)> =
+            rows.iter().map(|r| (r.metric.clone(), r.peer.clone())).collect();
+        let kept = previous.into_iter().filter(|r| !fresh.contains(&(r.metric.clone(), r.peer.clone())));
+        rows = kept.chain(rows).collect();
+    }
     let markdown = render(&rows, quick, started.elapsed().as_secs_f64(), &failures);
     std::fs::write(crate_dir.join("RESULTS.md"), &markdown)?;
     std::fs::write(crate_dir.join("results.json"), serde_json::to_string_pretty(&rows)?)?;

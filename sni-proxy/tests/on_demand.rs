@@ -220,3 +220,48 @@ async fn on_demand_with_pebble_answers_tls_alpn01_on_the_same_listener() {
     let stored = s.storage.list(&Prefix::new("certs").unwrap()).await.unwrap();
     assert_eq!(stored.len(), 1, "{stored:?}");
 }
+
+/// Resident memory of this process, in bytes.
+fn rss() -> usize {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+    statm.split_whitespace().nth(1).unwrap().parse::<usize>().unwrap() * 4096
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_refused_names_reaches_neither_ca_nor_store_and_memory_stays_flat() {
+    let s = Arc::new(setup(None, None).await);
+    let stored_before = s.storage.list(&Prefix::new("").unwrap()).await.unwrap();
+    let flood = |from: usize, to: usize| {
+        let s = Arc::clone(&s);
+        async move {
+            let tasks: Vec<_> = (0..50)
+                .map(|worker| {
+                    let s = Arc::clone(&s);
+                    tokio::spawn(async move {
+                        for i in (from + worker..to).step_by(50) {
+                            // Random-looking names the ask endpoint refuses (no "ok" prefix).
+                            let name = format!(
+                                "x{:x}.flood.example.com",
+                                (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+                            );
+                            assert!(handshake(&s, &name).await.is_err());
+                        }
+                    })
+                })
+                .collect();
+            for t in tasks {
+                t.await.unwrap();
+            }
+        }
+    };
+    flood(0, 1_000).await; // warm-up: allocator pools, caches
+    let before = rss();
+    flood(1_000, 10_000).await;
+    let grown = rss().saturating_sub(before);
+    assert_eq!(s.asked.load(Ordering::SeqCst), 10_000, "each new name asked once");
+    assert_eq!(s.issued.1.load(Ordering::SeqCst), 0, "zero requests to the CA");
+    assert!(s.storage.list(&Prefix::new("certs").unwrap()).await.unwrap().is_empty(), "zero storage writes");
+    assert_eq!(s.storage.list(&Prefix::new("").unwrap()).await.unwrap(), stored_before, "nothing stored at all");
+    // 9,000 refused names: bounded growth (the ask cache), not per-connection state.
+    assert!(grown < 32 << 20, "resident memory grew by {grown} bytes");
+}

@@ -685,3 +685,62 @@ async fn dns01_through_the_customers_cname_delegation() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "hello from upstream\n");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_edges_recover_from_a_postgres_restart_and_lose_no_event() {
+    let dns = dns();
+    let pg = testkit::PostgresServer::start().unwrap();
+    let dir = temp_dir("pgrestart");
+    let (hook_url, deliveries) = webhook_receiver().await;
+    let edges: Vec<Edge> = (0..2)
+        .map(|i| {
+            let mut env = base_env(&dns, &dir);
+            env.retain(|(k, _)| *k != "EDGE_STORE");
+            env.push(("EDGE_STORE", pg.url()));
+            env.push(("EDGE_WEBHOOK_URLS", hook_url.clone()));
+            env.push(("EDGE_WEBHOOK_SECRET", WEBHOOK_SECRET.into()));
+            let port = || format!("127.0.0.1:{}", testkit::free_port().unwrap());
+            env.push(("EDGE_HTTPS_ADDR", port()));
+            env.push(("EDGE_HTTP_ADDR", port()));
+            Edge::start(&env, &dir.join(format!("edge{i}.log")))
+        })
+        .collect();
+    let provider = customer_dns(&dns);
+    let (_, before) =
+        edges[0].api("POST", "/v1/connections", Some(json!({"hostname": "before.customer.test"})));
+    create_records(&provider, &before).await;
+
+    pg.stop().unwrap();
+    let (status, err) =
+        edges[1].api("POST", "/v1/connections", Some(json!({"hostname": "during.customer.test"})));
+    assert_eq!((status, err["code"].as_str()), (500, Some("Internal")), "{err}");
+    pg.restart().unwrap();
+
+    // Both edges work again; the connection made before the restart and one
+    // made after it go live, each live event delivered.
+    let (status, after) =
+        edges[1].api("POST", "/v1/connections", Some(json!({"hostname": "after.customer.test"})));
+    assert_eq!(status, 201, "{after}");
+    create_records(&provider, &after).await;
+    for (edge, c) in [(&edges[1], &before), (&edges[0], &after)] {
+        let id = c["id"].as_str().unwrap();
+        let (status, v) = edge.api("POST", &format!("/v1/connections/{id}/verify"), None);
+        assert_eq!(status, 200, "{v}");
+        edge.wait_state(id, "live").await;
+    }
+    let start = Instant::now();
+    loop {
+        let live: Vec<String> = events_of(&deliveries, "domain.live")
+            .iter()
+            .map(|e| e["hostname"].as_str().unwrap().to_owned())
+            .collect();
+        if live.contains(&"before.customer.test".to_owned())
+            && live.contains(&"after.customer.test".to_owned())
+        {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "live events: {live:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -9,7 +9,7 @@
 //! dns-vs-dnsperf acme-vs-lego` (default: all). `--quick` finishes in under
 //! five minutes (fewer certificates, names and rounds); the full run in under 30.
 //! `--merge` keeps the rows of `results.json` that this run did not measure
-//! (to re-run one comparison).
+//! (to re-run one comparison; `run --merge render` only rewrites the table).
 
 use std::{
     fmt::Write as _,
@@ -127,7 +127,8 @@ fn main() -> Result<(), Error> {
         let kept = previous.into_iter().filter(|r| !fresh.contains(&(r.metric.clone(), r.peer.clone())));
         rows = kept.chain(rows).collect();
     }
-    let markdown = render(&rows, quick, started.elapsed().as_secs_f64(), &failures);
+    let merged = args.iter().any(|a| a == "--merge");
+    let markdown = render(&rows, quick, merged, started.elapsed().as_secs_f64(), &failures);
     std::fs::write(crate_dir.join("RESULTS.md"), &markdown)?;
     std::fs::write(crate_dir.join("results.json"), serde_json::to_string_pretty(&rows)?)?;
     let _ = std::fs::remove_file(&results_file);
@@ -221,19 +222,39 @@ fn machine() -> String {
     out
 }
 
-fn render(rows: &[Row], quick: bool, secs: f64, failures: &[String]) -> String {
+/// How to read the table: what each comparison does and where it is unfair.
+const NOTES: &str = "\n## Notes\n\n\
+- Everything runs on one 2-core machine: servers, peers and load generators share the cores; \
+ours and nginx/HAProxy/Caddy get two workers/threads each.\n\
+- Handshakes: a new TLS 1.3 connection per request (no resumption), SNI round-robin over all \
+certificates, one small HTTP request forwarded to the same upstream; the client skips \
+certificate verification on both sides alike (each side's certificates are verified before measuring).\n\
+- On-demand: a fresh pebble per side and round (Debian's pebble 2.4 stalls new accounts after a \
+round of failed orders). Caddy 2.6.2 answers most of the 100 simultaneous first handshakes at once \
+with a failure (its on-demand issuance is throttled), which is why its latency and total are short: \
+they are over the few it served. Ours issues all 100 while the handshakes wait; the CA-side limit \
+is a token bucket shaped like Let's Encrypt's 300 orders per 3 hours (acme_core::OrderLimit).\n\
+- lego runs once per name (its CLI issues one certificate per run); ours orders 10 at a time.\n\
+- dnsperf and our checker both run single-threaded with at most 100 queries in flight.\n";
+
+fn render(rows: &[Row], quick: bool, merged: bool, secs: f64, failures: &[String]) -> String {
     let now = time::OffsetDateTime::now_utc();
     let mut md = String::from("# Benchmark results\n\n");
+    let duration = if merged { String::new() } else { format!(" in {secs:.0} s") };
     let _ = writeln!(
         md,
-        "Written by `benches/run{}` on {}-{:02}-{:02} in {:.0} s. Every comparison runs ours and the peer \
+        "Written by `benches/run{}` on {}-{:02}-{:02}{duration}. Every comparison runs ours and the peer \
          in the same run on 127.0.0.1, alternating; medians of the rounds, spread beside them.\n",
         if quick { " --quick" } else { "" },
         now.year(),
         u8::from(now.month()),
         now.day(),
-        secs
     );
+    if merged {
+        md.push_str(
+            "Some rows were re-measured by a later run with `--merge`; the others come from the run before it.\n\n",
+        );
+    }
     md.push_str(&machine());
     md.push_str("\n| metric | ours | peer | peer's | ratio | target | met? | spread |\n|---|---|---|---|---|---|---|---|\n");
     for r in rows {
@@ -254,6 +275,7 @@ fn render(rows: &[Row], quick: bool, secs: f64, failures: &[String]) -> String {
     if !failures.is_empty() {
         let _ = writeln!(md, "\nFailed to run: {}", failures.join("; "));
     }
+    md.push_str(NOTES);
     md
 }
 

@@ -261,7 +261,11 @@ async fn a_flood_of_refused_names_reaches_neither_ca_nor_store_and_memory_stays_
     assert_eq!(s.asked.load(Ordering::SeqCst), 10_000, "each new name asked once");
     assert_eq!(s.issued.1.load(Ordering::SeqCst), 0, "zero requests to the CA");
     assert!(s.storage.list(&Prefix::new("certs").unwrap()).await.unwrap().is_empty(), "zero storage writes");
-    assert_eq!(s.storage.list(&Prefix::new("").unwrap()).await.unwrap(), stored_before, "nothing stored at all");
+    assert_eq!(
+        s.storage.list(&Prefix::new("").unwrap()).await.unwrap(),
+        stored_before,
+        "nothing stored at all"
+    );
     // 9,000 refused names: bounded growth (the ask cache), not per-connection state.
     assert!(grown < 32 << 20, "resident memory grew by {grown} bytes");
 }

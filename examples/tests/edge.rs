@@ -66,24 +66,15 @@ async fn webhook_receiver() -> (String, Deliveries) {
 
 /// The platform's application behind the proxy.
 async fn upstream() -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut s, _)) = listener.accept().await else { continue };
-            tokio::spawn(async move {
-                let mut buf = [0u8; 4096];
-                let _ = s.read(&mut buf).await;
-                let body = "hello from upstream\n";
-                let response = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = s.write_all(response.as_bytes()).await;
-            });
-        }
-    });
-    addr
+    testkit::tcp_server(|mut s| async move {
+        let mut buf = [0u8; 4096];
+        let _ = s.read(&mut buf).await;
+        let body = "hello from upstream\n";
+        let response =
+            format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+        let _ = s.write_all(response.as_bytes()).await;
+    })
+    .await
 }
 
 /// One `edge` process.

@@ -179,23 +179,16 @@ async fn passthrough_reaches_the_backend_whose_certificate_the_client_sees() {
 
 /// A TCP upstream that answers each read with the bytes uppercased.
 async fn shouting_upstream() -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut s, _)) = listener.accept().await else { continue };
-            tokio::spawn(async move {
-                let mut buf = [0u8; 1024];
-                while let Ok(n @ 1..) = s.read(&mut buf).await {
-                    buf[..n].make_ascii_uppercase();
-                    if s.write_all(&buf[..n]).await.is_err() {
-                        break;
-                    }
-                }
-            });
+    testkit::tcp_server(|mut s| async move {
+        let mut buf = [0u8; 1024];
+        while let Ok(n @ 1..) = s.read(&mut buf).await {
+            buf[..n].make_ascii_uppercase();
+            if s.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
         }
-    });
-    addr
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

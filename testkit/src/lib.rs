@@ -12,6 +12,7 @@ mod pebble;
 mod ports;
 mod postgres;
 mod process;
+mod tcp;
 
 pub use dns::{DnsServer, DnsServerBuilder, TSIG_KEY_NAME, Zone};
 pub use error::TestkitError;
@@ -19,3 +20,4 @@ pub use http01::{TokenLookup, serve_http01};
 pub use pebble::{PebbleBuilder, PebbleServer};
 pub use ports::free_port;
 pub use postgres::PostgresServer;
+pub use tcp::tcp_server;

@@ -16,7 +16,7 @@ use std::{
 
 use acme_core::{CertManager, CertRequest, Issuer, LocalCaIssuer, ManagerConfig};
 use cert_store::{CertStore, FileStorage};
-use rustls_pki_types::{CertificateDer, ServerName, pem::PemObject};
+use rustls_pki_types::ServerName;
 use sni_proxy::{Proxy, SniResolver, TlsConfig};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -78,14 +78,7 @@ async fn drive(count: usize) -> Result<(), Error> {
     }
     println!("stored in {:.1} s", started.elapsed().as_secs_f64());
 
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(CertificateDer::from_pem_slice(root_pem.as_bytes())?)?;
-    let client =
-        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
+    let connector = benches::connector_trusting(&root_pem)?;
     let me = std::env::current_exe()?;
     let mut starts = Vec::new();
     for round in 0..5 {

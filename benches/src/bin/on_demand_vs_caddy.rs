@@ -24,7 +24,7 @@ use std::{
 
 use acme_core::{AcmeIssuer, CertManager, ManagerConfig};
 use cert_store::{CertStore, FileStorage};
-use rustls_pki_types::{CertificateDer, ServerName, pem::PemObject};
+use rustls_pki_types::ServerName;
 use sni_proxy::{Http80Config, HttpAskPolicy, OnDemand, Proxy, SniResolver, TlsConfig};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -109,14 +109,7 @@ struct Outcome {
 }
 
 async fn hundred_new_names(port: u16, prefix: &str, root_pem: &str) -> Result<Outcome, Error> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(CertificateDer::from_pem_slice(root_pem.as_bytes())?)?;
-    let config =
-        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let connector = benches::connector_trusting(root_pem)?;
     let start = Instant::now();
     let tasks: Vec<_> = (0..CLIENTS)
         .map(|i| {

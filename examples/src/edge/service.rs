@@ -422,13 +422,20 @@ impl Edge {
                 c.next_check_at = now + dns_backoff(c.failed_checks);
                 self.repo.put(c).await.map_err(Into::into)
             }
-            Verdict::Unknown(detail) => {
-                c.last_error =
-                    Some(error_body("LookupFailed", format!("DNS lookup failed, will retry: {detail}")));
-                c.next_check_at = now + Duration::from_secs(30);
-                self.repo.put(c).await.map_err(Into::into)
-            }
+            Verdict::Unknown(detail) => self.lookup_failed(c, &detail, now).await,
         }
+    }
+
+    /// A lookup failed: nothing is concluded, the state stays, checked again soon.
+    async fn lookup_failed(
+        &self,
+        c: &mut Connection,
+        detail: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), ApiError> {
+        c.last_error = Some(error_body("LookupFailed", format!("DNS lookup failed, will retry: {detail}")));
+        c.next_check_at = now + Duration::from_secs(30);
+        self.repo.put(c).await.map_err(Into::into)
     }
 
     async fn issue(&self, c: &mut Connection) -> Result<(), ApiError> {
@@ -506,12 +513,7 @@ impl Edge {
                 self.repo.put(c).await.map_err(Into::into)
             }
             // A failed lookup is never drift.
-            Verdict::Unknown(detail) => {
-                c.last_error =
-                    Some(error_body("LookupFailed", format!("DNS lookup failed, will retry: {detail}")));
-                c.next_check_at = now + Duration::from_secs(30);
-                self.repo.put(c).await.map_err(Into::into)
-            }
+            Verdict::Unknown(detail) => self.lookup_failed(c, &detail, now).await,
         }
     }
 

@@ -447,6 +447,13 @@ async fn widget_tokens_grant_one_connection_and_two_routes() {
         Command::new("curl").args(["-s", &format!("http://{}/v1/openapi.json", edge.api)]).output().unwrap();
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(doc["paths"]["/v1/connections/{id}/records:check"].is_object(), "{doc}");
+    // Ids that cannot be ours (control characters, slashes, dots): 404, never a 500.
+    for bad in ["%06", "..", "a%2Fb", "%C3%BFR", "zz"] {
+        for (method, path) in [("GET", ""), ("DELETE", ""), ("POST", "/verify"), ("POST", "/certificate")] {
+            let (status, err) = edge.api(method, &format!("/v1/connections/{bad}{path}"), None);
+            assert!([404, 415].contains(&status), "{method} {bad}{path}: {status} {err}");
+        }
+    }
     // Oversized and malformed bodies: a 4xx with a JSON error, nothing created.
     let huge = json!({"hostname": "x".repeat(100 * 1024)});
     let (status, err) = edge.api("POST", "/v1/connections", Some(huge));
@@ -733,5 +740,44 @@ async fn two_edges_recover_from_a_postgres_restart_and_lose_no_event() {
         assert!(start.elapsed() < Duration::from_secs(60), "live events: {live:?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schemathesis_finds_no_server_error_and_no_undocumented_response() {
+    let dns = dns();
+    let dir = temp_dir("schemathesis");
+    let mut env = base_env(&dns, &dir);
+    let port = || format!("127.0.0.1:{}", testkit::free_port().unwrap());
+    env.push(("EDGE_HTTPS_ADDR", port()));
+    env.push(("EDGE_HTTP_ADDR", port()));
+    env.push(("WORKER_ENABLED", "0".into()));
+    let edge = Edge::start(&env, &dir.join("edge.log"));
+    // Every check but "schema-valid data is accepted": the schema cannot say
+    // which strings are hostnames, and refusing "0" with 400 is right.
+    let out = Command::new("st")
+        .args([
+            "run",
+            &format!("http://{}/v1/openapi.json", edge.api),
+            "-H",
+            &format!("Authorization: Bearer {KEY}"),
+        ])
+        .args([
+            "--checks",
+            "all",
+            "--exclude-checks",
+            "positive_data_acceptance",
+            "--max-examples",
+            "25",
+            "--seed",
+            "7",
+        ])
+        .env("SCHEMATHESIS_TELEMETRY", "false")
+        .output()
+        .expect("schemathesis (`st`, from PyPI: pip install schemathesis; scripts/test installs it)");
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{report}");
+    let log = std::fs::read_to_string(dir.join("edge.log")).unwrap();
+    assert!(!log.contains("internal error"), "a 5xx was logged");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -89,6 +89,7 @@ fn body<T>(json: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
 #[serde(deny_unknown_fields)]
 pub struct CreateConnection {
     /// The customer's hostname, e.g. `shop.customer.com`.
+    #[schema(min_length = 1, max_length = 253)]
     pub hostname: String,
     /// The plan (default `free`).
     pub plan: Option<String>,
@@ -119,10 +120,13 @@ pub struct ConnectionPage {
 
 /// Paging query.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Paging {
     /// Page number, from 1 (default 1).
+    #[param(minimum = 1)]
     page: Option<usize>,
     /// Items per page, 1–100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     per_page: Option<usize>,
 }
 
@@ -144,8 +148,18 @@ pub struct AskAnswer {
     pub allow: bool,
 }
 
+/// The connection in the path.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct ConnectionId {
+    /// The connection's id.
+    #[allow(dead_code)]
+    id: String,
+}
+
 /// Ask query.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AskQuery {
     /// The server name of the handshake.
     domain: String,
@@ -153,7 +167,8 @@ pub struct AskQuery {
 
 #[utoipa::path(post, path = "/v1/connections", request_body = CreateConnection, security(("api_key" = [])),
     responses((status = 201, body = Connection), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 402, body = ErrorBody), (status = 409, body = ErrorBody)))]
+        (status = 402, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn create(
     State(s): State<ApiState>,
     headers: HeaderMap,
@@ -176,21 +191,25 @@ async fn create(
 }
 
 #[utoipa::path(get, path = "/v1/connections", params(Paging), security(("api_key" = [])),
-    responses((status = 200, body = ConnectionPage), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = ConnectionPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 async fn list(
     State(s): State<ApiState>,
     headers: HeaderMap,
-    Query(paging): Query<Paging>,
+    paging: Result<Query<Paging>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<ConnectionPage>, ApiError> {
     s.require_key(&headers)?;
+    let Query(paging) = paging.map_err(|e| ApiError::invalid_request(e.body_text()))?;
+    let per_page = paging.per_page.unwrap_or(20);
+    let page = paging.page.unwrap_or(1);
+    if !(1..=100).contains(&per_page) || page == 0 {
+        return Err(ApiError::invalid_request("page starts at 1; per_page is 1 to 100"));
+    }
     let all = s.edge.repo.list().await?;
-    let per_page = paging.per_page.unwrap_or(20).clamp(1, 100);
-    let page = paging.page.unwrap_or(1).max(1);
     let items = all.iter().skip((page - 1).saturating_mul(per_page)).take(per_page).cloned().collect();
     Ok(Json(ConnectionPage { items, page, per_page, total: all.len() }))
 }
 
-#[utoipa::path(get, path = "/v1/connections/{id}", security(("api_key" = [])),
+#[utoipa::path(get, path = "/v1/connections/{id}", params(ConnectionId), security(("api_key" = [])),
     responses((status = 200, body = Connection), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn get_one(
     State(s): State<ApiState>,
@@ -201,7 +220,7 @@ async fn get_one(
     Ok(Json(s.edge.get(&id).await?))
 }
 
-#[utoipa::path(delete, path = "/v1/connections/{id}", security(("api_key" = [])),
+#[utoipa::path(delete, path = "/v1/connections/{id}", params(ConnectionId), security(("api_key" = [])),
     responses((status = 200, body = Connection), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn archive(
     State(s): State<ApiState>,
@@ -212,7 +231,7 @@ async fn archive(
     Ok(Json(s.edge.archive(&id).await?))
 }
 
-#[utoipa::path(post, path = "/v1/connections/{id}/verify", security(("api_key" = []), ("widget_token" = [])),
+#[utoipa::path(post, path = "/v1/connections/{id}/verify", params(ConnectionId), security(("api_key" = []), ("widget_token" = [])),
     responses((status = 200, body = Connection), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn verify(
     State(s): State<ApiState>,
@@ -225,7 +244,7 @@ async fn verify(
     s.edge.advance(&id, true, 1).await?.map(Json).ok_or_else(ApiError::not_found)
 }
 
-#[utoipa::path(get, path = "/v1/connections/{id}/records:check", security(("api_key" = []), ("widget_token" = [])),
+#[utoipa::path(get, path = "/v1/connections/{id}/records:check", params(ConnectionId), security(("api_key" = []), ("widget_token" = [])),
     responses((status = 200, body = RecordsCheck), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn records_check(
     State(s): State<ApiState>,
@@ -236,7 +255,7 @@ async fn records_check(
     Ok(Json(s.edge.check_records(&id).await?))
 }
 
-#[utoipa::path(get, path = "/v1/connections/{id}/activity", security(("api_key" = [])),
+#[utoipa::path(get, path = "/v1/connections/{id}/activity", params(ConnectionId), security(("api_key" = [])),
     responses((status = 200, body = Vec<Object>, description = "events, newest first"),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn activity(
@@ -249,9 +268,10 @@ async fn activity(
     Ok(Json(s.edge.activity.read(&c.hostname).await?))
 }
 
-#[utoipa::path(post, path = "/v1/connections/{id}/certificate", request_body = UploadCertificate, security(("api_key" = [])),
+#[utoipa::path(post, path = "/v1/connections/{id}/certificate", params(ConnectionId), request_body = UploadCertificate, security(("api_key" = [])),
     responses((status = 200, body = Connection), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody)))]
+        (status = 404, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
 async fn upload_certificate(
     State(s): State<ApiState>,
     headers: HeaderMap,
@@ -263,7 +283,7 @@ async fn upload_certificate(
     Ok(Json(s.edge.upload_certificate(&id, &upload.certificate_pem, &upload.private_key_pem).await?))
 }
 
-#[utoipa::path(post, path = "/v1/connections/{id}/widget-token", security(("api_key" = [])),
+#[utoipa::path(post, path = "/v1/connections/{id}/widget-token", params(ConnectionId), security(("api_key" = [])),
     responses((status = 200, body = WidgetToken), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn widget_token(
     State(s): State<ApiState>,

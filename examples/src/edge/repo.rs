@@ -47,13 +47,19 @@ impl Repo {
         Self { storage }
     }
 
+    /// Whether `id` has the shape of our ids (hex): anything else names no
+    /// connection and is never used in a storage key.
+    #[must_use]
+    pub fn is_id(id: &str) -> bool {
+        !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_hexdigit())
+    }
+
     /// One connection.
     ///
     /// # Errors
     /// When the storage fails or the record is unreadable.
     pub async fn get(&self, id: &str) -> Result<Option<Connection>, StorageError> {
-        // Ids are ours (hex); anything else cannot name a connection.
-        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if !Self::is_id(id) {
             return Ok(None);
         }
         let key = connection_key(id)?;

@@ -283,6 +283,9 @@ impl Edge {
     /// # Errors
     /// `NotFound`.
     pub async fn archive(&self, id: &str) -> Result<Connection, ApiError> {
+        if !Repo::is_id(id) {
+            return Err(ApiError::not_found());
+        }
         let _work = self.repo.lock_connection(id).await?;
         let mut c = self.get(id).await?;
         if c.state == DomainState::Archived {
@@ -315,6 +318,9 @@ impl Edge {
         chain_pem: &str,
         key_pem: &str,
     ) -> Result<Connection, ApiError> {
+        if !Repo::is_id(id) {
+            return Err(ApiError::not_found());
+        }
         let _work = self.repo.lock_connection(id).await?;
         let mut c = self.get(id).await?;
         if c.state == DomainState::Archived {
@@ -368,6 +374,9 @@ impl Edge {
     /// # Errors
     /// `NotFound`; storage failures.
     pub async fn advance(&self, id: &str, wait: bool, steps: usize) -> Result<Option<Connection>, ApiError> {
+        if !Repo::is_id(id) {
+            return Err(ApiError::not_found());
+        }
         let _work = if wait {
             self.repo.lock_connection(id).await?
         } else {

@@ -139,6 +139,42 @@ fn walk(dir: &Path, prefix: &str, out: &mut Vec<Key>) -> Result<(), StorageError
 struct LeaseRecord {
     holder: String,
     expires_unix_ms: u128,
+    /// The holding process (this machine): a lease whose process is gone is
+    /// free at once instead of at its expiry. Absent in older records.
+    #[serde(default)]
+    process: Option<ProcessId>,
+}
+
+/// A process on this machine: pid plus its start time, so that a reused pid
+/// is not mistaken for the holder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct ProcessId {
+    pid: u32,
+    started: u64,
+}
+
+impl ProcessId {
+    /// The start time (clock ticks since boot) of `pid`, from `/proc` (Linux).
+    fn start_time(pid: u32) -> Option<u64> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // Field 22; fields after the parenthesised command name, which may hold spaces.
+        let after_name = stat.rsplit_once(')')?.1;
+        after_name.split_whitespace().nth(19)?.parse().ok()
+    }
+
+    fn current() -> Option<Self> {
+        let pid = std::process::id();
+        Some(Self { pid, started: Self::start_time(pid)? })
+    }
+
+    /// Known to be gone: no such process, or another one with its pid.
+    /// `false` when it cannot tell (no `/proc`): the expiry decides then.
+    fn is_gone(self) -> bool {
+        if !Path::new("/proc/self/stat").exists() {
+            return false;
+        }
+        Self::start_time(self.pid) != Some(self.started)
+    }
 }
 
 fn now_ms() -> u128 {
@@ -248,9 +284,17 @@ impl Storage for FileStorage {
         self.blocking(move |_| {
             with_lease_file(&path, |current| {
                 let now = now_ms();
-                let free = current.as_ref().is_none_or(|r| r.holder == holder || r.expires_unix_ms <= now);
+                let free = current.as_ref().is_none_or(|r| {
+                    r.holder == holder
+                        || r.expires_unix_ms <= now
+                        || r.process.is_some_and(ProcessId::is_gone)
+                });
                 if free {
-                    let record = LeaseRecord { holder, expires_unix_ms: now + ttl.as_millis() };
+                    let record = LeaseRecord {
+                        holder,
+                        expires_unix_ms: now + ttl.as_millis(),
+                        process: ProcessId::current(),
+                    };
                     (true, Some(Some(record)))
                 } else {
                     (false, None)
@@ -266,7 +310,11 @@ impl Storage for FileStorage {
         self.blocking(move |_| {
             with_lease_file(&path, |current| match current {
                 Some(r) if r.holder == holder => {
-                    let record = LeaseRecord { holder, expires_unix_ms: now_ms() + ttl.as_millis() };
+                    let record = LeaseRecord {
+                        holder,
+                        expires_unix_ms: now_ms() + ttl.as_millis(),
+                        process: ProcessId::current(),
+                    };
                     (true, Some(Some(record)))
                 }
                 _ => (false, None),

@@ -470,7 +470,15 @@ impl<S: Storage + ?Sized> Issuer for AcmeIssuer<S> {
         }
         for attempt in 1..=BAD_NONCE_ATTEMPTS {
             let mut published = Vec::new();
-            let result = self.order(request, &mut published).await;
+            // A CA that stops answering mid-request must not hold the name
+            // forever: the whole order is bounded, then retried as temporary.
+            let bound = self.poll + Duration::from_secs(60);
+            let result = match tokio::time::timeout(bound, self.order(request, &mut published)).await {
+                Ok(result) => result,
+                Err(_) => Err(OrderError::Failed(IssueError::CaUnavailable(format!(
+                    "the CA did not complete the order within {bound:?}"
+                )))),
+            };
             self.undo(&published).await;
             match result {
                 Ok(bundle) => return Ok(bundle),

@@ -20,6 +20,10 @@ pub struct Config {
     /// target of the customer's `_acme-challenge` CNAME; needs `--rfc2136-*`).
     #[arg(long, env = "EDGE_CHALLENGE", default_value = "http-01")]
     pub challenge: String,
+    /// Longest wait for the CA to validate and issue, in seconds (the whole
+    /// order is bounded by this plus a minute, then retried).
+    #[arg(long, env = "EDGE_ACME_TIMEOUT_SECS", default_value = "60")]
+    pub acme_timeout_secs: u64,
     /// Contact e-mail for the ACME account.
     #[arg(long, env = "EDGE_ACME_EMAIL")]
     pub acme_email: Option<String>,

@@ -90,7 +90,9 @@ fn issuer(
             )));
         }
     };
-    let mut acme = AcmeIssuer::new(&config.issuer, store).with_challenge(kind);
+    let mut acme = AcmeIssuer::new(&config.issuer, store)
+        .with_challenge(kind)
+        .with_poll_timeout(Duration::from_secs(config.acme_timeout_secs.max(1)));
     if let Some(solver) = dns01 {
         acme = acme.with_dns01(solver);
     }

@@ -415,9 +415,13 @@ impl<S: Storage + ?Sized> Inner<S> {
     /// One round: unfinished orders, due retries, due renewals, warnings.
     async fn maintain(&self) {
         let now = self.clock.now();
-        // Orders a crashed process left behind.
+        // Orders a crashed process left behind (not the ones this process
+        // is working on right now: their own `ensure` is running).
         for request in self.records::<CertRequest>("pending").await {
-            let _ = self.ensure(&request).await;
+            let busy = request.primary().is_some_and(|name| self.name_lock(name).try_lock().is_err());
+            if !busy {
+                let _ = self.ensure(&request).await;
+            }
         }
         // Failures whose retry time has come.
         for record in self.records::<RetryRecord>("retry").await {

@@ -376,3 +376,41 @@ async fn swapping_a_certificate_keeps_long_connections_and_serves_the_new_one() 
     long.read_exact(&mut buf).await.unwrap();
     assert_eq!(&buf, b"still here");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_full_new_connections_wait_and_open_ones_are_unaffected() {
+    let ca = LocalCaIssuer::new(Arc::new(MemoryStorage::new()));
+    let resolver = Arc::new(SniResolver::new());
+    resolver.insert_bundle(&ca.issue(&CertRequest::new(["shop.example.com"])).await.unwrap()).unwrap();
+    let mut config = TlsConfig::new(resolver, ChallengeResponses::default(), common::echo_upstream().await);
+    config.max_connections = 2;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(serve_tls(listener, config));
+    let connector =
+        tokio_rustls::TlsConnector::from(Arc::new(common::client_config(ca.root_pem().await.unwrap())));
+    let open = |connector: tokio_rustls::TlsConnector| async move {
+        let tcp = tokio::net::TcpStream::connect(addr).await?;
+        connector.connect(ServerName::try_from("shop.example.com").unwrap(), tcp).await
+    };
+    let mut first = open(connector.clone()).await.unwrap();
+    let mut second = open(connector.clone()).await.unwrap();
+    // Full: the third waits in the accept queue (its handshake does not finish)…
+    let third = tokio::spawn(open(connector.clone()));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!third.is_finished(), "a third connection was served while two were open");
+    // …while the open ones keep working.
+    for tls in [&mut first, &mut second] {
+        tls.write_all(b"still here").await.unwrap();
+        let mut buf = [0u8; 10];
+        tls.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"still here");
+    }
+    // A slot frees up: the waiting one is served.
+    drop(first);
+    let mut third = tokio::time::timeout(Duration::from_secs(30), third).await.unwrap().unwrap().unwrap();
+    third.write_all(b"in").await.unwrap();
+    let mut buf = [0u8; 2];
+    third.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"in");
+}

@@ -5,7 +5,7 @@
 //!
 //! `benches/run [--quick] [NAME …]` installs the peers and calls this; or
 //! `cargo run --release -p benches --bin run -- [--quick] [NAME …]`, NAME among
-//! `criterion mem-per-cert cold-start proxy-vs-peers on-demand-vs-caddy
+//! `criterion mem-per-cert cold-start proxy-vs-peers slowloris on-demand-vs-caddy
 //! dns-vs-dnsperf acme-vs-lego` (default: all). `--quick` finishes in under
 //! five minutes (fewer certificates, names and rounds); the full run in under 30.
 //! `--merge` keeps the rows of `results.json` that this run did not measure
@@ -33,6 +33,7 @@ const PROGRAMS: &[Program] = &[
     Program { name: "mem-per-cert", full: &[], quick: &[] },
     Program { name: "cold-start", full: &[], quick: &["--quick"] },
     Program { name: "proxy-vs-peers", full: &[], quick: &["--quick"] },
+    Program { name: "slowloris", full: &[], quick: &["--quick"] },
     Program { name: "on-demand-vs-caddy", full: &[], quick: &["--quick"] },
     Program { name: "dns-vs-dnsperf", full: &[], quick: &["2000"] },
     Program { name: "acme-vs-lego", full: &[], quick: &["10"] },

@@ -774,6 +774,7 @@ async fn schemathesis_finds_no_server_error_and_no_undocumented_response() {
             "7",
         ])
         .env("SCHEMATHESIS_TELEMETRY", "false")
+        .current_dir(&dir) // its cache stays out of the repository
         .output()
         .expect("schemathesis (`st`, from PyPI: pip install schemathesis; scripts/test installs it)");
     let report = String::from_utf8_lossy(&out.stdout);

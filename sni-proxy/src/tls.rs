@@ -142,48 +142,9 @@ pub async fn serve_tls_until(
         let (config, terminate, challenge) =
             (Arc::clone(&config), Arc::clone(&terminate), Arc::clone(&challenge));
         tokio::spawn(async move {
-            let started = tokio::time::Instant::now();
-            if config.routes.has_passthrough() {
-                match tokio::time::timeout(config.handshake_timeout, peek_sni(&tcp)).await {
-                    Ok(sni) => {
-                        let sni = sni.unwrap_or_default();
-                        if let Route::Passthrough(backend) = config.routes.route(&sni) {
-                            passthrough(tcp, peer, &sni, backend, started, config.idle_timeout).await;
-                            drop(permit);
-                            return;
-                        }
-                    }
-                    Err(_) => {
-                        tracing::debug!(%peer, "timed out waiting for the ClientHello");
-                        drop(permit);
-                        return;
-                    }
-                }
-            }
-            match handshake(tcp, peer, &config, &terminate, &challenge).await {
-                Err(reason) => tracing::debug!(%peer, %reason, "handshake failed"),
-                Ok(Handshaken::Challenge { sni }) => tracing::info!(%peer, %sni, "answered TLS-ALPN-01"),
-                Ok(Handshaken::Terminated { sni, mut tls }) => {
-                    let Route::Terminate(upstream) = config.routes.route(&sni) else {
-                        // The route became passthrough during the handshake: too late for this one.
-                        let _ = tls.shutdown().await;
-                        drop(permit);
-                        return;
-                    };
-                    match TcpStream::connect(upstream).await {
-                        Ok(upstream) => {
-                            let _ = upstream.set_nodelay(true);
-                            let copied = splice(*tls, upstream, config.idle_timeout).await;
-                            tracing::info!(%peer, %sni, route = "terminate", ?copied, duration = ?started.elapsed(), "connection closed");
-                        }
-                        Err(e) => {
-                            tracing::warn!(%peer, %sni, error = %e, "upstream unreachable");
-                            let _ = tls.shutdown().await;
-                        }
-                    }
-                }
-            }
-            drop(permit);
+            // The permit is returned when the connection is done, however it ends.
+            let _permit = permit;
+            serve_connection(tcp, peer, &config, &terminate, &challenge).await;
         });
     }
     drop(listener);
@@ -192,6 +153,51 @@ pub async fn serve_tls_until(
     match tokio::time::timeout(drain, permits.acquire_many(all)).await {
         Ok(_) => 0,
         Err(_) => max - permits.available_permits(),
+    }
+}
+
+/// One accepted connection: passed through, answered as a TLS-ALPN-01
+/// challenge, or terminated and forwarded, as its route says.
+async fn serve_connection(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    config: &TlsConfig,
+    terminate: &Arc<ServerConfig>,
+    challenge: &Arc<ServerConfig>,
+) {
+    let started = tokio::time::Instant::now();
+    if config.routes.has_passthrough() {
+        let Ok(sni) = tokio::time::timeout(config.handshake_timeout, peek_sni(&tcp)).await else {
+            tracing::debug!(%peer, "timed out waiting for the ClientHello");
+            return;
+        };
+        let sni = sni.unwrap_or_default();
+        if let Route::Passthrough(backend) = config.routes.route(&sni) {
+            passthrough(tcp, peer, &sni, backend, started, config.idle_timeout).await;
+            return;
+        }
+    }
+    match handshake(tcp, peer, config, terminate, challenge).await {
+        Err(reason) => tracing::debug!(%peer, %reason, "handshake failed"),
+        Ok(Handshaken::Challenge { sni }) => tracing::info!(%peer, %sni, "answered TLS-ALPN-01"),
+        Ok(Handshaken::Terminated { sni, mut tls }) => {
+            let Route::Terminate(upstream) = config.routes.route(&sni) else {
+                // The route became passthrough during the handshake: too late for this one.
+                let _ = tls.shutdown().await;
+                return;
+            };
+            match TcpStream::connect(upstream).await {
+                Ok(upstream) => {
+                    let _ = upstream.set_nodelay(true);
+                    let copied = splice(*tls, upstream, config.idle_timeout).await;
+                    tracing::info!(%peer, %sni, route = "terminate", ?copied, duration = ?started.elapsed(), "connection closed");
+                }
+                Err(e) => {
+                    tracing::warn!(%peer, %sni, error = %e, "upstream unreachable");
+                    let _ = tls.shutdown().await;
+                }
+            }
+        }
     }
 }
 

@@ -51,7 +51,7 @@ pub use issuer::{CertRequest, Issuer, KeyAlgorithm};
 pub use lifecycle::{DomainState, InvalidTransition, TRANSITIONS};
 pub use local_ca::LocalCaIssuer;
 pub use manager::{CertManager, CertStatus, ManagerConfig};
-pub use order_limit::OrderLimit;
+pub use order_limit::{OrderLimit, TokenBucket};
 pub use renewal::{RenewalAction, RenewalPolicy};
 pub use retry::RetryPolicy;
 pub use solver::{ChallengeKind, ChallengeResponses, Dns01Solver, stored_http01, stored_tls_alpn01};

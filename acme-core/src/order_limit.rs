@@ -23,9 +23,7 @@ use std::{
 /// ```
 #[derive(Debug)]
 pub struct OrderLimit {
-    burst: f64,
-    per_token: Duration,
-    state: Mutex<(f64, Instant)>,
+    bucket: Mutex<TokenBucket>,
 }
 
 impl Default for OrderLimit {
@@ -39,8 +37,9 @@ impl OrderLimit {
     /// `burst` orders per `period`, starting full.
     #[must_use]
     pub fn new(burst: u32, period: Duration) -> Self {
-        let burst = f64::from(burst.max(1));
-        Self { burst, per_token: period.div_f64(burst), state: Mutex::new((burst, Instant::now())) }
+        let burst = burst.max(1);
+        let per_second = f64::from(burst) / period.as_secs_f64().max(f64::MIN_POSITIVE);
+        Self { bucket: Mutex::new(TokenBucket::full(burst, per_second, Instant::now())) }
     }
 
     /// Takes one order's token, or says how long until one is available.
@@ -48,16 +47,57 @@ impl OrderLimit {
     /// # Errors
     /// The wait until the next token.
     pub fn try_take(&self) -> Result<(), Duration> {
-        let mut state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let now = Instant::now();
-        let refilled = now.duration_since(state.1).as_secs_f64() / self.per_token.as_secs_f64();
-        let tokens = (state.0 + refilled).min(self.burst);
-        if tokens >= 1.0 {
-            *state = (tokens - 1.0, now);
-            Ok(())
+        self.bucket.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take(Instant::now())
+    }
+}
+
+/// A token bucket: up to `capacity` tokens, refilled continuously at
+/// `per_second`. The one rate limiter of the workspace (CA orders here,
+/// on-demand asks in sni-proxy).
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use acme_core::TokenBucket;
+/// let start = Instant::now();
+/// let mut bucket = TokenBucket::full(1, 0.5, start);
+/// assert!(bucket.take(start).is_ok());
+/// assert_eq!(bucket.take(start), Err(Duration::from_secs(2)));
+/// assert!(bucket.take(start + Duration::from_secs(2)).is_ok());
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct TokenBucket {
+    capacity: f64,
+    per_second: f64,
+    tokens: f64,
+    at: Instant,
+}
+
+impl TokenBucket {
+    /// A full bucket at `now`.
+    #[must_use]
+    pub fn full(capacity: u32, per_second: f64, now: Instant) -> Self {
+        let capacity = f64::from(capacity);
+        Self { capacity, per_second: per_second.max(0.0), tokens: capacity, at: now }
+    }
+
+    /// Takes a token at `now`, or says how long until one is there
+    /// (`Duration::MAX` when the bucket never refills).
+    ///
+    /// # Errors
+    /// The wait until the next token.
+    pub fn take(&mut self, now: Instant) -> Result<(), Duration> {
+        let refill = now.saturating_duration_since(self.at).as_secs_f64() * self.per_second;
+        self.tokens = (self.tokens + refill).min(self.capacity);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            return Ok(());
+        }
+        let missing = 1.0 - self.tokens;
+        if self.per_second > 0.0 {
+            Err(Duration::try_from_secs_f64(missing / self.per_second).unwrap_or(Duration::MAX))
         } else {
-            *state = (tokens, now);
-            Err(self.per_token.mul_f64(1.0 - tokens))
+            Err(Duration::MAX)
         }
     }
 }

@@ -8,7 +8,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use acme_core::{CertManager, CertRequest, IssueError};
+use acme_core::{CertManager, CertRequest, IssueError, TokenBucket};
 use async_trait::async_trait;
 use cert_store::{CertBundle, Storage};
 use http_body_util::Empty;
@@ -157,23 +157,10 @@ pub struct Rate {
     pub per_minute: u32,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Bucket {
-    tokens: f64,
-    at: Instant,
-}
-
-impl Bucket {
-    fn take(&mut self, rate: Rate, now: Instant) -> bool {
-        let refill = now.duration_since(self.at).as_secs_f64() * f64::from(rate.per_minute) / 60.0;
-        self.tokens = (self.tokens + refill).min(f64::from(rate.burst));
-        self.at = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
+impl Rate {
+    /// A full bucket of this rate.
+    fn bucket(self, now: Instant) -> TokenBucket {
+        TokenBucket::full(self.burst, f64::from(self.per_minute) / 60.0, now)
     }
 }
 
@@ -181,9 +168,8 @@ impl Bucket {
 /// client address (an abuser's random names cost the policy nothing).
 #[derive(Debug)]
 pub struct AskLimits {
-    global: Rate,
     per_client: Rate,
-    buckets: Mutex<(Bucket, HashMap<IpAddr, Bucket>)>,
+    buckets: Mutex<(TokenBucket, HashMap<IpAddr, TokenBucket>)>,
 }
 
 /// Client addresses remembered by [`AskLimits`] before the table is reset.
@@ -193,9 +179,7 @@ impl AskLimits {
     /// Limits with the given global and per-client rates.
     #[must_use]
     pub fn new(global: Rate, per_client: Rate) -> Self {
-        let now = Instant::now();
-        let full = Bucket { tokens: f64::from(global.burst), at: now };
-        Self { global, per_client, buckets: Mutex::new((full, HashMap::new())) }
+        Self { per_client, buckets: Mutex::new((global.bucket(Instant::now()), HashMap::new())) }
     }
 
     /// Takes a token for `client` (and a global one); `false` when either is empty.
@@ -206,9 +190,8 @@ impl AskLimits {
         if clients.len() >= MAX_TRACKED_CLIENTS && !clients.contains_key(&client) {
             clients.clear();
         }
-        let per_client = self.per_client;
-        let bucket = clients.entry(client).or_insert(Bucket { tokens: f64::from(per_client.burst), at: now });
-        bucket.take(per_client, now) && global.take(self.global, now)
+        let bucket = clients.entry(client).or_insert_with(|| self.per_client.bucket(now));
+        bucket.take(now).is_ok() && global.take(now).is_ok()
     }
 }
 

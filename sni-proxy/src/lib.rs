@@ -27,6 +27,7 @@
 //! how many there are; [`SniResolver::with_capacity`] bounds memory.
 
 mod http80;
+mod names;
 mod on_demand;
 mod proxy;
 mod resolver;

@@ -4,6 +4,8 @@
 use std::{collections::HashMap, hash::BuildHasher, sync::Arc};
 
 use arc_swap::ArcSwap;
+
+use crate::names::{MAX_NAME, exact_then_wildcard, normalize};
 use rustls::{
     server::{ClientHello, ResolvesServerCert},
     sign::CertifiedKey,
@@ -12,8 +14,6 @@ use rustls::{
 /// Number of independently swapped shards: an update copies one shard
 /// (1/256 of the names), never the whole table.
 const SHARDS: usize = 256;
-/// The longest DNS name.
-const MAX_NAME: usize = 253;
 
 /// foldhash: fast on short keys and seeded per process, so names chosen by
 /// clients cannot be aimed at one bucket.
@@ -51,21 +51,6 @@ impl Default for SniResolver {
     fn default() -> Self {
         Self::new()
     }
-}
-
-/// Lowercases `name` (without a trailing dot) into `buf`; `None` when it is
-/// too long or not ASCII.
-fn normalize<'b>(name: &str, buf: &'b mut [u8; MAX_NAME]) -> Option<&'b str> {
-    let name = name.strip_suffix('.').unwrap_or(name);
-    let bytes = name.as_bytes();
-    if bytes.len() > MAX_NAME || !name.is_ascii() {
-        return None;
-    }
-    let out = &mut buf[..bytes.len()];
-    for (o, b) in out.iter_mut().zip(bytes) {
-        *o = b.to_ascii_lowercase();
-    }
-    std::str::from_utf8(out).ok()
 }
 
 impl SniResolver {
@@ -175,22 +160,7 @@ impl SniResolver {
     /// The certificate for `server_name`: exact, then `*.<parent>`.
     #[must_use]
     pub fn lookup(&self, server_name: &str) -> Option<Arc<CertifiedKey>> {
-        let mut buf = [0u8; MAX_NAME];
-        let (len, dot) = {
-            let name = normalize(server_name, &mut buf)?;
-            if let Some(key) = self.shard_of(name).load().get(name) {
-                return Some(Arc::clone(key));
-            }
-            (name.len(), name.find('.')?)
-        };
-        if dot == 0 || dot + 1 >= len {
-            return None;
-        }
-        // "a.example.com" → "*.example.com", written over the first label's
-        // last byte and its dot: no allocation.
-        buf[dot - 1] = b'*';
-        let wildcard = std::str::from_utf8(&buf[dot - 1..len]).ok()?;
-        self.shard_of(wildcard).load().get(wildcard).cloned()
+        exact_then_wildcard(server_name, |name| self.shard_of(name).load().get(name).cloned())
     }
 
     /// How many names are served.

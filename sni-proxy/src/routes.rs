@@ -4,6 +4,8 @@ use std::{collections::HashMap, net::SocketAddr};
 
 use arc_swap::ArcSwap;
 
+use crate::names::exact_then_wildcard;
+
 /// What the TLS listener does with a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
@@ -13,6 +15,11 @@ pub enum Route {
     /// The raw TLS bytes, ClientHello included, are spliced to this backend,
     /// which terminates TLS itself.
     Passthrough(SocketAddr),
+}
+
+/// How a name is stored: lowercase, without trailing dots.
+fn route_key(name: &str) -> Box<str> {
+    name.trim_end_matches('.').to_ascii_lowercase().into()
 }
 
 type Map = HashMap<Box<str>, Route, foldhash::fast::RandomState>;
@@ -63,21 +70,14 @@ impl Routes {
     /// Routes `name` (exact, or `*.suffix` for one level) to `route`,
     /// replacing any previous route for it.
     pub fn set(&self, name: &str, route: Route) {
-        let key: Box<str> = name.trim_end_matches('.').to_ascii_lowercase().into();
-        self.table.rcu(|table| {
-            let mut table = Table::clone(table);
-            table.map.insert(key.clone(), route);
-            table.recount()
-        });
+        self.set_many([(name.to_owned(), route)]);
     }
 
     /// Sets many routes with one swap of the table (loading thousands of
     /// names one by one would copy the table each time).
     pub fn set_many(&self, routes: impl IntoIterator<Item = (String, Route)>) {
-        let new: Vec<(Box<str>, Route)> = routes
-            .into_iter()
-            .map(|(name, route)| (name.trim_end_matches('.').to_ascii_lowercase().into(), route))
-            .collect();
+        let new: Vec<(Box<str>, Route)> =
+            routes.into_iter().map(|(name, route)| (route_key(&name), route)).collect();
         self.table.rcu(|table| {
             let mut table = Table::clone(table);
             table.map.extend(new.iter().cloned());
@@ -87,10 +87,10 @@ impl Routes {
 
     /// Removes the route of `name`; it takes the wildcard or default again.
     pub fn remove(&self, name: &str) {
-        let key = name.trim_end_matches('.').to_ascii_lowercase();
+        let key = route_key(name);
         self.table.rcu(|table| {
             let mut table = Table::clone(table);
-            table.map.remove(key.as_str());
+            table.map.remove(&key);
             table.recount()
         });
     }
@@ -104,18 +104,10 @@ impl Routes {
     #[must_use]
     pub fn route(&self, sni: &str) -> Route {
         let table = self.table.load();
-        if !table.map.is_empty() {
-            let name = sni.trim_end_matches('.').to_ascii_lowercase();
-            if let Some(route) = table.map.get(name.as_str()) {
-                return *route;
-            }
-            if let Some((_, parent)) = name.split_once('.')
-                && let Some(route) = table.map.get(format!("*.{parent}").as_str())
-            {
-                return *route;
-            }
+        if table.map.is_empty() {
+            return table.default;
         }
-        table.default
+        exact_then_wildcard(sni, |name| table.map.get(name).copied()).unwrap_or(table.default)
     }
 
     /// Whether any name (or the default) is passed through: only then does

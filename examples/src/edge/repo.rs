@@ -99,8 +99,20 @@ impl Repo {
     /// # Errors
     /// When the storage fails or the lease stays taken.
     pub async fn lock_hostname(&self, hostname: &str) -> Result<LeaseGuard, StorageError> {
-        let name = Key::new(format!("edge-claim-{hostname}"))?;
-        self.storage.lock_timeout(&name, WORK_LEASE_TTL, Duration::from_secs(30)).await
+        self.lock(&format!("edge-claim-{hostname}"), Duration::from_secs(30)).await
+    }
+
+    /// Holds the lease under which a plan's connections are counted against
+    /// its quota (waits up to 30 s).
+    ///
+    /// # Errors
+    /// When the storage fails or the lease stays taken.
+    pub async fn lock_quota(&self, plan: &str) -> Result<LeaseGuard, StorageError> {
+        self.lock(&format!("edge-quota-{plan}"), Duration::from_secs(30)).await
+    }
+
+    async fn lock(&self, name: &str, wait: Duration) -> Result<LeaseGuard, StorageError> {
+        self.storage.lock_timeout(&Key::new(name)?, WORK_LEASE_TTL, wait).await
     }
 
     /// Holds the connection's work lease, if no other edge holds it.
@@ -116,8 +128,7 @@ impl Repo {
     /// # Errors
     /// When the storage fails or the lease stays taken.
     pub async fn lock_connection(&self, id: &str) -> Result<LeaseGuard, StorageError> {
-        let name = Key::new(format!("edge-work-{id}"))?;
-        self.storage.lock_timeout(&name, WORK_LEASE_TTL, Duration::from_secs(60)).await
+        self.lock(&format!("edge-work-{id}"), Duration::from_secs(60)).await
     }
 
     /// The connection holding `hostname`'s claim, if it still does.

@@ -4,7 +4,7 @@
 use std::{sync::Arc, time::Duration};
 
 use acme_core::{ActivityLog, CertManager, CertRequest, DomainState, Event, EventKind, EventSink};
-use cert_store::{CertBundle, CertStore, Provenance, Storage};
+use cert_store::{CertBundle, CertStore, LeaseGuard, Provenance, Storage};
 use dns_verify::{Checker, Expectation, Hostname, RecordReport, RecordStatus, Requirements, SanStatus};
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -190,7 +190,7 @@ impl Edge {
         if self.repo.claim_holder(host.as_str()).await?.is_some() {
             return Err(ApiError::hostname_conflict(host.as_str()));
         }
-        let _quota = self.repo.lock_hostname(&format!("quota-{plan}")).await?;
+        let _quota = self.repo.lock_quota(plan).await?;
         let used = self
             .repo
             .list()
@@ -283,11 +283,7 @@ impl Edge {
     /// # Errors
     /// `NotFound`.
     pub async fn archive(&self, id: &str) -> Result<Connection, ApiError> {
-        if !Repo::is_id(id) {
-            return Err(ApiError::not_found());
-        }
-        let _work = self.repo.lock_connection(id).await?;
-        let mut c = self.get(id).await?;
+        let (_work, mut c) = self.locked(id, true).await?.ok_or_else(ApiError::not_found)?;
         if c.state == DomainState::Archived {
             return Ok(c);
         }
@@ -318,11 +314,7 @@ impl Edge {
         chain_pem: &str,
         key_pem: &str,
     ) -> Result<Connection, ApiError> {
-        if !Repo::is_id(id) {
-            return Err(ApiError::not_found());
-        }
-        let _work = self.repo.lock_connection(id).await?;
-        let mut c = self.get(id).await?;
+        let (_work, mut c) = self.locked(id, true).await?.ok_or_else(ApiError::not_found)?;
         if c.state == DomainState::Archived {
             return Err(ApiError::not_found());
         }
@@ -367,17 +359,14 @@ impl Edge {
         Ok(self.repo.claim_holder(host.as_str()).await?.is_some())
     }
 
-    /// Moves a connection as far as it can go now (check, verify, issue,
-    /// drift), at most `steps` state changes. `wait`: wait for another
-    /// worker holding it (API), else skip it.
-    ///
-    /// # Errors
-    /// `NotFound`; storage failures.
-    pub async fn advance(&self, id: &str, wait: bool, steps: usize) -> Result<Option<Connection>, ApiError> {
+    /// The connection's work lease and the connection, read under it.
+    /// `wait`: wait for another worker holding it, else `None` when held.
+    /// Ids that cannot be ours are `NotFound` before any storage key is made.
+    async fn locked(&self, id: &str, wait: bool) -> Result<Option<(LeaseGuard, Connection)>, ApiError> {
         if !Repo::is_id(id) {
             return Err(ApiError::not_found());
         }
-        let _work = if wait {
+        let guard = if wait {
             self.repo.lock_connection(id).await?
         } else {
             match self.repo.try_lock_connection(id).await? {
@@ -385,7 +374,17 @@ impl Edge {
                 None => return Ok(None),
             }
         };
-        let mut c = self.get(id).await?;
+        Ok(Some((guard, self.get(id).await?)))
+    }
+
+    /// Moves a connection as far as it can go now (check, verify, issue,
+    /// drift), at most `steps` state changes. `wait`: wait for another
+    /// worker holding it (API), else skip it.
+    ///
+    /// # Errors
+    /// `NotFound`; storage failures.
+    pub async fn advance(&self, id: &str, wait: bool, steps: usize) -> Result<Option<Connection>, ApiError> {
+        let Some((_work, mut c)) = self.locked(id, wait).await? else { return Ok(None) };
         for _ in 0..steps {
             let before = c.state;
             match c.state {

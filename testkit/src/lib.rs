@@ -7,6 +7,7 @@
 
 mod dns;
 mod error;
+mod fault_proxy;
 mod http01;
 mod pebble;
 mod ports;
@@ -16,6 +17,7 @@ mod tcp;
 
 pub use dns::{DnsServer, DnsServerBuilder, TSIG_KEY_NAME, Zone};
 pub use error::TestkitError;
+pub use fault_proxy::{Exchange, Fault, FaultPlan, FaultProxy};
 pub use http01::{TokenLookup, serve_http01};
 pub use pebble::{PebbleBuilder, PebbleServer};
 pub use ports::free_port;

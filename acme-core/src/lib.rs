@@ -50,7 +50,7 @@ pub use events::{ACTIVITY_LOG_LIMIT, ActivityLog, Event, EventKind, EventSink};
 pub use issuer::{CertRequest, Issuer, KeyAlgorithm};
 pub use lifecycle::{DomainState, InvalidTransition, TRANSITIONS};
 pub use local_ca::LocalCaIssuer;
-pub use manager::{CertManager, CertStatus, ManagerConfig};
+pub use manager::{CertManager, CertStatus, ManagerConfig, RetryState};
 pub use order_limit::{OrderLimit, TokenBucket};
 pub use renewal::{RenewalAction, RenewalPolicy};
 pub use retry::RetryPolicy;

@@ -54,6 +54,9 @@ pub struct ManagerConfig {
     /// Ttl of the per-name issuance lease shared by processes (default 2 min,
     /// renewed while the order runs).
     pub lease_ttl: Duration,
+    /// How many retries and renewals one maintenance round runs at once
+    /// (default 8).
+    pub concurrency: usize,
     /// Start the background task at construction (default). Set to `false`
     /// when the challenge listeners are not bound yet, and call
     /// [`CertManager::start_background`] once they are (sni-proxy's
@@ -68,21 +71,28 @@ impl Default for ManagerConfig {
             retry: RetryPolicy::default(),
             check_interval: Duration::from_secs(600),
             lease_ttl: Duration::from_secs(120),
+            concurrency: 8,
             background_at_start: true,
         }
     }
 }
 
-/// A failure remembered for retrying (`retry/<name>`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct RetryRecord {
-    request: CertRequest,
-    attempts: usize,
+/// A failure remembered for retrying (`retry/<name>`): what
+/// [`CertManager::retry_state`] reports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetryState {
+    /// The request to issue again.
+    pub request: CertRequest,
+    /// Failed attempts since the last success.
+    pub attempts: usize,
+    /// When the first of them failed.
     #[serde(with = "time::serde::rfc3339")]
-    first_failure: OffsetDateTime,
+    pub first_failure: OffsetDateTime,
+    /// When the background task tries again; `None`: given up, a person must act.
     #[serde(with = "time::serde::rfc3339::option")]
-    next_at: Option<OffsetDateTime>,
-    class: ErrorClass,
+    pub next_at: Option<OffsetDateTime>,
+    /// The class of the last failure.
+    pub class: ErrorClass,
 }
 
 struct Inner<S: Storage + ?Sized> {
@@ -227,6 +237,17 @@ impl<S: Storage + ?Sized> CertManager<S> {
             .get(name)
             .copied()
             .unwrap_or(CertStatus::Pending)
+    }
+
+    /// The retry state of a name whose last attempt failed; `None` once it
+    /// succeeded (or never failed).
+    ///
+    /// # Errors
+    /// When the storage fails.
+    pub async fn retry_state(&self, name: &str) -> Result<Option<RetryState>, StorageError> {
+        let Ok(key) = retry_key(name) else { return Ok(None) };
+        let bytes = self.inner.store.storage().get(&key).await?;
+        Ok(bytes.and_then(|b| serde_json::from_slice(&b).ok()))
     }
 
     /// The activity log of `hostname`, newest first.
@@ -380,7 +401,7 @@ impl<S: Storage + ?Sized> Inner<S> {
     async fn record_failure(&self, request: &CertRequest, primary: &str, error: &IssueError) {
         let now = self.clock.now();
         let Ok(key) = retry_key(primary) else { return };
-        let previous: Option<RetryRecord> =
+        let previous: Option<RetryState> =
             self.store.storage().get(&key).await.ok().flatten().and_then(|b| serde_json::from_slice(&b).ok());
         let (attempts, first_failure) = previous.map_or((0, now), |p| (p.attempts, p.first_failure));
         let failing_for = (now - first_failure).try_into().unwrap_or_default();
@@ -390,7 +411,7 @@ impl<S: Storage + ?Sized> Inner<S> {
             }
             RetryDecision::GiveUp => None,
         };
-        let record = RetryRecord {
+        let record = RetryState {
             request: request.clone(),
             attempts: attempts + 1,
             first_failure,
@@ -417,18 +438,18 @@ impl<S: Storage + ?Sized> Inner<S> {
         let now = self.clock.now();
         // Orders a crashed process left behind (not the ones this process
         // is working on right now: their own `ensure` is running).
-        for request in self.records::<CertRequest>("pending").await {
-            let busy = request.primary().is_some_and(|name| self.name_lock(name).try_lock().is_err());
-            if !busy {
-                let _ = self.ensure(&request).await;
-            }
-        }
+        let unfinished =
+            self.records::<CertRequest>("pending").await.into_iter().filter(|request| {
+                request.primary().is_none_or(|name| self.name_lock(name).try_lock().is_ok())
+            });
+        self.ensure_all(unfinished).await;
         // Failures whose retry time has come.
-        for record in self.records::<RetryRecord>("retry").await {
-            if record.next_at.is_some_and(|t| t <= now) {
-                let _ = self.ensure(&record.request).await;
-            }
-        }
+        let due = self
+            .records::<RetryState>("retry")
+            .await
+            .into_iter()
+            .filter_map(|record| record.next_at.is_some_and(|t| t <= now).then_some(record.request));
+        self.ensure_all(due).await;
         // Renewals and warnings, from the expiry index.
         // Certificates within 30 days of their default renewal time are also
         // asked about the CA's renewal window (ARI), which may be earlier.
@@ -456,6 +477,17 @@ impl<S: Storage + ?Sized> Inner<S> {
                 RenewalAction::Wait { .. } => {}
             }
         }
+    }
+
+    /// Ensures every request, `config.concurrency` at a time; outcomes are
+    /// recorded by `ensure` itself (status, events, retry records).
+    async fn ensure_all(&self, requests: impl Iterator<Item = CertRequest>) {
+        use futures_util::StreamExt;
+        futures_util::stream::iter(requests)
+            .for_each_concurrent(self.config.concurrency.max(1), |request| async move {
+                let _ = self.ensure(&request).await;
+            })
+            .await;
     }
 
     /// Publishes `Expiring` once per threshold (30, 14, 7, 1 days, expired).

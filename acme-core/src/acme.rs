@@ -5,9 +5,10 @@ use std::{path::PathBuf, sync::Arc, time::Duration};
 use async_trait::async_trait;
 use cert_store::{CertBundle, CertStore, Key, Leases, Provenance, Storage};
 use instant_acme::{
-    Account, AccountCredentials, AuthorizationStatus, ChallengeType, Identifier, NewAccount, NewOrder,
-    OrderStatus, RetryPolicy as PollPolicy,
+    Account, AccountCredentials, AuthorizationStatus, ChallengeStatus, ChallengeType, Identifier, NewAccount,
+    NewOrder, OrderStatus, RetryPolicy as PollPolicy,
 };
+use serde::{Deserialize, Serialize};
 use tokio::sync::OnceCell;
 
 use crate::{
@@ -66,6 +67,18 @@ macro_rules! nonce_retry {
 
 /// Orders placed again after repeated `badNonce` before giving up.
 const BAD_NONCE_ATTEMPTS: usize = 10;
+
+/// An order placed and not finished (`acme-orders/<digest>`): the next
+/// attempt for the same names resumes it instead of placing another, so a
+/// lost answer (or a crash) never costs a second order or a second
+/// certificate.
+#[derive(Debug, Serialize, Deserialize)]
+struct OrderRecord {
+    url: String,
+    names: Vec<String>,
+    /// The key of the CSR, saved before finalization is requested.
+    key_pem: Option<String>,
+}
 
 /// What was published for one authorization, to undo afterwards.
 enum Published {
@@ -278,11 +291,111 @@ impl<S: Storage + ?Sized> AcmeIssuer<S> {
         published: &mut Vec<Published>,
     ) -> Result<CertBundle, OrderError> {
         let account = self.account().await?;
-        self.orders.try_take().map_err(|wait| IssueError::RateLimited { retry_after: Some(wait) })?;
-        let identifiers: Vec<Identifier> = request.names.iter().map(|n| Identifier::Dns(n.clone())).collect();
-        let mut order = nonce_retry!(account.new_order(&NewOrder::new(&identifiers)).await)?;
+        let record_key = self.order_key(request)?;
+        let (mut order, key_pem) = match self.resume(account, &record_key, request).await? {
+            Some(resumed) => resumed,
+            None => {
+                self.orders.try_take().map_err(|wait| IssueError::RateLimited { retry_after: Some(wait) })?;
+                let identifiers: Vec<Identifier> =
+                    request.names.iter().map(|n| Identifier::Dns(n.clone())).collect();
+                let order = nonce_retry!(account.new_order(&NewOrder::new(&identifiers)).await)?;
+                let record =
+                    OrderRecord { url: order.url().to_owned(), names: request.names.clone(), key_pem: None };
+                self.remember_order(&record_key, &record).await;
+                (order, None)
+            }
+        };
         let policy = PollPolicy::default().timeout(self.poll);
+        // Finalization was requested before (its answer may have been lost):
+        // only the certificate is left to fetch, with the key saved then.
+        let key_pem = match (order.state().status, key_pem) {
+            (OrderStatus::Processing | OrderStatus::Valid, Some(key_pem)) => key_pem,
+            _ => self.validate_and_finalize(&mut order, request, &record_key, &policy, published).await?,
+        };
+        let chain_pem = nonce_retry!(order.poll_certificate(&policy).await)?;
+        let bundle = CertBundle::from_pem(
+            &chain_pem,
+            &key_pem,
+            Provenance::Acme { directory: self.directory.clone() },
+        )
+        .map_err(|e| IssueError::CaUnavailable(format!("the CA returned an unusable certificate: {e}")))?;
+        Ok(bundle.with_primary_name(request.primary().unwrap_or_default()))
+    }
 
+    /// Where the unfinished order for `request` is remembered.
+    fn order_key(&self, request: &CertRequest) -> Result<Key, IssueError> {
+        let digest = short_digest(&format!("{}\n{}", self.directory, request.names.join("\n")));
+        Key::new(format!("acme-orders/{digest}")).map_err(|e| IssueError::Storage(e.to_string()))
+    }
+
+    async fn remember_order(&self, key: &Key, record: &OrderRecord) {
+        let saved = match serde_json::to_vec(record) {
+            Ok(bytes) => self.store.storage().put(key, &bytes).await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(e) = saved {
+            tracing::warn!(error = %e, "could not remember an order: a retry will place a new one");
+        }
+    }
+
+    async fn forget_order(&self, request: &CertRequest) {
+        if let Ok(key) = self.order_key(request) {
+            let _ = self.store.storage().delete(&key).await;
+        }
+    }
+
+    /// The remembered order for `request`, if the CA still has it in a
+    /// state that can finish, with the key saved at finalization.
+    ///
+    /// # Errors
+    /// A temporary failure to read it (the record is kept for the next attempt).
+    async fn resume(
+        &self,
+        account: &Account,
+        key: &Key,
+        request: &CertRequest,
+    ) -> Result<Option<(instant_acme::Order, Option<String>)>, OrderError> {
+        let bytes = self.store.storage().get(key).await.map_err(|e| IssueError::Storage(e.to_string()))?;
+        let Some(record) = bytes.and_then(|b| serde_json::from_slice::<OrderRecord>(&b).ok()) else {
+            return Ok(None);
+        };
+        let usable = match nonce_retry!(account.order(record.url.clone()).await) {
+            Ok(mut order) => match order.state().status {
+                OrderStatus::Invalid => None,
+                OrderStatus::Processing | OrderStatus::Valid if record.key_pem.is_none() => None,
+                _ if record.names != request.names => None,
+                _ => Some(order),
+            },
+            Err(e) => match IssueError::from(e) {
+                temporary @ (IssueError::CaUnavailable(_) | IssueError::RateLimited { .. }) => {
+                    return Err(temporary.into());
+                }
+                // Gone, or not this account's: start over.
+                _ => None,
+            },
+        };
+        match usable {
+            Some(order) => {
+                tracing::debug!(url = %record.url, "resuming an unfinished order");
+                Ok(Some((order, record.key_pem)))
+            }
+            None => {
+                let _ = self.store.storage().delete(key).await;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Steps 0–3 (authorizations, answers, validation) and finalization;
+    /// returns the key of the CSR.
+    async fn validate_and_finalize(
+        &self,
+        order: &mut instant_acme::Order,
+        request: &CertRequest,
+        record_key: &Key,
+        policy: &PollPolicy,
+        published: &mut Vec<Published>,
+    ) -> Result<String, OrderError> {
         // 0. Fetch every authorization (instant-acme caches them in the order,
         //    so a pass that hit a rejected nonce is simply run again).
         let mut fetched = false;
@@ -383,41 +496,45 @@ impl<S: Storage + ?Sized> AcmeIssuer<S> {
                 ChallengeKind::TlsAlpn01 => ChallengeType::TlsAlpn01,
                 ChallengeKind::Dns01 => ChallengeType::Dns01,
             };
-            if let Some(mut challenge) = authz.challenge(challenge_type) {
+            // A resumed order may have asked already (the challenge is processing).
+            if let Some(mut challenge) = authz.challenge(challenge_type)
+                && challenge.status == ChallengeStatus::Pending
+            {
                 nonce_retry!(challenge.set_ready().await)?;
             }
         }
 
         // 3. Wait for validation; on failure report the CA's own words.
-        let status = nonce_retry!(order.poll_ready(&policy).await)?;
+        let status = nonce_retry!(order.poll_ready(policy).await)?;
         if status != OrderStatus::Ready {
-            return Err(IssueError::ValidationFailed { detail: self.failure_detail(&mut order).await }.into());
+            return Err(IssueError::ValidationFailed { detail: self.failure_detail(order).await }.into());
         }
-        let key_pem = self.finalize(&mut order, request).await?;
-        let chain_pem = nonce_retry!(order.poll_certificate(&policy).await)?;
-        let bundle = CertBundle::from_pem(
-            &chain_pem,
-            &key_pem,
-            Provenance::Acme { directory: self.directory.clone() },
-        )
-        .map_err(|e| IssueError::CaUnavailable(format!("the CA returned an unusable certificate: {e}")))?;
-        Ok(bundle.with_primary_name(request.primary().unwrap_or_default()))
+        self.finalize(order, request, record_key).await
     }
 
     /// Finalizes with a fresh key of the requested algorithm (rcgen), names in
-    /// request order; returns the key as PEM.
+    /// request order; the key is remembered with the order first, so a lost
+    /// answer still ends with a usable certificate. Returns the key as PEM.
     async fn finalize(
         &self,
         order: &mut instant_acme::Order,
         request: &CertRequest,
+        record_key: &Key,
     ) -> Result<String, OrderError> {
         let rcgen_err = |e: rcgen::Error| IssueError::CaUnavailable(format!("CSR: {e}"));
         let key = request.key.generate()?;
         let mut params = rcgen::CertificateParams::new(request.names.clone()).map_err(rcgen_err)?;
         params.distinguished_name = rcgen::DistinguishedName::new();
         let csr = params.serialize_request(&key).map_err(rcgen_err)?;
+        let key_pem = key.serialize_pem();
+        let record = OrderRecord {
+            url: order.url().to_owned(),
+            names: request.names.clone(),
+            key_pem: Some(key_pem.clone()),
+        };
+        self.remember_order(record_key, &record).await;
         nonce_retry!(order.finalize_csr(csr.der()).await)?;
-        Ok(key.serialize_pem())
+        Ok(key_pem)
     }
 
     async fn failure_detail(&self, order: &mut instant_acme::Order) -> String {
@@ -479,10 +596,27 @@ impl<S: Storage + ?Sized> Issuer for AcmeIssuer<S> {
                     "the CA did not complete the order within {bound:?}"
                 )))),
             };
-            self.undo(&published).await;
+            // After a temporary failure the order is resumed by the next
+            // attempt and the CA may still be validating: keep the answers
+            // up (that attempt withdraws them).
+            let resumable = matches!(
+                &result,
+                Err(OrderError::Failed(IssueError::CaUnavailable(_) | IssueError::RateLimited { .. }))
+            );
+            if !resumable {
+                self.undo(&published).await;
+            }
             match result {
-                Ok(bundle) => return Ok(bundle),
-                Err(OrderError::Failed(e)) => return Err(e),
+                Ok(bundle) => {
+                    self.forget_order(request).await;
+                    return Ok(bundle);
+                }
+                Err(OrderError::Failed(e)) => {
+                    if e.class() == crate::ErrorClass::ValidationFailed {
+                        self.forget_order(request).await;
+                    }
+                    return Err(e);
+                }
                 Err(OrderError::BadNonce) => {
                     tracing::debug!(attempt, "badNonce beyond instant-acme's retries; ordering again")
                 }

@@ -345,14 +345,23 @@ impl<S: Storage + ?Sized> Inner<S> {
             self.set_status(&primary, CertStatus::Valid);
             return Ok(bundle);
         }
-        // One issuance per name in this process…
-        let lock = self.name_lock(&primary);
+        self.issue_exclusively(request, &primary, replace).await
+    }
+
+    /// `issue_locked` holding the name: one issuance per name in this
+    /// process (a mutex) and across processes (a storage lease).
+    async fn issue_exclusively(
+        &self,
+        request: &CertRequest,
+        primary: &str,
+        replace: Option<&str>,
+    ) -> Result<Arc<CertBundle>, IssueError> {
+        let lock = self.name_lock(primary);
         let _in_process = lock.lock().await;
-        // …and across processes; then look again: another holder may have issued.
         let lease_name = Key::new(format!("issue/{primary}")).map_err(storage_error)?;
         let lease =
             self.store.storage().lock(&lease_name, self.config.lease_ttl).await.map_err(storage_error)?;
-        let result = self.issue_locked(request, &primary, replace).await;
+        let result = self.issue_locked(request, primary, replace).await;
         lease.release().await;
         result
     }
@@ -363,14 +372,17 @@ impl<S: Storage + ?Sized> Inner<S> {
         primary: &str,
         replace: Option<&str>,
     ) -> Result<Arc<CertBundle>, IssueError> {
+        // Look again under the lease: another holder may have issued.
+        let pending_key = Key::new(format!("pending/{primary}")).map_err(storage_error)?;
         if let Some(bundle) = self.current(request, replace).await? {
+            // A crashed order whose certificate exists after all is finished.
+            let _ = self.store.storage().delete(&pending_key).await;
             let bundle = Arc::new(bundle);
             self.remember(primary, Arc::clone(&bundle));
             self.set_status(primary, CertStatus::Valid);
             return Ok(bundle);
         }
         let renewing = self.store.load(primary).await.ok().flatten().is_some();
-        let pending_key = Key::new(format!("pending/{primary}")).map_err(storage_error)?;
         let request_bytes = serde_json::to_vec(request).map_err(storage_error)?;
         self.store.storage().put(&pending_key, &request_bytes).await.map_err(storage_error)?;
         self.set_status(primary, CertStatus::Issuing);
@@ -438,18 +450,20 @@ impl<S: Storage + ?Sized> Inner<S> {
         let now = self.clock.now();
         // Orders a crashed process left behind (not the ones this process
         // is working on right now: their own `ensure` is running).
+        // They take the locked path at once, which also clears a record
+        // whose certificate was stored before the crash.
         let unfinished =
             self.records::<CertRequest>("pending").await.into_iter().filter(|request| {
-                request.primary().is_none_or(|name| self.name_lock(name).try_lock().is_ok())
+                request.primary().is_some_and(|name| self.name_lock(name).try_lock().is_ok())
             });
-        self.ensure_all(unfinished).await;
+        self.ensure_all(unfinished, true).await;
         // Failures whose retry time has come.
         let due = self
             .records::<RetryState>("retry")
             .await
             .into_iter()
             .filter_map(|record| record.next_at.is_some_and(|t| t <= now).then_some(record.request));
-        self.ensure_all(due).await;
+        self.ensure_all(due, false).await;
         // Renewals and warnings, from the expiry index.
         // Certificates within 30 days of their default renewal time are also
         // asked about the CA's renewal window (ARI), which may be earlier.
@@ -480,12 +494,18 @@ impl<S: Storage + ?Sized> Inner<S> {
     }
 
     /// Ensures every request, `config.concurrency` at a time; outcomes are
-    /// recorded by `ensure` itself (status, events, retry records).
-    async fn ensure_all(&self, requests: impl Iterator<Item = CertRequest>) {
+    /// recorded on the way (status, events, retry records). `locked`: skip
+    /// the unlocked look at the store (unfinished orders).
+    async fn ensure_all(&self, requests: impl Iterator<Item = CertRequest>, locked: bool) {
         use futures_util::StreamExt;
         futures_util::stream::iter(requests)
             .for_each_concurrent(self.config.concurrency.max(1), |request| async move {
-                let _ = self.ensure(&request).await;
+                if locked {
+                    let primary = request.primary().unwrap_or_default().to_owned();
+                    let _ = self.issue_exclusively(&request, &primary, None).await;
+                } else {
+                    let _ = self.ensure(&request).await;
+                }
             })
             .await;
     }

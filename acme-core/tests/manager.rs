@@ -216,6 +216,21 @@ async fn unfinished_orders_resume_when_a_manager_starts() {
     drop(m);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pending_record_whose_certificate_was_stored_is_cleared_without_an_order() {
+    let (store, issuer) = memory_setup();
+    let config = ManagerConfig { background_at_start: false, ..ManagerConfig::default() };
+    let m = CertManager::new(Arc::clone(&store), issuer.clone(), config);
+    m.ensure(&CertRequest::new(["stored.example.com"])).await.unwrap();
+    // The process crashed after saving the certificate, before clearing its record.
+    let key = Key::new("pending/stored.example.com").unwrap();
+    let request = serde_json::to_vec(&CertRequest::new(["stored.example.com"])).unwrap();
+    store.storage().put(&key, &request).await.unwrap();
+    m.maintain().await;
+    assert!(store.storage().get(&key).await.unwrap().is_none(), "the record is cleared");
+    assert_eq!(issuer.count(), 1, "no second order");
+}
+
 /// The local CA, with a renewal window (as an ACME CA's ARI) set by the test.
 struct WithWindow {
     inner: Arc<Counting>,

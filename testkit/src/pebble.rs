@@ -16,6 +16,7 @@ pub struct PebbleBuilder {
     nonce_reject_percent: u8,
     http_port: Option<u16>,
     tls_port: Option<u16>,
+    certificate_validity: Option<Duration>,
 }
 
 impl PebbleBuilder {
@@ -48,6 +49,14 @@ impl PebbleBuilder {
         self
     }
 
+    /// How long the certificates pebble issues are valid (default: pebble's
+    /// five years). Short lifetimes make renewals happen within a test.
+    #[must_use]
+    pub fn certificate_validity(mut self, validity: Duration) -> Self {
+        self.certificate_validity = Some(validity);
+        self
+    }
+
     /// Generates pebble's TLS certificate, writes its config and starts it;
     /// returns once the directory answers.
     ///
@@ -77,9 +86,13 @@ impl PebbleBuilder {
             None => free_port()?,
         };
         let config = format!(
-            r#"{{"pebble":{{"listenAddress":"127.0.0.1:{port}","managementListenAddress":"127.0.0.1:{management_port}","certificate":"{}","privateKey":"{}","httpPort":{http_port},"tlsPort":{tls_port},"ocspResponderURL":"","externalAccountBindingRequired":false}}}}"#,
+            r#"{{"pebble":{{"listenAddress":"127.0.0.1:{port}","managementListenAddress":"127.0.0.1:{management_port}","certificate":"{}","privateKey":"{}","httpPort":{http_port},"tlsPort":{tls_port},"ocspResponderURL":"","externalAccountBindingRequired":false{validity}}}}}"#,
             cert_path.display(),
-            dir.path().join("pebble.key").display()
+            dir.path().join("pebble.key").display(),
+            validity = self
+                .certificate_validity
+                .map(|v| format!(r#","certificateValidityPeriod":{}"#, v.as_secs().max(1)))
+                .unwrap_or_default(),
         );
         let config_path = dir.path().join("pebble.json");
         std::fs::write(&config_path, config)?;
@@ -132,7 +145,13 @@ impl PebbleServer {
     /// A builder with defaults.
     #[must_use]
     pub fn builder() -> PebbleBuilder {
-        PebbleBuilder { dns_server: None, nonce_reject_percent: 0, http_port: None, tls_port: None }
+        PebbleBuilder {
+            dns_server: None,
+            nonce_reject_percent: 0,
+            http_port: None,
+            tls_port: None,
+            certificate_validity: None,
+        }
     }
 
     fn wait_ready(&mut self) -> Result<(), TestkitError> {

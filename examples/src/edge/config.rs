@@ -27,6 +27,13 @@ pub struct Config {
     /// Contact e-mail for the ACME account.
     #[arg(long, env = "EDGE_ACME_EMAIL")]
     pub acme_email: Option<String>,
+    /// Renew this many days before expiry at the latest (earlier when a
+    /// third of the lifetime is left, or when the CA's renewal window says so).
+    #[arg(long, env = "EDGE_RENEW_BEFORE_DAYS", default_value = "30")]
+    pub renew_before_days: u32,
+    /// How often renewals, retries and unfinished orders are looked for, in seconds.
+    #[arg(long, env = "EDGE_MAINTENANCE_INTERVAL_SECS", default_value = "600")]
+    pub maintenance_interval_secs: u64,
 
     /// A directory (filesystem store) or a `postgres://` URL shared by a fleet of edges.
     #[arg(long, env = "EDGE_STORE", default_value = "./data")]

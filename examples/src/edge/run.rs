@@ -4,7 +4,7 @@ use std::{sync::Arc, time::Duration};
 
 use acme_core::{
     AcmeIssuer, ActivityLog, CertManager, ChallengeKind, ChallengeResponses, Dns01Solver, EventSink, Issuer,
-    LocalCaIssuer, ManagerConfig, SystemClock,
+    LocalCaIssuer, ManagerConfig, RenewalPolicy, SystemClock,
 };
 use cert_store::{CertStore, FileStorage, PostgresStorage, Storage};
 use dns_verify::{Authorities, Checker, Requirements, Rfc2136Provider};
@@ -142,6 +142,11 @@ pub async fn run(mut config: Config) -> Result<(), StartError> {
     let manager_config = ManagerConfig {
         background_at_start: false,
         lease_ttl: super::repo::WORK_LEASE_TTL,
+        renewal: RenewalPolicy {
+            before_expiry: time::Duration::days(config.renew_before_days.into()),
+            ..RenewalPolicy::default()
+        },
+        check_interval: Duration::from_secs(config.maintenance_interval_secs.max(1)),
         ..ManagerConfig::default()
     };
     let manager: Arc<CertManager<dyn Storage>> = Arc::new(CertManager::with_clock(

@@ -226,7 +226,21 @@ impl Edge {
     /// # Errors
     /// `NotFound`.
     pub async fn get(&self, id: &str) -> Result<Connection, ApiError> {
-        self.repo.get(id).await?.ok_or_else(ApiError::not_found)
+        let mut c = self.repo.get(id).await?.ok_or_else(ApiError::not_found)?;
+        self.refresh_certificate(&mut c).await;
+        Ok(c)
+    }
+
+    /// Renewals happen outside the connection's lifecycle (the certificate
+    /// manager's background task): a live connection shows the certificate
+    /// stored now.
+    async fn refresh_certificate(&self, c: &mut Connection) {
+        if c.state != DomainState::Live || c.certificate.is_none() {
+            return;
+        }
+        if let Ok(Some(bundle)) = self.store.load(&c.hostname).await {
+            c.certificate = Some(certificate_info(&bundle));
+        }
     }
 
     /// Checks the connection's records now.

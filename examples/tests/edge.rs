@@ -328,6 +328,7 @@ async fn hostname_goes_live_with_pebble_and_drift_is_reported() {
     }
     let (_, activity) = edge.api("GET", &format!("/v1/connections/{id}/activity"), None);
     assert!(activity.as_array().unwrap().iter().any(|e| e["type"] == "issued"), "{activity}");
+    assert_secrets_kept(&dir, &[KEY, WEBHOOK_SECRET]).await;
 
     // A second claim of the same hostname: 409.
     let (status, err) = edge.api("POST", "/v1/connections", Some(json!({"hostname": "shop.customer.test"})));
@@ -692,6 +693,7 @@ async fn dns01_through_the_customers_cname_delegation() {
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "hello from upstream\n");
+    assert_secrets_kept(&dir, &[KEY, dns.tsig_secret_base64()]).await;
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -938,4 +940,49 @@ async fn kill_9_during_renewals_loses_nothing_and_serves_the_renewed_certificate
     assert_store_whole(&dir.join("store"), &hostnames).await;
     println!("5 certificates, 20 kills ({mid_order} during an order): {renewals} renewals recorded");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The secrets of an end-to-end run are nowhere in its debug-level log:
+/// no PEM private key, no certificate key or ACME account key material from
+/// the store, none of `secrets` (API key, webhook secret, TSIG secret …);
+/// and every stored file is 0600 in 0700 directories.
+async fn assert_secrets_kept(dir: &Path, secrets: &[&str]) {
+    use std::os::unix::fs::PermissionsExt;
+    let log = std::fs::read_to_string(dir.join("edge.log")).unwrap();
+    assert!(log.len() > 1000, "the log was captured");
+    assert!(!log.contains("PRIVATE KEY"), "a PEM private key was logged");
+    for secret in secrets {
+        assert!(!log.contains(secret), "a secret was logged: {}…", &secret[..4]);
+    }
+    let store_dir = dir.join("store");
+    let store = cert_store::CertStore::new(Arc::new(cert_store::FileStorage::new(&store_dir).unwrap()));
+    let mut keys = 0;
+    for entry in std::fs::read_dir(store_dir.join("certs")).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        let Some(bundle) = store.load(&name).await.unwrap() else { continue };
+        for line in bundle.key_pem().lines().filter(|l| l.len() > 20) {
+            assert!(!log.contains(line), "{name}: certificate key material logged");
+        }
+        keys += 1;
+    }
+    assert!(keys > 0, "the run stored a certificate");
+    for account in std::fs::read_dir(store_dir.join("accounts")).unwrap() {
+        let credentials: Value =
+            serde_json::from_slice(&std::fs::read(account.unwrap().path()).unwrap()).unwrap();
+        let key = credentials["key_pkcs8"].as_str().unwrap();
+        assert!(!log.contains(key) && !log.contains(&key[..32]), "ACME account key logged");
+    }
+    let mut stack = vec![store_dir];
+    while let Some(d) = stack.pop() {
+        assert_eq!(std::fs::metadata(&d).unwrap().permissions().mode() & 0o777, 0o700, "{}", d.display());
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+                assert_eq!(mode, 0o600, "{}", path.display());
+            }
+        }
+    }
 }

@@ -223,6 +223,37 @@ async fn stopped_server_and_dropped_packets_are_lookup_failures_not_missing() {
     assert_eq!(sans[0].status, SanStatus::Pending);
 }
 
+#[tokio::test]
+async fn servfail_is_a_lookup_failure_never_missing_nor_drift() {
+    // BIND answers SERVFAIL for a zone it is configured for but could not load.
+    let dns = DnsServer::builder()
+        .zone(Zone::new("example.test", "valid A 127.0.0.1\n"))
+        .zone(Zone::unloadable("broken.test"))
+        .start()
+        .unwrap();
+    let c = checker(&[dns.addr()]);
+    let req = requirements();
+    let expectations = req.for_host(&host("shop.broken.test"), Some("tok"));
+    let reports = c.check(&expectations).await;
+    for r in &reports {
+        assert_eq!(r.status, RecordStatus::LookupFailed, "{r:#?}");
+        assert!(r.status.is_temporary());
+        assert!(r.servers[0].detail.as_deref().unwrap().contains("Server Failure"), "{r:#?}");
+    }
+    let sans = c.check_hosts(&req, &[(host("shop.broken.test"), Some("tok".into()))]).await;
+    assert_eq!(sans[0].status, SanStatus::Pending, "not Missing");
+    // A live hostname whose zone starts failing has not drifted.
+    let good: Vec<_> = reports
+        .iter()
+        .cloned()
+        .map(|mut r| {
+            r.status = RecordStatus::Valid;
+            r
+        })
+        .collect();
+    assert!(drift(&good, &reports).is_empty());
+}
+
 fn provider(dns: &DnsServer, zone: &str) -> Rfc2136Provider {
     use base64::Engine;
     let secret = base64::engine::general_purpose::STANDARD.decode(dns.tsig_secret_base64()).unwrap();

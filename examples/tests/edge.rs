@@ -191,6 +191,7 @@ fn dns() -> testkit::DnsServer {
     testkit::DnsServer::builder()
         .zone(testkit::Zone::new("customer.test", "placeholder A 192.0.2.1\n"))
         .zone(testkit::Zone::new("edge.test", "edge A 127.0.0.1\n"))
+        .zone(testkit::Zone::unloadable("broken.test"))
         .recursion(true)
         .start()
         .unwrap()
@@ -475,7 +476,12 @@ async fn widget_tokens_grant_one_connection_and_two_routes() {
     assert_eq!(edge.api("GET", "/v1/connections", None).1["total"], 2);
     // Archive releases the hostname: it can be claimed again.
     assert_eq!(edge.api("DELETE", &format!("/v1/connections/{a}"), None).1["state"], "archived");
-    // The DNS server goes away: a temporary failure, never "missing".
+    // The customer's zone answers SERVFAIL: a temporary failure, never "missing".
+    let (_, s) = edge.api("POST", "/v1/connections", Some(json!({"hostname": "shop.broken.test"})));
+    let (_, still) = edge.api("POST", &format!("/v1/connections/{}/verify", s["id"].as_str().unwrap()), None);
+    assert_eq!(still["state"], "pending_ownership");
+    assert_eq!(still["last_error"]["code"], "LookupFailed", "{still}");
+    // The DNS server goes away: the same.
     dns.stop();
     let (_, still) = edge.api("POST", &format!("/v1/connections/{b}/verify"), None);
     assert_eq!(still["state"], "pending_ownership");

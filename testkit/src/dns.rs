@@ -17,6 +17,7 @@ pub const TSIG_KEY_NAME: &str = "testkit-key";
 pub struct Zone {
     origin: String,
     records: String,
+    unloadable: bool,
 }
 
 impl Zone {
@@ -25,7 +26,19 @@ impl Zone {
     /// (`ns1.<origin>`) and `ns1 A 127.0.0.1` are added.
     #[must_use]
     pub fn new(origin: &str, records: &str) -> Self {
-        Self { origin: origin.trim_end_matches('.').to_owned(), records: records.to_owned() }
+        Self {
+            origin: origin.trim_end_matches('.').to_owned(),
+            records: records.to_owned(),
+            unloadable: false,
+        }
+    }
+
+    /// A zone BIND is configured for but cannot load (a broken zone file):
+    /// it answers SERVFAIL for every name in it, as a real authoritative
+    /// server with a broken zone does.
+    #[must_use]
+    pub fn unloadable(origin: &str) -> Self {
+        Self { unloadable: true, ..Self::new(origin, "this-line-is-not-a-record\n") }
     }
 
     fn file_text(&self) -> String {
@@ -104,7 +117,8 @@ impl DnsServerBuilder {
             .stdout(log.try_clone()?)
             .stderr(log)
             .spawn()?;
-        let mut server = DnsServer { child: Some(child), dir, port, secret, log_path };
+        let unloadable_zones = self.zones.iter().filter(|z| z.unloadable).count();
+        let mut server = DnsServer { child: Some(child), dir, port, secret, log_path, unloadable_zones };
         server.wait_running()?;
         Ok(server)
     }
@@ -131,6 +145,7 @@ pub struct DnsServer {
     port: u16,
     secret: String,
     log_path: PathBuf,
+    unloadable_zones: usize,
 }
 
 impl DnsServer {
@@ -144,7 +159,8 @@ impl DnsServer {
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(30) {
             let log = std::fs::read_to_string(&self.log_path).unwrap_or_default();
-            if log.contains("not loaded due to errors") {
+            let broken = log.matches("not loaded due to errors").count();
+            if broken > self.unloadable_zones {
                 return Err(TestkitError::NotReady { server: "named", seconds: 0, detail: log });
             }
             if log.contains("running") && self.answers_queries() {

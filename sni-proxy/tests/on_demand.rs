@@ -142,11 +142,14 @@ async fn refused_names_never_reach_the_issuer_nor_the_store() {
     assert!(handshake(&s, "evil.example.com").await.is_err());
     assert_eq!(s.asked.load(Ordering::SeqCst), 1, "the refusal is cached per max-age");
     // Names that are not public hostnames are refused before asking.
-    for name in ["localhost", "intranet", "printer.local", "ok.internal"] {
+    for name in ["localhost", "intranet", "printer.local", "ok.internal", "192.0.2.1", "::1", "[::1]"] {
         assert!(!plausible_public_name(name), "{name}");
     }
-    assert!(handshake(&s, "ok.internal").await.is_err());
-    assert_eq!(s.asked.load(Ordering::SeqCst), 1);
+    // An IP address as the server name: clients send no SNI at all.
+    for name in ["localhost", "intranet", "printer.local", "ok.internal", "127.0.0.1"] {
+        assert!(handshake(&s, name).await.is_err(), "{name}");
+    }
+    assert_eq!(s.asked.load(Ordering::SeqCst), 1, "none of them reached the ask policy");
     assert_eq!(s.issued.1.load(Ordering::SeqCst), 0);
     assert!(s.storage.list(&Prefix::new("certs").unwrap()).await.unwrap().is_empty());
 }

@@ -52,6 +52,13 @@ const CRITERION: &[(&str, &str, &str, f64, Option<f64>)] = &[
         1e-6,
         Some(10.0),
     ),
+    (
+        "worker_schedule_1m/due_1000_of_1m",
+        "edge worker: pick the 1,000 due among 1,000,000 connections",
+        "µs",
+        1e-3,
+        None,
+    ),
     ("load_one_of_100k/filesystem", "load one bundle among 100,000, filesystem", "µs", 1e-3, None),
     (
         "postgres_lease/acquire_release_round_trip",
@@ -82,7 +89,8 @@ fn main() -> Result<(), Error> {
         step += 1;
         println!("\n== [{step}/{steps}] criterion micro-benchmarks (cargo bench -p benches)");
         let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-        cmd.args(["bench", "-p", "benches", "--bench", "sni_lookup", "--bench", "cert_store", "--"]);
+        cmd.args(["bench", "-p", "benches", "--bench", "sni_lookup", "--bench", "cert_store"]);
+        cmd.args(["--bench", "edge_schedule", "--"]);
         if quick {
             cmd.arg("--quick");
         }

@@ -112,6 +112,11 @@ pub struct Config {
     /// How often the worker looks for due work, in milliseconds.
     #[arg(long, env = "EDGE_TICK_MS", default_value = "1000")]
     pub tick_ms: u64,
+    /// How often the worker re-reads every connection, in seconds: it sees
+    /// what other edges sharing the store changed within this long (its
+    /// own changes at once).
+    #[arg(long, env = "EDGE_RESCAN_SECS", default_value = "30")]
+    pub rescan_secs: u64,
     /// How often live hostnames are re-checked for drift, in seconds.
     #[arg(long, env = "EDGE_DRIFT_INTERVAL_SECS", default_value = "300")]
     pub drift_interval_secs: u64,
@@ -130,6 +135,12 @@ impl Config {
     #[must_use]
     pub fn tick(&self) -> Duration {
         Duration::from_millis(self.tick_ms.max(10))
+    }
+
+    /// The interval of the worker's full scans.
+    #[must_use]
+    pub fn rescan_interval(&self) -> Duration {
+        Duration::from_secs(self.rescan_secs)
     }
 
     /// The drift re-check interval.

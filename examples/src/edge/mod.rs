@@ -14,5 +14,6 @@ pub mod config;
 pub mod model;
 pub mod repo;
 pub mod run;
+pub mod schedule;
 pub mod service;
 pub mod webhooks;

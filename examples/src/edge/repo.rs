@@ -9,12 +9,16 @@ use std::{sync::Arc, time::Duration};
 
 use cert_store::{Key, LeaseGuard, Leases, Prefix, Storage, StorageError};
 
-use super::model::Connection;
+use acme_core::DomainState;
 
-/// Connection records over a [`Storage`].
+use super::{model::Connection, schedule::Schedule};
+
+/// Connection records over a [`Storage`], with the in-memory [`Schedule`]
+/// of when each is next due (updated by every write through this `Repo`).
 #[derive(Clone)]
 pub struct Repo {
     storage: Arc<dyn Storage>,
+    schedule: Arc<Schedule>,
 }
 
 impl std::fmt::Debug for Repo {
@@ -36,6 +40,11 @@ fn claim_key(hostname: &str) -> Result<Key, StorageError> {
     Key::new(format!("edge/claims/{hostname}"))
 }
 
+/// When the worker next has something to do with `c`: never once archived.
+fn due_at(c: &Connection) -> Option<time::OffsetDateTime> {
+    (c.state != DomainState::Archived).then_some(c.next_check_at)
+}
+
 fn corrupt(key: &Key, e: &serde_json::Error) -> StorageError {
     StorageError::Corrupt { key: key.to_string(), reason: e.to_string() }
 }
@@ -44,7 +53,13 @@ impl Repo {
     /// A repository in `storage`.
     #[must_use]
     pub fn new(storage: Arc<dyn Storage>) -> Self {
-        Self { storage }
+        Self { storage, schedule: Arc::default() }
+    }
+
+    /// When each connection is next due, as far as this edge knows.
+    #[must_use]
+    pub fn schedule(&self) -> &Schedule {
+        &self.schedule
     }
 
     /// Whether `id` has the shape of our ids (hex): anything else names no
@@ -75,7 +90,20 @@ impl Repo {
     /// When the storage fails.
     pub async fn put(&self, connection: &Connection) -> Result<(), StorageError> {
         let bytes = serde_json::to_vec(connection).map_err(|e| StorageError::Backend(e.into()))?;
-        self.storage.put(&connection_key(&connection.id)?, &bytes).await
+        self.storage.put(&connection_key(&connection.id)?, &bytes).await?;
+        self.schedule.set(&connection.id, due_at(connection));
+        Ok(())
+    }
+
+    /// Reads every connection and rebuilds the schedule from them (sees
+    /// what other edges wrote).
+    ///
+    /// # Errors
+    /// When the storage fails.
+    pub async fn scan(&self) -> Result<(), StorageError> {
+        let all = self.list().await?;
+        self.schedule.replace_all(all.iter().map(|c| (c.id.clone(), due_at(c))));
+        Ok(())
     }
 
     /// Every connection, oldest first.

@@ -128,6 +128,9 @@ fn dns_backoff(failed: u32) -> Duration {
     Duration::from_secs(STEPS[(failed.max(1) as usize - 1).min(STEPS.len() - 1)])
 }
 
+/// Connections one worker tick takes on at most (the rest wait for the next tick).
+const MAX_STEPS_PER_TICK: usize = 1000;
+
 fn error_body(code: &str, message: impl Into<String>) -> ErrorBody {
     ErrorBody { code: code.to_owned(), message: message.into(), limit: None, plan: None, upgrade_url: None }
 }
@@ -542,24 +545,20 @@ impl Edge {
     /// One worker round: every due connection advanced (eight at a time, so
     /// one slow issuance does not hold up the rest), webhooks sent.
     pub async fn work_once(self: &Arc<Self>) {
+        if self.repo.schedule().needs_scan(self.config.rescan_interval())
+            && let Err(e) = self.repo.scan().await
+        {
+            tracing::warn!(error = %e, "worker cannot list connections");
+        }
         let now = OffsetDateTime::now_utc();
-        let connections = match self.repo.list().await {
-            Ok(connections) => connections,
-            Err(e) => {
-                tracing::warn!(error = %e, "worker cannot list connections");
-                Vec::new()
-            }
-        };
         let permits = Arc::new(tokio::sync::Semaphore::new(8));
         let mut steps = tokio::task::JoinSet::new();
-        for c in
-            connections.into_iter().filter(|c| c.state != DomainState::Archived && c.next_check_at <= now)
-        {
+        for id in self.repo.schedule().due(now, MAX_STEPS_PER_TICK) {
             let Ok(permit) = Arc::clone(&permits).acquire_owned().await else { break };
             let edge = Arc::clone(self);
             steps.spawn(async move {
-                if let Err(e) = edge.advance(&c.id, false, 4).await {
-                    tracing::warn!(id = %c.id, hostname = %c.hostname, error = %e, "worker step failed");
+                if let Err(e) = edge.advance(&id, false, 4).await {
+                    tracing::warn!(%id, error = %e, "worker step failed");
                 }
                 drop(permit);
             });

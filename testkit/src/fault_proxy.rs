@@ -104,6 +104,9 @@ pub enum Fault {
     RateLimited,
     /// Forwarded after a delay.
     Slow,
+    /// Not injected: the upstream could not be reached or broke the
+    /// exchange, and the client's connection was closed.
+    UpstreamFailed,
 }
 
 impl Fault {
@@ -131,6 +134,8 @@ pub struct Exchange {
     pub location: Option<String>,
     /// The upstream's body, when it is JSON.
     pub body: Option<serde_json::Value>,
+    /// Why the upstream exchange failed ([`Fault::UpstreamFailed`]).
+    pub upstream_error: Option<String>,
     /// When the request arrived.
     pub started: Instant,
     /// When the proxy was done with it.
@@ -276,11 +281,12 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Answer {
         upstream_status: None,
         location: None,
         body: None,
+        upstream_error: None,
         started,
         ended: started,
     };
     let answer = match fault {
-        Fault::DropBefore => Err(Dropped),
+        Fault::DropBefore | Fault::UpstreamFailed => Err(Dropped),
         Fault::ServerError => Ok(problem(500, "urn:ietf:params:acme:error:serverInternal")),
         Fault::Unavailable => Ok(problem(503, "about:blank")),
         Fault::RateLimited => Ok(problem(429, "urn:ietf:params:acme:error:rateLimited")),
@@ -304,7 +310,11 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Answer {
                         Ok(Response::from_parts(parts, Full::new(body)))
                     }
                 }
-                Err(_) => Err(Dropped),
+                Err(e) => {
+                    exchange.fault = Fault::UpstreamFailed;
+                    exchange.upstream_error = Some(e.to_string());
+                    Err(Dropped)
+                }
             }
         }
     };

@@ -241,11 +241,9 @@ impl<S: Storage + ?Sized> AcmeIssuer<S> {
         };
         let credentials: AccountCredentials = serde_json::from_slice(&bytes)
             .map_err(|e| IssueError::Account(format!("stored credentials: {e}")))?;
-        let account = self
-            .builder()?
-            .from_credentials(credentials)
-            .await
-            .map_err(|e| IssueError::Account(e.to_string()))?;
+        // Restoring fetches the directory: a CA that is down or rate
+        // limiting now is temporary, not an account problem.
+        let account = self.builder()?.from_credentials(credentials).await.map_err(account_error)?;
         Ok(Some(account))
     }
 

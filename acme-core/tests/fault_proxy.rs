@@ -22,7 +22,7 @@ use std::{
 
 use acme_core::{
     AcmeIssuer, CertManager, CertRequest, CertStatus, Clock, ErrorClass, Event, EventKind, EventSink,
-    IssueError, ManagerConfig, ManualClock,
+    IssueError, Issuer, ManagerConfig, ManualClock,
 };
 use cert_store::{CertBundle, CertStore, MemoryStorage};
 use futures_util::StreamExt;
@@ -332,4 +332,35 @@ fn failure_of(class: ErrorClass) -> IssueError {
         ErrorClass::CaUnavailable => IssueError::CaUnavailable(String::new()),
         other => panic!("class {other:?} from a transport fault"),
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ca_down_when_the_account_is_restored_is_temporary() {
+    let pebble = PebbleServer::builder().start().unwrap();
+    let proxy = FaultProxy::start(
+        SocketAddr::from(([127, 0, 0, 1], pebble.port())),
+        pebble.tls_root_path(),
+        pebble.tls_root_path(),
+        &pebble.tls_key_path(),
+        FaultPlan::none(),
+    )
+    .await
+    .unwrap();
+    let store = Arc::new(CertStore::new(Arc::new(MemoryStorage::new())));
+    let issuer =
+        || AcmeIssuer::new(&proxy.directory_url(), Arc::clone(&store)).with_root(pebble.tls_root_path());
+    // The account is created (the order itself fails: nobody answers HTTP-01).
+    let first = issuer().with_poll_timeout(Duration::from_secs(5));
+    let _ = first.issue(&CertRequest::new(["restore.example.test"])).await;
+    assert!(store.load_account(&proxy.directory_url()).await.unwrap().is_some());
+    // A restarted process restores it while the CA answers 503 to everything.
+    proxy.set_plan(FaultPlan { unavailable: 1.0, ..FaultPlan::none() });
+    let err = issuer().issue(&CertRequest::new(["restore.example.test"])).await.unwrap_err();
+    assert_eq!(err.class(), ErrorClass::CaUnavailable, "{err}");
+    proxy.set_plan(FaultPlan { rate_limited: 1.0, ..FaultPlan::none() });
+    let err = issuer().issue(&CertRequest::new(["restore.example.test"])).await.unwrap_err();
+    assert!(
+        [ErrorClass::CaUnavailable, ErrorClass::RateLimited].contains(&err.class()),
+        "temporary, not an account problem: {err}"
+    );
 }

@@ -22,6 +22,24 @@ pub enum KeyAlgorithm {
 }
 
 impl KeyAlgorithm {
+    /// The algorithm that renews a certificate whose key is `key_type`:
+    /// the same one where we can generate it, else the default.
+    ///
+    /// ```
+    /// use acme_core::KeyAlgorithm;
+    /// use cert_store::KeyType;
+    /// assert_eq!(KeyAlgorithm::renewing(&KeyType::Rsa { bits: 2048 }), KeyAlgorithm::Rsa2048);
+    /// assert_eq!(KeyAlgorithm::renewing(&KeyType::Ed25519), KeyAlgorithm::EcdsaP256);
+    /// ```
+    #[must_use]
+    pub fn renewing(key_type: &cert_store::KeyType) -> Self {
+        match key_type {
+            cert_store::KeyType::EcdsaP384 => Self::EcdsaP384,
+            cert_store::KeyType::Rsa { .. } => Self::Rsa2048,
+            _ => Self::EcdsaP256,
+        }
+    }
+
     /// A fresh key pair of this algorithm.
     ///
     /// # Errors

@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 
 use crate::{
     ActivityLog, CertRequest, Clock, ErrorClass, Event, EventKind, EventSink, IssueError, Issuer,
-    RenewalAction, RenewalPolicy, RetryDecision, RetryPolicy, SystemClock,
+    KeyAlgorithm, RenewalAction, RenewalPolicy, RetryDecision, RetryPolicy, SystemClock,
 };
 
 /// The state of a certificate name as the manager sees it.
@@ -471,25 +471,36 @@ impl<S: Storage + ?Sized> Inner<S> {
             + (self.config.renewal.before_expiry - time::Duration::days(30)).max(time::Duration::ZERO)
             + time::Duration::days(30);
         let Ok(due) = self.store.due_before(horizon + time::Duration::seconds(1)).await else { return };
-        for (name, _) in due {
-            let Ok(Some(bundle)) = self.store.load(&name).await else { continue };
-            let ari = if bundle.meta().provenance == Provenance::SelfManaged {
-                None
-            } else {
-                self.issuer.renewal_window(&bundle).await
-            };
-            match self.config.renewal.action(bundle.meta(), now, ari) {
-                RenewalAction::Renew => {
-                    let request = CertRequest { names: bundle.meta().names.clone(), key: Default::default() };
-                    let _ = self.ensure_replacing(&request, Some(&bundle.meta().serial)).await;
-                }
-                RenewalAction::Warn { days_left } => self.warn_once(&name, days_left).await,
-                RenewalAction::Expired => {
-                    self.set_status(&name, CertStatus::Expired);
-                    self.warn_once(&name, 0).await;
-                }
-                RenewalAction::Wait { .. } => {}
+        futures_util::StreamExt::for_each_concurrent(
+            futures_util::stream::iter(due),
+            self.config.concurrency.max(1),
+            |(name, _)| async move { self.attend(&name, now).await },
+        )
+        .await;
+    }
+
+    /// Renews, warns about or marks expired the certificate stored as
+    /// `name`, as the renewal policy (and the CA's window) says.
+    async fn attend(&self, name: &str, now: OffsetDateTime) {
+        let Ok(Some(bundle)) = self.store.load(name).await else { return };
+        let ari = if bundle.meta().provenance == Provenance::SelfManaged {
+            None
+        } else {
+            self.issuer.renewal_window(&bundle).await
+        };
+        match self.config.renewal.action(bundle.meta(), now, ari) {
+            RenewalAction::Renew => {
+                let meta = bundle.meta();
+                let request =
+                    CertRequest { names: meta.names.clone(), key: KeyAlgorithm::renewing(&meta.key_type) };
+                let _ = self.ensure_replacing(&request, Some(&meta.serial)).await;
             }
+            RenewalAction::Warn { days_left } => self.warn_once(name, days_left).await,
+            RenewalAction::Expired => {
+                self.set_status(name, CertStatus::Expired);
+                self.warn_once(name, 0).await;
+            }
+            RenewalAction::Wait { .. } => {}
         }
     }
 

@@ -145,6 +145,20 @@ async fn renews_when_due_on_the_injected_clock() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewal_keeps_the_key_algorithm() {
+    let (store, issuer) = memory_setup();
+    let (m, clock) = clocked(Arc::clone(&store), issuer.clone());
+    let mut request = CertRequest::new(["p384.example.com"]);
+    request.key = acme_core::KeyAlgorithm::EcdsaP384;
+    m.ensure(&request).await.unwrap();
+    clock.advance(time::Duration::days(61));
+    m.maintain().await;
+    assert_eq!(issuer.count(), 2);
+    let renewed = m.get("p384.example.com").await.unwrap();
+    assert_eq!(renewed.meta().key_type, cert_store::KeyType::EcdsaP384);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn self_managed_certificates_are_warned_about_never_renewed() {
     let (store, issuer) = memory_setup();
     let (m, clock) = clocked(Arc::clone(&store), issuer.clone());

@@ -271,6 +271,14 @@ impl<S: Storage + ?Sized> Inner<S> {
         self.statuses.write().unwrap_or_else(PoisonError::into_inner).insert(name.to_owned(), status);
     }
 
+    /// Keeps `bundle` in memory for `name` and marks the name valid.
+    fn serve_valid(&self, name: &str, bundle: CertBundle) -> Arc<CertBundle> {
+        let bundle = Arc::new(bundle);
+        self.remember(name, Arc::clone(&bundle));
+        self.set_status(name, CertStatus::Valid);
+        bundle
+    }
+
     fn remember(&self, name: &str, bundle: Arc<CertBundle>) {
         self.cache.write().unwrap_or_else(PoisonError::into_inner).insert(name.to_owned(), bundle);
     }
@@ -340,10 +348,7 @@ impl<S: Storage + ?Sized> Inner<S> {
         request.validate()?;
         let primary = request.primary().unwrap_or_default().to_owned();
         if let Some(bundle) = self.current(request, replace).await? {
-            let bundle = Arc::new(bundle);
-            self.remember(&primary, Arc::clone(&bundle));
-            self.set_status(&primary, CertStatus::Valid);
-            return Ok(bundle);
+            return Ok(self.serve_valid(&primary, bundle));
         }
         self.issue_exclusively(request, &primary, replace).await
     }
@@ -377,10 +382,7 @@ impl<S: Storage + ?Sized> Inner<S> {
         if let Some(bundle) = self.current(request, replace).await? {
             // A crashed order whose certificate exists after all is finished.
             let _ = self.store.storage().delete(&pending_key).await;
-            let bundle = Arc::new(bundle);
-            self.remember(primary, Arc::clone(&bundle));
-            self.set_status(primary, CertStatus::Valid);
-            return Ok(bundle);
+            return Ok(self.serve_valid(primary, bundle));
         }
         let renewing = self.store.load(primary).await.ok().flatten().is_some();
         let request_bytes = serde_json::to_vec(request).map_err(storage_error)?;
@@ -394,9 +396,7 @@ impl<S: Storage + ?Sized> Inner<S> {
                 let _ = self.store.storage().delete(&pending_key).await;
                 let _ = self.store.storage().delete(&retry_key(primary)?).await;
                 let serial = bundle.meta().serial.clone();
-                let bundle = Arc::new(bundle);
-                self.remember(primary, Arc::clone(&bundle));
-                self.set_status(primary, CertStatus::Valid);
+                let bundle = self.serve_valid(primary, bundle);
                 let kind =
                     if renewing { EventKind::Renewed { serial } } else { EventKind::Issued { serial } };
                 self.publish(primary, kind).await;

@@ -78,9 +78,38 @@ struct OrderRecord {
     names: Vec<String>,
     /// The key of the CSR, saved before finalization is requested.
     key_pem: Option<String>,
+    /// The answers published for it.
+    #[serde(default)]
+    answers: Vec<Published>,
 }
 
-/// What was published for one authorization, to undo afterwards.
+/// A resumed order, the key saved at its finalization and its answers.
+type Resumed = (instant_acme::Order, Option<String>, Vec<Published>);
+
+impl OrderRecord {
+    /// The record of `order`; `answers` once each (an attempt that resumed
+    /// an order publishes its answers again).
+    fn of(
+        order: &instant_acme::Order,
+        request: &CertRequest,
+        key_pem: Option<String>,
+        answers: &[Published],
+    ) -> Self {
+        let mut unique: Vec<Published> = Vec::with_capacity(answers.len());
+        for answer in answers {
+            if !unique.contains(answer) {
+                unique.push(answer.clone());
+            }
+        }
+        Self { url: order.url().to_owned(), names: request.names.clone(), key_pem, answers: unique }
+    }
+}
+
+/// What was published for one authorization, to undo afterwards (kept
+/// with the order record too, so that answers of an order given up on are
+/// withdrawn even by another process).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 enum Published {
     Http01 { token: String },
     TlsAlpn01 { name: String },
@@ -291,15 +320,17 @@ impl<S: Storage + ?Sized> AcmeIssuer<S> {
         let account = self.account().await?;
         let record_key = self.order_key(request)?;
         let (mut order, key_pem) = match self.resume(account, &record_key, request).await? {
-            Some(resumed) => resumed,
+            Some((order, key_pem, answers)) => {
+                // Its earlier answers are withdrawn with this attempt's.
+                published.extend(answers);
+                (order, key_pem)
+            }
             None => {
                 self.orders.try_take().map_err(|wait| IssueError::RateLimited { retry_after: Some(wait) })?;
                 let identifiers: Vec<Identifier> =
                     request.names.iter().map(|n| Identifier::Dns(n.clone())).collect();
                 let order = nonce_retry!(account.new_order(&NewOrder::new(&identifiers)).await)?;
-                let record =
-                    OrderRecord { url: order.url().to_owned(), names: request.names.clone(), key_pem: None };
-                self.remember_order(&record_key, &record).await;
+                self.remember_order(&record_key, &OrderRecord::of(&order, request, None, &[])).await;
                 (order, None)
             }
         };
@@ -352,7 +383,7 @@ impl<S: Storage + ?Sized> AcmeIssuer<S> {
         account: &Account,
         key: &Key,
         request: &CertRequest,
-    ) -> Result<Option<(instant_acme::Order, Option<String>)>, OrderError> {
+    ) -> Result<Option<Resumed>, OrderError> {
         let bytes = self.store.storage().get(key).await.map_err(|e| IssueError::Storage(e.to_string()))?;
         let Some(record) = bytes.and_then(|b| serde_json::from_slice::<OrderRecord>(&b).ok()) else {
             return Ok(None);
@@ -375,9 +406,10 @@ impl<S: Storage + ?Sized> AcmeIssuer<S> {
         match usable {
             Some(order) => {
                 tracing::debug!(url = %record.url, "resuming an unfinished order");
-                Ok(Some((order, record.key_pem)))
+                Ok(Some((order, record.key_pem, record.answers)))
             }
             None => {
+                self.undo(&record.answers).await;
                 let _ = self.store.storage().delete(key).await;
                 Ok(None)
             }
@@ -481,6 +513,7 @@ impl<S: Storage + ?Sized> AcmeIssuer<S> {
             .await;
             results.into_iter().collect::<Result<Vec<()>, IssueError>>()?;
         }
+        self.remember_order(record_key, &OrderRecord::of(order, request, None, published)).await;
 
         // 2. Tell the CA every answer is ready; it validates them concurrently.
         let mut authorizations = order.authorizations();
@@ -507,7 +540,7 @@ impl<S: Storage + ?Sized> AcmeIssuer<S> {
         if status != OrderStatus::Ready {
             return Err(IssueError::ValidationFailed { detail: self.failure_detail(order).await }.into());
         }
-        self.finalize(order, request, record_key).await
+        self.finalize(order, request, record_key, published).await
     }
 
     /// Finalizes with a fresh key of the requested algorithm (rcgen), names in
@@ -518,6 +551,7 @@ impl<S: Storage + ?Sized> AcmeIssuer<S> {
         order: &mut instant_acme::Order,
         request: &CertRequest,
         record_key: &Key,
+        answers: &[Published],
     ) -> Result<String, OrderError> {
         let rcgen_err = |e: rcgen::Error| IssueError::CaUnavailable(format!("CSR: {e}"));
         let key = request.key.generate()?;
@@ -525,12 +559,8 @@ impl<S: Storage + ?Sized> AcmeIssuer<S> {
         params.distinguished_name = rcgen::DistinguishedName::new();
         let csr = params.serialize_request(&key).map_err(rcgen_err)?;
         let key_pem = key.serialize_pem();
-        let record = OrderRecord {
-            url: order.url().to_owned(),
-            names: request.names.clone(),
-            key_pem: Some(key_pem.clone()),
-        };
-        self.remember_order(record_key, &record).await;
+        self.remember_order(record_key, &OrderRecord::of(order, request, Some(key_pem.clone()), answers))
+            .await;
         nonce_retry!(order.finalize_csr(csr.der()).await)?;
         Ok(key_pem)
     }

@@ -24,7 +24,7 @@ use acme_core::{
     AcmeIssuer, CertManager, CertRequest, CertStatus, Clock, ErrorClass, Event, EventKind, EventSink,
     IssueError, Issuer, ManagerConfig, ManualClock,
 };
-use cert_store::{CertBundle, CertStore, MemoryStorage};
+use cert_store::{CertBundle, CertStore, MemoryStorage, Storage};
 use futures_util::StreamExt;
 use testkit::{DnsServer, Exchange, Fault, FaultPlan, FaultProxy, PebbleServer, Zone};
 
@@ -258,7 +258,13 @@ async fn a_hundred_hostnames_through_a_faulty_ca_all_end_issued() {
     let clock = Arc::new(ManualClock::starting_now());
     let events = Arc::new(Recorder::default());
     let config = ManagerConfig { background_at_start: false, concurrency: 10, ..ManagerConfig::default() };
-    let m = CertManager::with_clock(store, Arc::new(acme), config, clock.clone(), vec![events.clone()]);
+    let m = CertManager::with_clock(
+        Arc::clone(&store),
+        Arc::new(acme),
+        config,
+        clock.clone(),
+        vec![events.clone()],
+    );
 
     // Round 1: every hostname asked for once, ten at a time (as a worker would).
     let started = Instant::now();
@@ -316,6 +322,11 @@ async fn a_hundred_hostnames_through_a_faulty_ca_all_end_issued() {
         let kinds = events.of(&host(i));
         let issued = kinds.iter().filter(|k| matches!(k, EventKind::Issued { .. })).count();
         assert_eq!(issued, 1, "{}: {kinds:?}", host(i));
+    }
+    // Nothing left behind: no published answer, no unfinished order.
+    for prefix in ["challenges", "acme-orders", "pending", "retry"] {
+        let left = store.storage().list(&cert_store::Prefix::new(prefix).unwrap()).await.unwrap();
+        assert!(left.is_empty(), "{prefix}: {left:?}");
     }
     let faults = journal.iter().filter(|e| e.fault.is_failure()).count();
     println!(

@@ -618,21 +618,29 @@ impl<S: Storage + ?Sized> Issuer for AcmeIssuer<S> {
             // A CA that stops answering mid-request must not hold the name
             // forever: the whole order is bounded, then retried as temporary.
             let bound = self.poll + Duration::from_secs(60);
-            let result = match tokio::time::timeout(bound, self.order(request, &mut published)).await {
-                Ok(result) => result,
-                Err(_) => Err(OrderError::Failed(IssueError::CaUnavailable(format!(
-                    "the CA did not complete the order within {bound:?}"
-                )))),
-            };
+            let (result, wedged) =
+                match tokio::time::timeout(bound, self.order(request, &mut published)).await {
+                    Ok(result) => (result, false),
+                    Err(_) => {
+                        let detail = format!("the CA did not complete the order within {bound:?}");
+                        (Err(OrderError::Failed(IssueError::CaUnavailable(detail))), true)
+                    }
+                };
             // After a temporary failure the order is resumed by the next
             // attempt and the CA may still be validating: keep the answers
-            // up (that attempt withdraws them).
-            let resumable = matches!(
-                &result,
-                Err(OrderError::Failed(IssueError::CaUnavailable(_) | IssueError::RateLimited { .. }))
-            );
+            // up (that attempt withdraws them). An order the CA stopped
+            // answering about is given up: the next attempt places a new one
+            // (Debian's pebble 2.4 can wedge an order for good).
+            let resumable = !wedged
+                && matches!(
+                    &result,
+                    Err(OrderError::Failed(IssueError::CaUnavailable(_) | IssueError::RateLimited { .. }))
+                );
             if !resumable {
                 self.undo(&published).await;
+            }
+            if wedged {
+                self.forget_order(request).await;
             }
             match result {
                 Ok(bundle) => {

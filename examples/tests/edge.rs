@@ -167,8 +167,9 @@ impl Edge {
             if c["state"] == state {
                 return c;
             }
-            // Generous: a CA that stalls is timed out (EDGE_ACME_TIMEOUT_SECS + 60 s) and retried.
-            assert!(start.elapsed() < Duration::from_secs(180), "never {state}: {c}");
+            // Generous: an order the CA stalls on is timed out (EDGE_ACME_TIMEOUT_SECS + 60 s),
+            // given up, and a new one placed after the retry backoff (about a minute).
+            assert!(start.elapsed() < Duration::from_secs(300), "never {state}: {c}");
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }

@@ -137,6 +137,7 @@ pub struct AcmeIssuer<S: Storage + ?Sized> {
     dns: Option<Dns01Solver>,
     account: OnceCell<Account>,
     poll: Duration,
+    order_timeout: Option<Duration>,
     orders: Arc<crate::OrderLimit>,
 }
 
@@ -153,6 +154,7 @@ impl<S: Storage + ?Sized> AcmeIssuer<S> {
             dns: None,
             account: OnceCell::new(),
             poll: Duration::from_secs(60),
+            order_timeout: None,
             orders: Arc::new(crate::OrderLimit::default()),
         }
     }
@@ -205,6 +207,15 @@ impl<S: Storage + ?Sized> AcmeIssuer<S> {
     #[must_use]
     pub fn with_poll_timeout(mut self, timeout: Duration) -> Self {
         self.poll = timeout;
+        self
+    }
+
+    /// The longest one order attempt may take, every request included
+    /// (default: the poll timeout + 60 s). An order the CA does not complete
+    /// in time is given up: the next attempt places a new one.
+    #[must_use]
+    pub fn with_order_timeout(mut self, timeout: Duration) -> Self {
+        self.order_timeout = Some(timeout);
         self
     }
 
@@ -617,7 +628,7 @@ impl<S: Storage + ?Sized> Issuer for AcmeIssuer<S> {
             let mut published = Vec::new();
             // A CA that stops answering mid-request must not hold the name
             // forever: the whole order is bounded, then retried as temporary.
-            let bound = self.poll + Duration::from_secs(60);
+            let bound = self.order_timeout.unwrap_or(self.poll + Duration::from_secs(60));
             let (result, wedged) =
                 match tokio::time::timeout(bound, self.order(request, &mut published)).await {
                     Ok(result) => (result, false),

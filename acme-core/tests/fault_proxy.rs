@@ -44,6 +44,7 @@ fn faulty(seed: u64) -> FaultPlan {
         slow: 0.05,
         slow_by: Duration::from_millis(300),
         seed,
+        ..FaultPlan::none()
     }
 }
 
@@ -72,7 +73,7 @@ fn class_of(fault: Fault) -> Option<ErrorClass> {
         | Fault::Unavailable
         | Fault::UpstreamFailed => Some(ErrorClass::CaUnavailable),
         Fault::RateLimited => Some(ErrorClass::RateLimited),
-        Fault::None | Fault::Slow => None,
+        Fault::None | Fault::Slow | Fault::Stall => None,
     }
 }
 
@@ -374,4 +375,48 @@ async fn a_ca_down_when_the_account_is_restored_is_temporary() {
         [ErrorClass::CaUnavailable, ErrorClass::RateLimited].contains(&err.class()),
         "temporary, not an account problem: {err}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_the_ca_stalls_on_is_given_up_and_a_new_one_succeeds() {
+    let records = "stall A 127.0.0.1\n";
+    let dns = DnsServer::builder().zone(Zone::new("example.test", records)).recursion(true).start().unwrap();
+    let pebble = PebbleServer::builder().dns_server(dns.addr()).start().unwrap();
+    let proxy = FaultProxy::start(
+        SocketAddr::from(([127, 0, 0, 1], pebble.port())),
+        pebble.tls_root_path(),
+        pebble.tls_root_path(),
+        &pebble.tls_key_path(),
+        FaultPlan { stall: 1.0, only_path: Some("/my-order/".into()), ..FaultPlan::none() },
+    )
+    .await
+    .unwrap();
+    let store = Arc::new(CertStore::new(Arc::new(MemoryStorage::new())));
+    let acme = AcmeIssuer::new(&proxy.directory_url(), Arc::clone(&store))
+        .with_root(pebble.tls_root_path())
+        .with_order_timeout(Duration::from_secs(3));
+    let _responder = common::serve_http01(
+        SocketAddr::from(([127, 0, 0, 1], pebble.http_port())),
+        acme.responses().clone(),
+    )
+    .await;
+    let request = CertRequest::new(["stall.example.test"]);
+    // The CA stops answering about the order once it is placed.
+    let err = acme.issue(&request).await.unwrap_err();
+    assert_eq!(err.class(), ErrorClass::CaUnavailable, "{err}");
+    let wedged =
+        proxy.journal().iter().find(|e| e.path.ends_with("order-plz")).unwrap().location.clone().unwrap();
+    let wedged_path = format!("/{}", wedged.splitn(4, '/').nth(3).unwrap());
+    // That order stays wedged; the next attempt places a new one instead of resuming it.
+    proxy.set_plan(FaultPlan { stall: 1.0, only_path: Some(wedged_path), ..FaultPlan::none() });
+    let bundle = acme.issue(&request).await.unwrap();
+    common::verify(&bundle, &pebble.issuing_root_pem().unwrap(), "stall.example.test").unwrap();
+    let placed = proxy
+        .journal()
+        .iter()
+        .filter(|e| e.path.ends_with("order-plz") && e.upstream_status == Some(201))
+        .count();
+    assert_eq!(placed, 2);
+    let left = store.storage().list(&cert_store::Prefix::new("challenges").unwrap()).await.unwrap();
+    assert!(left.is_empty(), "{left:?}");
 }

@@ -30,8 +30,8 @@ use tokio::net::{TcpListener, TcpStream};
 use crate::TestkitError;
 
 /// How often each fault is injected (probabilities per request, summing to
-/// at most 1) and the seed of the draw.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// at most 1), to which requests, and the seed of the draw.
+#[derive(Debug, Clone, PartialEq)]
 pub struct FaultPlan {
     /// The connection is closed before the request reaches the upstream.
     pub drop_before: f64,
@@ -47,6 +47,10 @@ pub struct FaultPlan {
     pub slow: f64,
     /// The delay of a slow answer.
     pub slow_by: Duration,
+    /// No answer at all: the connection is held open until the client gives up.
+    pub stall: f64,
+    /// Only requests whose path contains this are touched (`None`: all).
+    pub only_path: Option<String>,
     /// Seed of the draw.
     pub seed: u64,
 }
@@ -63,12 +67,17 @@ impl FaultPlan {
             rate_limited: 0.0,
             slow: 0.0,
             slow_by: Duration::ZERO,
+            stall: 0.0,
+            only_path: None,
             seed: 0,
         }
     }
 
-    fn draw(&self, rng: &mut StdRng) -> Fault {
+    fn draw(&self, path: &str, rng: &mut StdRng) -> Fault {
         let x: f64 = rng.random();
+        if self.only_path.as_deref().is_some_and(|only| !path.contains(only)) {
+            return Fault::None;
+        }
         let mut edge = 0.0;
         for (p, fault) in [
             (self.drop_before, Fault::DropBefore),
@@ -77,6 +86,7 @@ impl FaultPlan {
             (self.unavailable, Fault::Unavailable),
             (self.rate_limited, Fault::RateLimited),
             (self.slow, Fault::Slow),
+            (self.stall, Fault::Stall),
         ] {
             edge += p;
             if x < edge {
@@ -104,6 +114,8 @@ pub enum Fault {
     RateLimited,
     /// Forwarded after a delay.
     Slow,
+    /// Never answered (the connection stays open).
+    Stall,
     /// Not injected: the upstream could not be reached or broke the
     /// exchange, and the client's connection was closed.
     UpstreamFailed,
@@ -201,7 +213,7 @@ impl FaultProxy {
         let state = Arc::new(State {
             upstream,
             upstream_tls: tokio_rustls::TlsConnector::from(Arc::new(client)),
-            plan: Mutex::new((plan, StdRng::seed_from_u64(plan.seed))),
+            plan: Mutex::new((plan.clone(), StdRng::seed_from_u64(plan.seed))),
             journal: Mutex::default(),
         });
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
@@ -238,8 +250,8 @@ impl FaultProxy {
 
     /// Replaces the plan (the draw continues from the new plan's seed).
     pub fn set_plan(&self, plan: FaultPlan) {
-        *self.state.plan.lock().unwrap_or_else(PoisonError::into_inner) =
-            (plan, StdRng::seed_from_u64(plan.seed));
+        let rng = StdRng::seed_from_u64(plan.seed);
+        *self.state.plan.lock().unwrap_or_else(PoisonError::into_inner) = (plan, rng);
     }
 
     /// Every exchange so far, in arrival order.
@@ -265,12 +277,11 @@ type Answer = Result<Response<Full<Bytes>>, Dropped>;
 
 async fn handle(state: Arc<State>, req: Request<Incoming>) -> Answer {
     let started = Instant::now();
-    let fault = {
+    let (fault, slow_by) = {
         let mut plan = state.plan.lock().unwrap_or_else(PoisonError::into_inner);
         let (plan, rng) = &mut *plan;
-        plan.draw(rng)
+        (plan.draw(req.uri().path(), rng), plan.slow_by)
     };
-    let slow_by = state.plan.lock().unwrap_or_else(PoisonError::into_inner).0.slow_by;
     let (parts, body) = req.into_parts();
     let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
     let mut exchange = Exchange {
@@ -287,6 +298,10 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Answer {
     };
     let answer = match fault {
         Fault::DropBefore | Fault::UpstreamFailed => Err(Dropped),
+        Fault::Stall => {
+            state.journal.lock().unwrap_or_else(PoisonError::into_inner).push(exchange);
+            return std::future::pending().await;
+        }
         Fault::ServerError => Ok(problem(500, "urn:ietf:params:acme:error:serverInternal")),
         Fault::Unavailable => Ok(problem(503, "about:blank")),
         Fault::RateLimited => Ok(problem(429, "urn:ietf:params:acme:error:rateLimited")),

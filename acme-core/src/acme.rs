@@ -399,13 +399,19 @@ impl<S: Storage + ?Sized> AcmeIssuer<S> {
         let Some(record) = bytes.and_then(|b| serde_json::from_slice::<OrderRecord>(&b).ok()) else {
             return Ok(None);
         };
-        let usable = match nonce_retry!(account.order(record.url.clone()).await) {
-            Ok(mut order) => match order.state().status {
+        // Another set of names under the same digest is not ours to resume.
+        let fetched = if record.names == request.names {
+            nonce_retry!(account.order(record.url.clone()).await).map(Some)
+        } else {
+            Ok(None)
+        };
+        let usable = match fetched {
+            Ok(Some(mut order)) => match order.state().status {
                 OrderStatus::Invalid => None,
                 OrderStatus::Processing | OrderStatus::Valid if record.key_pem.is_none() => None,
-                _ if record.names != request.names => None,
                 _ => Some(order),
             },
+            Ok(None) => None,
             Err(e) => match IssueError::from(e) {
                 temporary @ (IssueError::CaUnavailable(_) | IssueError::RateLimited { .. }) => {
                     return Err(temporary.into());
@@ -650,20 +656,19 @@ impl<S: Storage + ?Sized> Issuer for AcmeIssuer<S> {
             if !resumable {
                 self.undo(&published).await;
             }
-            if wedged {
+            // Done with the order: issued, invalid, or wedged.
+            let finished = wedged
+                || match &result {
+                    Ok(_) => true,
+                    Err(OrderError::Failed(e)) => e.class() == crate::ErrorClass::ValidationFailed,
+                    Err(OrderError::BadNonce) => false,
+                };
+            if finished {
                 self.forget_order(request).await;
             }
             match result {
-                Ok(bundle) => {
-                    self.forget_order(request).await;
-                    return Ok(bundle);
-                }
-                Err(OrderError::Failed(e)) => {
-                    if e.class() == crate::ErrorClass::ValidationFailed {
-                        self.forget_order(request).await;
-                    }
-                    return Err(e);
-                }
+                Ok(bundle) => return Ok(bundle),
+                Err(OrderError::Failed(e)) => return Err(e),
                 Err(OrderError::BadNonce) => {
                     tracing::debug!(attempt, "badNonce beyond instant-acme's retries; ordering again")
                 }

@@ -245,9 +245,7 @@ impl<S: Storage + ?Sized> CertManager<S> {
     /// # Errors
     /// When the storage fails.
     pub async fn retry_state(&self, name: &str) -> Result<Option<RetryState>, StorageError> {
-        let Ok(key) = retry_key(name) else { return Ok(None) };
-        let bytes = self.inner.store.storage().get(&key).await?;
-        Ok(bytes.and_then(|b| serde_json::from_slice(&b).ok()))
+        self.inner.retry_state(name).await
     }
 
     /// The activity log of `hostname`, newest first.
@@ -269,6 +267,13 @@ impl<S: Storage + ?Sized> CertManager<S> {
 impl<S: Storage + ?Sized> Inner<S> {
     fn set_status(&self, name: &str, status: CertStatus) {
         self.statuses.write().unwrap_or_else(PoisonError::into_inner).insert(name.to_owned(), status);
+    }
+
+    /// The retry record of `name` (an unreadable one counts as none).
+    async fn retry_state(&self, name: &str) -> Result<Option<RetryState>, StorageError> {
+        let Ok(key) = retry_key(name) else { return Ok(None) };
+        let bytes = self.store.storage().get(&key).await?;
+        Ok(bytes.and_then(|b| serde_json::from_slice(&b).ok()))
     }
 
     /// Keeps `bundle` in memory for `name` and marks the name valid.
@@ -413,8 +418,7 @@ impl<S: Storage + ?Sized> Inner<S> {
     async fn record_failure(&self, request: &CertRequest, primary: &str, error: &IssueError) {
         let now = self.clock.now();
         let Ok(key) = retry_key(primary) else { return };
-        let previous: Option<RetryState> =
-            self.store.storage().get(&key).await.ok().flatten().and_then(|b| serde_json::from_slice(&b).ok());
+        let previous = self.retry_state(primary).await.ok().flatten();
         let (attempts, first_failure) = previous.map_or((0, now), |p| (p.attempts, p.first_failure));
         let failing_for = (now - first_failure).try_into().unwrap_or_default();
         let next_at = match self.config.retry.decide(error, attempts, failing_for) {
@@ -456,14 +460,21 @@ impl<S: Storage + ?Sized> Inner<S> {
             self.records::<CertRequest>("pending").await.into_iter().filter(|request| {
                 request.primary().is_some_and(|name| self.name_lock(name).try_lock().is_ok())
             });
-        self.ensure_all(unfinished, true).await;
+        self.concurrently(unfinished, |request| async move {
+            let primary = request.primary().unwrap_or_default().to_owned();
+            let _ = self.issue_exclusively(&request, &primary, None).await;
+        })
+        .await;
         // Failures whose retry time has come.
         let due = self
             .records::<RetryState>("retry")
             .await
             .into_iter()
             .filter_map(|record| record.next_at.is_some_and(|t| t <= now).then_some(record.request));
-        self.ensure_all(due, false).await;
+        self.concurrently(due, |request| async move {
+            let _ = self.ensure(&request).await;
+        })
+        .await;
         // Renewals and warnings, from the expiry index.
         // Certificates within 30 days of their default renewal time are also
         // asked about the CA's renewal window (ARI), which may be earlier.
@@ -471,12 +482,7 @@ impl<S: Storage + ?Sized> Inner<S> {
             + (self.config.renewal.before_expiry - time::Duration::days(30)).max(time::Duration::ZERO)
             + time::Duration::days(30);
         let Ok(due) = self.store.due_before(horizon + time::Duration::seconds(1)).await else { return };
-        futures_util::StreamExt::for_each_concurrent(
-            futures_util::stream::iter(due),
-            self.config.concurrency.max(1),
-            |(name, _)| async move { self.attend(&name, now).await },
-        )
-        .await;
+        self.concurrently(due, |(name, _)| async move { self.attend(&name, now).await }).await;
     }
 
     /// Renews, warns about or marks expired the certificate stored as
@@ -504,21 +510,15 @@ impl<S: Storage + ?Sized> Inner<S> {
         }
     }
 
-    /// Ensures every request, `config.concurrency` at a time; outcomes are
-    /// recorded on the way (status, events, retry records). `locked`: skip
-    /// the unlocked look at the store (unfinished orders).
-    async fn ensure_all(&self, requests: impl Iterator<Item = CertRequest>, locked: bool) {
+    /// Runs `work` on every item, `config.concurrency` at a time (outcomes
+    /// are recorded by the work itself: status, events, retry records).
+    async fn concurrently<T, F, Fut>(&self, items: impl IntoIterator<Item = T>, work: F)
+    where
+        F: FnMut(T) -> Fut,
+        Fut: std::future::Future<Output = ()>,
+    {
         use futures_util::StreamExt;
-        futures_util::stream::iter(requests)
-            .for_each_concurrent(self.config.concurrency.max(1), |request| async move {
-                if locked {
-                    let primary = request.primary().unwrap_or_default().to_owned();
-                    let _ = self.issue_exclusively(&request, &primary, None).await;
-                } else {
-                    let _ = self.ensure(&request).await;
-                }
-            })
-            .await;
+        futures_util::stream::iter(items).for_each_concurrent(self.config.concurrency.max(1), work).await;
     }
 
     /// Publishes `Expiring` once per threshold (30, 14, 7, 1 days, expired).

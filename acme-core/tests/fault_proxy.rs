@@ -80,10 +80,12 @@ fn class_of(fault: Fault) -> Option<ErrorClass> {
 /// Which hostname each exchange was about, from the URLs pebble handed out
 /// (orders, authorizations, challenges, finalize and certificate URLs);
 /// `None` for the directory, nonces and the account.
+/// The path of an absolute URL (`https://host:port/a/b` → `/a/b`).
+fn path(url: &str) -> String {
+    url.splitn(4, '/').nth(3).map(|p| format!("/{p}")).unwrap_or_default()
+}
+
 fn attribute(journal: &[Exchange]) -> Vec<Option<String>> {
-    fn path(url: &str) -> String {
-        url.splitn(4, '/').nth(3).map(|p| format!("/{p}")).unwrap_or_default()
-    }
     let mut owner: HashMap<String, String> = HashMap::new();
     let mut out = Vec::new();
     for e in journal {
@@ -236,15 +238,7 @@ async fn a_hundred_hostnames_through_a_faulty_ca_all_end_issued() {
     let records: String = (0..HOSTS).map(|i| format!("f{i} A 127.0.0.1\n")).collect();
     let dns = DnsServer::builder().zone(Zone::new("example.test", &records)).recursion(true).start().unwrap();
     let pebble = PebbleServer::builder().dns_server(dns.addr()).nonce_reject_percent(50).start().unwrap();
-    let proxy = FaultProxy::start(
-        SocketAddr::from(([127, 0, 0, 1], pebble.port())),
-        pebble.tls_root_path(),
-        pebble.tls_root_path(),
-        &pebble.tls_key_path(),
-        faulty(9),
-    )
-    .await
-    .unwrap();
+    let proxy = FaultProxy::in_front_of(&pebble, faulty(9)).await.unwrap();
     let root = pebble.issuing_root_pem().unwrap();
 
     let store = Arc::new(CertStore::new(Arc::new(MemoryStorage::new())));
@@ -349,15 +343,7 @@ fn failure_of(class: ErrorClass) -> IssueError {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ca_down_when_the_account_is_restored_is_temporary() {
     let pebble = PebbleServer::builder().start().unwrap();
-    let proxy = FaultProxy::start(
-        SocketAddr::from(([127, 0, 0, 1], pebble.port())),
-        pebble.tls_root_path(),
-        pebble.tls_root_path(),
-        &pebble.tls_key_path(),
-        FaultPlan::none(),
-    )
-    .await
-    .unwrap();
+    let proxy = FaultProxy::in_front_of(&pebble, FaultPlan::none()).await.unwrap();
     let store = Arc::new(CertStore::new(Arc::new(MemoryStorage::new())));
     let issuer =
         || AcmeIssuer::new(&proxy.directory_url(), Arc::clone(&store)).with_root(pebble.tls_root_path());
@@ -382,11 +368,8 @@ async fn an_order_the_ca_stalls_on_is_given_up_and_a_new_one_succeeds() {
     let records = "stall A 127.0.0.1\n";
     let dns = DnsServer::builder().zone(Zone::new("example.test", records)).recursion(true).start().unwrap();
     let pebble = PebbleServer::builder().dns_server(dns.addr()).start().unwrap();
-    let proxy = FaultProxy::start(
-        SocketAddr::from(([127, 0, 0, 1], pebble.port())),
-        pebble.tls_root_path(),
-        pebble.tls_root_path(),
-        &pebble.tls_key_path(),
+    let proxy = FaultProxy::in_front_of(
+        &pebble,
         FaultPlan { stall: 1.0, only_path: Some("/my-order/".into()), ..FaultPlan::none() },
     )
     .await
@@ -406,9 +389,8 @@ async fn an_order_the_ca_stalls_on_is_given_up_and_a_new_one_succeeds() {
     assert_eq!(err.class(), ErrorClass::CaUnavailable, "{err}");
     let wedged =
         proxy.journal().iter().find(|e| e.path.ends_with("order-plz")).unwrap().location.clone().unwrap();
-    let wedged_path = format!("/{}", wedged.splitn(4, '/').nth(3).unwrap());
     // That order stays wedged; the next attempt places a new one instead of resuming it.
-    proxy.set_plan(FaultPlan { stall: 1.0, only_path: Some(wedged_path), ..FaultPlan::none() });
+    proxy.set_plan(FaultPlan { stall: 1.0, only_path: Some(path(&wedged)), ..FaultPlan::none() });
     let bundle = acme.issue(&request).await.unwrap();
     common::verify(&bundle, &pebble.issuing_root_pem().unwrap(), "stall.example.test").unwrap();
     let placed = proxy

@@ -236,6 +236,17 @@ impl FaultProxy {
         Ok(Self { addr, state, task })
     }
 
+    /// A proxy in front of `pebble`, presenting pebble's own TLS certificate
+    /// (so clients trusting pebble trust the proxy).
+    ///
+    /// # Errors
+    /// As [`start`](Self::start).
+    pub async fn in_front_of(pebble: &crate::PebbleServer, plan: FaultPlan) -> Result<Self, TestkitError> {
+        let upstream = SocketAddr::from(([127, 0, 0, 1], pebble.port()));
+        let root = pebble.tls_root_path();
+        Self::start(upstream, root, root, &pebble.tls_key_path(), plan).await
+    }
+
     /// The proxy's address.
     #[must_use]
     pub fn addr(&self) -> SocketAddr {

@@ -39,6 +39,7 @@ mod lease;
 mod memory;
 #[cfg(feature = "postgres")]
 mod postgres;
+pub mod serving;
 mod storage;
 
 pub use bundle::{CertBundle, CertMeta, KeyType, Provenance};
@@ -51,4 +52,9 @@ pub use lease::{LeaseGuard, Leases, MIN_LEASE_TTL};
 pub use memory::MemoryStorage;
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStorage;
+pub use serving::{
+    AskPolicy, CertListener, CertSource, ChallengeAnswers, NoChallenges, Provision, ProvisionError,
+};
 pub use storage::{KeyInfo, Storage};
+/// Re-exported so that implementing this crate's traits needs no extra dependency.
+pub use async_trait::async_trait;

@@ -11,7 +11,6 @@
 //!   documents, and [`RetryPolicy`] deciding what happens after each failure.
 //! - [`RenewalPolicy`]: when to renew, when to warn about self-managed
 //!   certificates (never renewed); time comes from a [`Clock`].
-//! - [`DomainState`]: the custom-domain lifecycle as a transition table.
 //! - [`Event`], [`EventSink`] and the per-hostname [`ActivityLog`].
 //!
 //! ```
@@ -35,7 +34,6 @@ mod clock;
 mod error;
 mod events;
 mod issuer;
-mod lifecycle;
 mod local_ca;
 mod manager;
 mod order_limit;
@@ -48,7 +46,6 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{ErrorClass, IssueError, RetryDecision};
 pub use events::{ACTIVITY_LOG_LIMIT, ActivityLog, Event, EventKind, EventSink};
 pub use issuer::{CertRequest, Issuer, KeyAlgorithm};
-pub use lifecycle::{DomainState, InvalidTransition, TRANSITIONS};
 pub use local_ca::LocalCaIssuer;
 pub use manager::{CertManager, CertStatus, ManagerConfig, RetryState};
 pub use order_limit::{OrderLimit, TokenBucket};

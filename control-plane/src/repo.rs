@@ -1,17 +1,15 @@
 //! Connections and hostname claims in the shared [`Storage`].
 //!
-//! Layout: `edge/connections/<id>` (JSON), `edge/claims/<hostname>` (the id
-//! of the connection holding the hostname). Claims change only under the
-//! storage lease `edge-claim-<hostname>`, so edges sharing one PostgreSQL
-//! never both hand out a hostname.
+//! Layout in [`keys`](crate::keys): `edge/connections/<id>` (JSON),
+//! `edge/claims/<hostname>` (the id of the connection holding the hostname).
+//! Claims change only under the storage lease `edge/leases/claim/<hostname>`,
+//! so edges sharing one PostgreSQL never both hand out a hostname.
 
 use std::{sync::Arc, time::Duration};
 
-use cert_store::{Key, LeaseGuard, Leases, Prefix, Storage, StorageError};
+use cert_store::{Key, LeaseGuard, Leases, Storage, StorageError};
 
-use acme_core::DomainState;
-
-use super::{model::Connection, schedule::Schedule};
+use crate::{Connection, DomainState, keys, schedule::Schedule};
 
 /// Connection records over a [`Storage`], with the in-memory [`Schedule`]
 /// of when each is next due (updated by every write through this `Repo`).
@@ -31,14 +29,6 @@ impl std::fmt::Debug for Repo {
 /// crashed edge's work is taken over by another (or by itself, restarted)
 /// within this long.
 pub const WORK_LEASE_TTL: Duration = Duration::from_secs(20);
-
-fn connection_key(id: &str) -> Result<Key, StorageError> {
-    Key::new(format!("edge/connections/{id}"))
-}
-
-fn claim_key(hostname: &str) -> Result<Key, StorageError> {
-    Key::new(format!("edge/claims/{hostname}"))
-}
 
 /// When the worker next has something to do with `c`: never once archived.
 fn due_at(c: &Connection) -> Option<time::OffsetDateTime> {
@@ -77,7 +67,7 @@ impl Repo {
         if !Self::is_id(id) {
             return Ok(None);
         }
-        let key = connection_key(id)?;
+        let key = keys::connection(id)?;
         match self.storage.get(&key).await? {
             Some(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| corrupt(&key, &e)),
             None => Ok(None),
@@ -90,7 +80,7 @@ impl Repo {
     /// When the storage fails.
     pub async fn put(&self, connection: &Connection) -> Result<(), StorageError> {
         let bytes = serde_json::to_vec(connection).map_err(|e| StorageError::Backend(e.into()))?;
-        self.storage.put(&connection_key(&connection.id)?, &bytes).await?;
+        self.storage.put(&keys::connection(&connection.id)?, &bytes).await?;
         self.schedule.set(&connection.id, due_at(connection));
         Ok(())
     }
@@ -111,9 +101,9 @@ impl Repo {
     /// # Errors
     /// When the storage fails.
     pub async fn list(&self) -> Result<Vec<Connection>, StorageError> {
-        let keys = self.storage.list(&Prefix::new("edge/connections")?).await?;
-        let mut out = Vec::with_capacity(keys.len());
-        for key in keys {
+        let found = self.storage.list(&keys::connections()?).await?;
+        let mut out = Vec::with_capacity(found.len());
+        for key in found {
             if let Some(bytes) = self.storage.get(&key).await? {
                 out.push(serde_json::from_slice::<Connection>(&bytes).map_err(|e| corrupt(&key, &e))?);
             }
@@ -127,7 +117,7 @@ impl Repo {
     /// # Errors
     /// When the storage fails or the lease stays taken.
     pub async fn lock_hostname(&self, hostname: &str) -> Result<LeaseGuard, StorageError> {
-        self.lock(&format!("edge-claim-{hostname}"), Duration::from_secs(30)).await
+        self.lock(&keys::claim_lease(hostname)?, Duration::from_secs(30)).await
     }
 
     /// Holds the lease under which a plan's connections are counted against
@@ -136,11 +126,11 @@ impl Repo {
     /// # Errors
     /// When the storage fails or the lease stays taken.
     pub async fn lock_quota(&self, plan: &str) -> Result<LeaseGuard, StorageError> {
-        self.lock(&format!("edge-quota-{plan}"), Duration::from_secs(30)).await
+        self.lock(&keys::quota_lease(plan)?, Duration::from_secs(30)).await
     }
 
-    async fn lock(&self, name: &str, wait: Duration) -> Result<LeaseGuard, StorageError> {
-        self.storage.lock_timeout(&Key::new(name)?, WORK_LEASE_TTL, wait).await
+    async fn lock(&self, name: &Key, wait: Duration) -> Result<LeaseGuard, StorageError> {
+        self.storage.lock_timeout(name, WORK_LEASE_TTL, wait).await
     }
 
     /// Holds the connection's work lease, if no other edge holds it.
@@ -148,7 +138,7 @@ impl Repo {
     /// # Errors
     /// When the storage fails.
     pub async fn try_lock_connection(&self, id: &str) -> Result<Option<LeaseGuard>, StorageError> {
-        self.storage.try_lock(&Key::new(format!("edge-work-{id}"))?, WORK_LEASE_TTL).await
+        self.storage.try_lock(&keys::work_lease(id)?, WORK_LEASE_TTL).await
     }
 
     /// Waits (up to 60 s) for the connection's work lease.
@@ -156,7 +146,7 @@ impl Repo {
     /// # Errors
     /// When the storage fails or the lease stays taken.
     pub async fn lock_connection(&self, id: &str) -> Result<LeaseGuard, StorageError> {
-        self.lock(&format!("edge-work-{id}"), Duration::from_secs(60)).await
+        self.lock(&keys::work_lease(id)?, Duration::from_secs(60)).await
     }
 
     /// The connection holding `hostname`'s claim, if it still does.
@@ -164,7 +154,7 @@ impl Repo {
     /// # Errors
     /// When the storage fails.
     pub async fn claim_holder(&self, hostname: &str) -> Result<Option<Connection>, StorageError> {
-        let Some(id) = self.storage.get(&claim_key(hostname)?).await? else { return Ok(None) };
+        let Some(id) = self.storage.get(&keys::claim(hostname)?).await? else { return Ok(None) };
         let id = String::from_utf8_lossy(&id).into_owned();
         Ok(self.get(&id).await?.filter(|c| c.hostname == hostname && c.state.holds_claim()))
     }
@@ -174,7 +164,7 @@ impl Repo {
     /// # Errors
     /// When the storage fails.
     pub async fn set_claim(&self, hostname: &str, id: &str) -> Result<(), StorageError> {
-        self.storage.put(&claim_key(hostname)?, id.as_bytes()).await
+        self.storage.put(&keys::claim(hostname)?, id.as_bytes()).await
     }
 
     /// Drops the claim if `id` holds it (call under [`lock_hostname`](Self::lock_hostname)).
@@ -182,7 +172,7 @@ impl Repo {
     /// # Errors
     /// When the storage fails.
     pub async fn release_claim(&self, hostname: &str, id: &str) -> Result<(), StorageError> {
-        let key = claim_key(hostname)?;
+        let key = keys::claim(hostname)?;
         if self.storage.get(&key).await?.is_some_and(|holder| holder == id.as_bytes()) {
             self.storage.delete(&key).await?;
         }

@@ -1,9 +1,9 @@
 //! [`Schedule`]: when each connection is next due for the worker, kept in
 //! memory so that a tick costs the due connections, not all of them.
 //!
-//! Every write of this edge updates it (through [`Repo`](super::repo::Repo));
+//! Every write of this edge updates it (through [`Repo`](crate::Repo));
 //! what other edges sharing the store wrote is seen at the next full scan,
-//! which the worker runs every `EDGE_RESCAN_SECS`.
+//! which the worker runs every [`Settings::rescan_interval`](crate::Settings::rescan_interval).
 
 use std::{
     collections::{BTreeSet, HashMap},
@@ -16,7 +16,7 @@ use time::OffsetDateTime;
 /// Next-due times by connection id.
 ///
 /// ```
-/// use examples::edge::schedule::Schedule;
+/// use control_plane::Schedule;
 /// use time::{Duration, OffsetDateTime};
 /// let now = OffsetDateTime::now_utc();
 /// let s = Schedule::default();

@@ -1,54 +1,121 @@
-//! What the edge does with connections: create, check, verify, issue, watch
-//! for drift, archive. The API and the worker both call into [`Edge`].
+//! What the control plane does with connections: create, check, verify,
+//! issue, watch for drift, archive. An API and the worker both call into
+//! [`ControlPlane`].
 
 use std::{sync::Arc, time::Duration};
 
-use acme_core::{ActivityLog, CertManager, CertRequest, DomainState, Event, EventKind, EventSink};
+use acme_core::{CertManager, CertRequest, Event, EventKind, EventSink};
 use cert_store::{CertBundle, CertStore, LeaseGuard, Provenance, Storage};
 use dns_verify::{Checker, Expectation, Hostname, RecordReport, RecordStatus, Requirements, SanStatus};
 use serde::Serialize;
 use time::OffsetDateTime;
-use utoipa::ToSchema;
 
-use super::{
-    config::Config,
-    model::{ApiError, CertificateInfo, Connection, DesiredRecord, ErrorBody},
-    repo::Repo,
-    webhooks::Outbox,
+use crate::{
+    ActivityLog, CertificateInfo, CertificateRejected, Connection, DesiredRecord, DomainState, Error,
+    NothingServed, Outbox, Problem, ProblemCode, Repo, ServedCertificates, Settings, WidgetKey,
 };
 
-/// Everything a request or a worker step needs.
-pub struct Edge {
-    /// Settings.
-    pub config: Config,
-    /// Connection records.
-    pub repo: Repo,
-    /// What customers' DNS must contain.
-    pub requirements: Requirements,
-    /// Asks the authoritative servers.
-    pub checker: Checker,
-    /// Issues and renews.
-    pub manager: Arc<CertManager<dyn Storage>>,
-    /// Certificates.
-    pub store: Arc<CertStore<dyn Storage>>,
-    /// The proxy's certificate table.
-    pub resolver: Arc<sni_proxy::SniResolver>,
-    /// Webhooks.
-    pub outbox: Outbox,
-    /// Per-hostname activity (shared with the manager's events).
-    pub activity: ActivityLog<dyn Storage>,
-    /// Signs widget tokens.
-    pub widget_key: ring::hmac::Key,
+/// The custom-domain control plane over one shared store.
+///
+/// Made with [`ControlPlane::builder`]; every method is safe to call from
+/// several edges sharing the store (claims, quotas and work are taken
+/// under storage leases).
+pub struct ControlPlane {
+    settings: Settings,
+    repo: Repo,
+    requirements: Requirements,
+    checker: Checker,
+    manager: Arc<CertManager<dyn Storage>>,
+    store: Arc<CertStore<dyn Storage>>,
+    served: Arc<dyn ServedCertificates>,
+    outbox: Outbox,
+    activity: ActivityLog,
+    widget: WidgetKey,
 }
 
-impl std::fmt::Debug for Edge {
+impl std::fmt::Debug for ControlPlane {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Edge").finish_non_exhaustive()
+        f.debug_struct("ControlPlane").field("settings", &self.settings).finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`ControlPlane`].
+pub struct ControlPlaneBuilder {
+    store: Arc<CertStore<dyn Storage>>,
+    manager: Arc<CertManager<dyn Storage>>,
+    checker: Checker,
+    requirements: Requirements,
+    settings: Settings,
+    served: Arc<dyn ServedCertificates>,
+    outbox: Option<Outbox>,
+    activity: Option<ActivityLog>,
+    widget: Option<WidgetKey>,
+}
+
+impl std::fmt::Debug for ControlPlaneBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ControlPlaneBuilder").field("settings", &self.settings).finish_non_exhaustive()
+    }
+}
+
+impl ControlPlaneBuilder {
+    /// Settings (default: [`Settings::default`]).
+    #[must_use]
+    pub fn settings(mut self, settings: Settings) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    /// Told when a hostname's certificate changes (default: nothing is).
+    #[must_use]
+    pub fn served(mut self, served: Arc<dyn ServedCertificates>) -> Self {
+        self.served = served;
+        self
+    }
+
+    /// Where webhook events go (default: nowhere).
+    #[must_use]
+    pub fn outbox(mut self, outbox: Outbox) -> Self {
+        self.outbox = Some(outbox);
+        self
+    }
+
+    /// The activity log (default: one over the store, 90 days).
+    #[must_use]
+    pub fn activity(mut self, activity: ActivityLog) -> Self {
+        self.activity = Some(activity);
+        self
+    }
+
+    /// The key signing widget tokens (default: random per process).
+    #[must_use]
+    pub fn widget_key(mut self, key: WidgetKey) -> Self {
+        self.widget = Some(key);
+        self
+    }
+
+    /// The control plane.
+    #[must_use]
+    pub fn build(self) -> ControlPlane {
+        let storage = Arc::clone(self.store.storage());
+        ControlPlane {
+            repo: Repo::new(Arc::clone(&storage)),
+            outbox: self.outbox.unwrap_or_else(|| Outbox::disabled(Arc::clone(&storage))),
+            activity: self.activity.unwrap_or_else(|| ActivityLog::new(storage)),
+            widget: self.widget.unwrap_or_else(WidgetKey::random),
+            settings: self.settings,
+            requirements: self.requirements,
+            checker: self.checker,
+            manager: self.manager,
+            store: self.store,
+            served: self.served,
+        }
     }
 }
 
 /// One desired record with what DNS says about it now.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RecordCheck {
     /// `ownership_txt`, `acme_delegation` or `routing`.
     pub purpose: String,
@@ -60,7 +127,7 @@ pub struct RecordCheck {
     /// The value it must have.
     pub expected_value: String,
     /// `valid`, `missing`, `wrong`, `duplicate`, `proxied`, `lookup_failed`.
-    #[schema(value_type = String)]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub status: RecordStatus,
     /// What the authoritative servers answer.
     pub observed_value: Vec<String>,
@@ -71,15 +138,16 @@ pub struct RecordCheck {
 }
 
 /// `records:check`: every record and the hostname's overall DNS status.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RecordsCheck {
     /// The hostname.
     pub hostname: String,
     /// The connection's state.
-    #[schema(value_type = String)]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub state: DomainState,
     /// `pending`, `dns_missing`, `dns_wrong`, `dns_duplicate` or `valid` (required records).
-    #[schema(value_type = String)]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub san_status: SanStatus,
     /// Each record.
     pub records: Vec<RecordCheck>,
@@ -89,7 +157,7 @@ pub struct RecordsCheck {
 enum Verdict {
     Valid,
     /// A person must act: code and fix text.
-    NotYet(String, String),
+    NotYet(ProblemCode, String),
     /// A lookup failed: nothing can be concluded now.
     Unknown(String),
 }
@@ -115,9 +183,9 @@ fn verdict(reports: &[RecordReport], dns01: bool) -> Verdict {
     match status {
         SanStatus::Valid => Verdict::Valid,
         SanStatus::Pending => Verdict::Unknown(fixes()),
-        SanStatus::DnsMissing => Verdict::NotYet("DnsMissing".into(), fixes()),
-        SanStatus::DnsWrong => Verdict::NotYet("DnsWrong".into(), fixes()),
-        SanStatus::DnsDuplicate => Verdict::NotYet("DnsDuplicate".into(), fixes()),
+        SanStatus::DnsMissing => Verdict::NotYet(ProblemCode::DnsMissing, fixes()),
+        SanStatus::DnsWrong => Verdict::NotYet(ProblemCode::DnsWrong, fixes()),
+        SanStatus::DnsDuplicate => Verdict::NotYet(ProblemCode::DnsDuplicate, fixes()),
     }
 }
 
@@ -131,29 +199,60 @@ fn dns_backoff(failed: u32) -> Duration {
 /// Connections one worker tick takes on at most (the rest wait for the next tick).
 const MAX_STEPS_PER_TICK: usize = 1000;
 
-fn error_body(code: &str, message: impl Into<String>) -> ErrorBody {
-    ErrorBody { code: code.to_owned(), message: message.into(), limit: None, plan: None, upgrade_url: None }
-}
-
-fn certificate_info(bundle: &CertBundle) -> CertificateInfo {
-    let meta = bundle.meta();
-    let source = match meta.provenance {
-        Provenance::Acme { .. } => "acme",
-        Provenance::LocalCa => "local_ca",
-        Provenance::SelfManaged => "self_managed",
-        _ => "other",
-    };
-    CertificateInfo { serial: meta.serial.clone(), source: source.to_owned(), not_after: meta.not_after }
-}
-
 /// Moves `c` to `to` if the lifecycle table allows it.
-fn go(c: &mut Connection, to: DomainState) -> Result<(), ApiError> {
-    c.state = c.state.go_to(to).map_err(ApiError::internal)?;
+fn go(c: &mut Connection, to: DomainState) -> Result<(), Error> {
+    c.state = c.state.go_to(to)?;
     c.updated_at = OffsetDateTime::now_utc();
     Ok(())
 }
 
-impl Edge {
+impl ControlPlane {
+    /// A builder: certificates in `store`, issued by `manager`; DNS asked
+    /// through `checker` for the records `requirements` describe.
+    #[must_use]
+    pub fn builder(
+        store: Arc<CertStore<dyn Storage>>,
+        manager: Arc<CertManager<dyn Storage>>,
+        checker: Checker,
+        requirements: Requirements,
+    ) -> ControlPlaneBuilder {
+        ControlPlaneBuilder {
+            store,
+            manager,
+            checker,
+            requirements,
+            settings: Settings::default(),
+            served: Arc::new(NothingServed),
+            outbox: None,
+            activity: None,
+            widget: None,
+        }
+    }
+
+    /// The settings.
+    #[must_use]
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Connection records (listing, claims).
+    #[must_use]
+    pub fn repo(&self) -> &Repo {
+        &self.repo
+    }
+
+    /// The activity log.
+    #[must_use]
+    pub fn activity(&self) -> &ActivityLog {
+        &self.activity
+    }
+
+    /// The webhook outbox.
+    #[must_use]
+    pub fn outbox(&self) -> &Outbox {
+        &self.outbox
+    }
+
     /// The records a customer creates for `host`.
     #[must_use]
     pub fn desired_records(&self, host: &Hostname, token: &str) -> Vec<DesiredRecord> {
@@ -165,33 +264,33 @@ impl Edge {
                 name: e.record_name(),
                 record_type: e.record_type().to_owned(),
                 value: e.expected_value(),
-                required: is_required(e, self.config.uses_dns01()),
+                required: is_required(e, self.settings.uses_dns01()),
             })
             .collect()
     }
 
-    async fn event(&self, c: &Connection, kind: &str, data: serde_json::Value) -> Result<(), ApiError> {
-        self.outbox.enqueue(kind, &c.hostname, Some(&c.id), data).await.map_err(ApiError::internal)
+    async fn event(&self, c: &Connection, kind: &str, data: serde_json::Value) -> Result<(), Error> {
+        Ok(self.outbox.enqueue(kind, &c.hostname, Some(&c.id), data).await?)
     }
 
     /// Creates a connection in `pending_ownership`.
     ///
     /// # Errors
-    /// `InvalidHostname`, `InvalidRequest` (unknown plan), `HostnameConflict`
-    /// (another connection holds it), `QuotaExceeded`.
-    pub async fn create(&self, hostname: &str, plan: Option<&str>) -> Result<Connection, ApiError> {
-        let host = Hostname::parse(hostname).map_err(ApiError::invalid_hostname)?;
+    /// [`Error::InvalidHostname`], [`Error::WildcardNotOffered`],
+    /// [`Error::UnknownPlan`], [`Error::HostnameConflict`] (another
+    /// connection holds it), [`Error::QuotaExceeded`], [`Error::Storage`].
+    pub async fn create(&self, hostname: &str, plan: Option<&str>) -> Result<Connection, Error> {
+        let host = Hostname::parse(hostname)
+            .map_err(|source| Error::InvalidHostname { name: hostname.to_owned(), source })?;
         if host.is_wildcard() {
-            return Err(ApiError::invalid_hostname("wildcard hostnames are not offered"));
+            return Err(Error::WildcardNotOffered { name: host.as_str().to_owned() });
         }
         let plan = plan.unwrap_or("free");
-        let limit = self
-            .config
-            .quota(plan)
-            .ok_or_else(|| ApiError::invalid_request(format!("unknown plan {plan}")))?;
+        let limit =
+            self.settings.quotas.limit(plan).ok_or_else(|| Error::UnknownPlan { plan: plan.to_owned() })?;
         let _claim = self.repo.lock_hostname(host.as_str()).await?;
         if self.repo.claim_holder(host.as_str()).await?.is_some() {
-            return Err(ApiError::hostname_conflict(host.as_str()));
+            return Err(Error::HostnameConflict { hostname: host.as_str().to_owned() });
         }
         let _quota = self.repo.lock_quota(plan).await?;
         let used = self
@@ -202,7 +301,11 @@ impl Edge {
             .filter(|c| c.plan == plan && c.state != DomainState::Archived)
             .count();
         if used >= limit {
-            return Err(ApiError::quota_exceeded(plan, limit, &self.config.upgrade_url));
+            return Err(Error::QuotaExceeded {
+                plan: plan.to_owned(),
+                limit,
+                upgrade_url: self.settings.upgrade_url.clone(),
+            });
         }
         let now = OffsetDateTime::now_utc();
         let token = hex::encode(rand::random::<[u8; 16]>());
@@ -227,9 +330,9 @@ impl Edge {
     /// One connection.
     ///
     /// # Errors
-    /// `NotFound`.
-    pub async fn get(&self, id: &str) -> Result<Connection, ApiError> {
-        let mut c = self.repo.get(id).await?.ok_or_else(ApiError::not_found)?;
+    /// [`Error::NotFound`], [`Error::Storage`].
+    pub async fn get(&self, id: &str) -> Result<Connection, Error> {
+        let mut c = self.repo.get(id).await?.ok_or(Error::NotFound)?;
         self.refresh_certificate(&mut c).await;
         Ok(c)
     }
@@ -242,18 +345,18 @@ impl Edge {
             return;
         }
         if let Ok(Some(bundle)) = self.store.load(&c.hostname).await {
-            c.certificate = Some(certificate_info(&bundle));
+            c.certificate = Some(CertificateInfo::of(&bundle));
         }
     }
 
     /// Checks the connection's records now.
     ///
     /// # Errors
-    /// `NotFound`.
-    pub async fn check_records(&self, id: &str) -> Result<RecordsCheck, ApiError> {
+    /// [`Error::NotFound`], [`Error::Storage`].
+    pub async fn check_records(&self, id: &str) -> Result<RecordsCheck, Error> {
         let c = self.get(id).await?;
         let reports = self.lookup(&c).await?;
-        let dns01 = self.config.uses_dns01();
+        let dns01 = self.settings.uses_dns01();
         let required = reports.iter().filter(|r| is_required(&r.expectation, dns01)).map(|r| &r.status);
         Ok(RecordsCheck {
             hostname: c.hostname.clone(),
@@ -276,16 +379,17 @@ impl Edge {
     }
 
     /// The connection's records as DNS has them now.
-    async fn lookup(&self, c: &Connection) -> Result<Vec<RecordReport>, ApiError> {
-        let host = Hostname::parse(&c.hostname).map_err(ApiError::internal)?;
+    async fn lookup(&self, c: &Connection) -> Result<Vec<RecordReport>, Error> {
+        let host = Hostname::parse(&c.hostname)
+            .map_err(|source| Error::InvalidHostname { name: c.hostname.clone(), source })?;
         let expectations = self.requirements.for_host(&host, Some(&c.ownership_token));
         Ok(self.checker.check(&expectations).await)
     }
 
     /// [`lookup`](Self::lookup), recorded in the activity log.
-    async fn check(&self, c: &Connection) -> Result<Vec<RecordReport>, ApiError> {
+    async fn check(&self, c: &Connection) -> Result<Vec<RecordReport>, Error> {
         let reports = self.lookup(c).await?;
-        let dns01 = self.config.uses_dns01();
+        let dns01 = self.settings.uses_dns01();
         let valid = reports
             .iter()
             .filter(|r| is_required(&r.expectation, dns01))
@@ -298,9 +402,9 @@ impl Edge {
     /// longer served.
     ///
     /// # Errors
-    /// `NotFound`.
-    pub async fn archive(&self, id: &str) -> Result<Connection, ApiError> {
-        let (_work, mut c) = self.locked(id, true).await?.ok_or_else(ApiError::not_found)?;
+    /// [`Error::NotFound`], [`Error::Storage`].
+    pub async fn archive(&self, id: &str) -> Result<Connection, Error> {
+        let (_work, mut c) = self.locked(id, true).await?.ok_or(Error::NotFound)?;
         if c.state == DomainState::Archived {
             return Ok(c);
         }
@@ -313,7 +417,7 @@ impl Edge {
             if let Err(e) = self.store.delete(&c.hostname).await {
                 tracing::warn!(hostname = %c.hostname, error = %e, "certificate not deleted");
             }
-            self.resolver.remove(&c.hostname);
+            self.served.changed(&c.hostname);
         }
         self.event(&c, "domain.archived", serde_json::json!({})).await?;
         Ok(c)
@@ -324,45 +428,48 @@ impl Edge {
     /// never renewed.
     ///
     /// # Errors
-    /// `NotFound`, `InvalidCertificate`.
+    /// [`Error::NotFound`], [`Error::InvalidCertificate`], [`Error::Storage`].
     pub async fn upload_certificate(
         &self,
         id: &str,
         chain_pem: &str,
         key_pem: &str,
-    ) -> Result<Connection, ApiError> {
-        let (_work, mut c) = self.locked(id, true).await?.ok_or_else(ApiError::not_found)?;
+    ) -> Result<Connection, Error> {
+        let (_work, mut c) = self.locked(id, true).await?.ok_or(Error::NotFound)?;
         if c.state == DomainState::Archived {
-            return Err(ApiError::not_found());
+            return Err(Error::NotFound);
         }
         let bundle = CertBundle::from_pem(chain_pem, key_pem, Provenance::SelfManaged)
-            .map_err(ApiError::invalid_certificate)?;
+            .map_err(CertificateRejected::Invalid)?;
         let covers = bundle.meta().names.iter().any(|n| {
             n == &c.hostname
                 || n.strip_prefix("*.")
                     .is_some_and(|base| c.hostname.split_once('.').is_some_and(|(_, p)| p == base))
         });
         if !covers {
-            return Err(ApiError::invalid_certificate(format!(
-                "the certificate covers {:?}, not {}",
-                bundle.meta().names,
-                c.hostname
-            )));
+            return Err(CertificateRejected::NotCovering {
+                names: bundle.meta().names.clone(),
+                hostname: c.hostname.clone(),
+            }
+            .into());
         }
         if bundle.meta().is_expired_at(OffsetDateTime::now_utc()) {
-            return Err(ApiError::invalid_certificate("the certificate has expired"));
+            return Err(CertificateRejected::Expired.into());
         }
         let bundle = bundle.with_primary_name(&c.hostname);
         let stored = self
             .manager
             .import_self_managed(bundle.chain_pem(), bundle.key_pem())
             .await
-            .map_err(ApiError::invalid_certificate)?;
-        c.certificate = Some(certificate_info(&stored));
+            .map_err(CertificateRejected::Import)?;
+        c.certificate = Some(CertificateInfo::of(&stored));
         c.next_check_at = OffsetDateTime::now_utc();
         c.updated_at = c.next_check_at;
         self.repo.put(&c).await?;
-        self.resolver.remove(&c.hostname);
+        self.served.changed(&c.hostname);
+        self.activity
+            .publish(&Event::now(&c.hostname, EventKind::Issued { serial: stored.meta().serial.clone() }))
+            .await;
         Ok(c)
     }
 
@@ -371,7 +478,7 @@ impl Edge {
     ///
     /// # Errors
     /// When the storage fails.
-    pub async fn ask(&self, hostname: &str) -> Result<bool, ApiError> {
+    pub async fn ask(&self, hostname: &str) -> Result<bool, Error> {
         let Ok(host) = Hostname::parse(hostname) else { return Ok(false) };
         Ok(self.repo.claim_holder(host.as_str()).await?.is_some())
     }
@@ -379,9 +486,9 @@ impl Edge {
     /// The connection's work lease and the connection, read under it.
     /// `wait`: wait for another worker holding it, else `None` when held.
     /// Ids that cannot be ours are `NotFound` before any storage key is made.
-    async fn locked(&self, id: &str, wait: bool) -> Result<Option<(LeaseGuard, Connection)>, ApiError> {
+    async fn locked(&self, id: &str, wait: bool) -> Result<Option<(LeaseGuard, Connection)>, Error> {
         if !Repo::is_id(id) {
-            return Err(ApiError::not_found());
+            return Err(Error::NotFound);
         }
         let guard = if wait {
             self.repo.lock_connection(id).await?
@@ -399,8 +506,8 @@ impl Edge {
     /// worker holding it (API), else skip it.
     ///
     /// # Errors
-    /// `NotFound`; storage failures.
-    pub async fn advance(&self, id: &str, wait: bool, steps: usize) -> Result<Option<Connection>, ApiError> {
+    /// [`Error::NotFound`], [`Error::Storage`].
+    pub async fn advance(&self, id: &str, wait: bool, steps: usize) -> Result<Option<Connection>, Error> {
         let Some((_work, mut c)) = self.locked(id, wait).await? else { return Ok(None) };
         for _ in 0..steps {
             let before = c.state;
@@ -419,15 +526,18 @@ impl Edge {
         Ok(Some(c))
     }
 
-    async fn verify_ownership(&self, c: &mut Connection) -> Result<(), ApiError> {
+    async fn verify_ownership(&self, c: &mut Connection) -> Result<(), Error> {
         let reports = self.check(c).await?;
         let now = OffsetDateTime::now_utc();
-        match verdict(&reports, self.config.uses_dns01()) {
+        match verdict(&reports, self.settings.uses_dns01()) {
             Verdict::Valid => {
                 let _claim = self.repo.lock_hostname(&c.hostname).await?;
                 if self.repo.claim_holder(&c.hostname).await?.is_some_and(|h| h.id != c.id) {
                     c.failed_checks += 1;
-                    c.last_error = Some(ApiError::hostname_conflict(&c.hostname).body);
+                    c.last_error = Some(Problem::new(
+                        ProblemCode::HostnameConflict,
+                        format!("{} is already claimed by another connection", c.hostname),
+                    ));
                     c.next_check_at = now + dns_backoff(c.failed_checks);
                     self.repo.put(c).await?;
                     return Ok(());
@@ -443,8 +553,8 @@ impl Edge {
             }
             Verdict::NotYet(code, fix) => {
                 c.failed_checks += 1;
-                c.last_error = Some(error_body(&code, fix));
                 c.next_check_at = now + dns_backoff(c.failed_checks);
+                c.last_error = Some(Problem::new(code, fix).retry_at(c.next_check_at));
                 self.repo.put(c).await.map_err(Into::into)
             }
             Verdict::Unknown(detail) => self.lookup_failed(c, &detail, now).await,
@@ -457,13 +567,16 @@ impl Edge {
         c: &mut Connection,
         detail: &str,
         now: OffsetDateTime,
-    ) -> Result<(), ApiError> {
-        c.last_error = Some(error_body("LookupFailed", format!("DNS lookup failed, will retry: {detail}")));
+    ) -> Result<(), Error> {
         c.next_check_at = now + Duration::from_secs(30);
+        c.last_error = Some(
+            Problem::new(ProblemCode::LookupFailed, format!("DNS lookup failed, will retry: {detail}"))
+                .retry_at(c.next_check_at),
+        );
         self.repo.put(c).await.map_err(Into::into)
     }
 
-    async fn issue(&self, c: &mut Connection) -> Result<(), ApiError> {
+    async fn issue(&self, c: &mut Connection) -> Result<(), Error> {
         let now = OffsetDateTime::now_utc();
         let own = match self.store.load(&c.hostname).await {
             Ok(Some(b)) if b.meta().provenance == Provenance::SelfManaged && !b.meta().is_expired_at(now) => {
@@ -481,41 +594,41 @@ impl Edge {
         };
         match result {
             Ok(bundle) => {
-                c.certificate = Some(certificate_info(&bundle));
+                c.certificate = Some(CertificateInfo::of(&bundle));
                 go(c, DomainState::Live)?;
                 c.last_error = None;
                 c.failed_checks = 0;
-                c.next_check_at = now + self.config.drift_interval();
+                c.next_check_at = now + self.settings.drift_interval;
                 self.repo.put(c).await?;
-                self.resolver.remove(&c.hostname);
+                self.served.changed(&c.hostname);
                 self.event(c, "domain.live", serde_json::json!({ "serial": bundle.meta().serial })).await
             }
             Err(e) => {
                 go(c, DomainState::Verified)?;
                 c.failed_checks += 1;
-                c.last_error = Some(error_body(&format!("{:?}", e.class()), e.to_string()));
-                let delay = match acme_core::RetryPolicy::default().decide(
-                    &e,
-                    c.failed_checks as usize,
-                    Duration::ZERO,
-                ) {
-                    acme_core::RetryDecision::RetryAfter(d) | acme_core::RetryDecision::WaitForDns(d) => d,
-                    acme_core::RetryDecision::GiveUp => Duration::from_secs(24 * 3600),
+                // One retry schedule: the certificate manager's (it records
+                // when it tries again); the worker looks again then.
+                let retry_at = match self.manager.retry_state(&c.hostname).await {
+                    Ok(Some(state)) => state.next_at,
+                    _ => None,
                 };
-                c.next_check_at = now + delay;
+                c.next_check_at = retry_at.unwrap_or(now + Duration::from_secs(24 * 3600)).max(now);
+                let mut problem = Problem::new(ProblemCode::of_issuance(e.class()), e.to_string());
+                problem.retry_at = retry_at;
+                c.last_error = Some(problem);
                 self.repo.put(c).await.map_err(Into::into)
             }
         }
     }
 
-    async fn watch_drift(&self, c: &mut Connection) -> Result<(), ApiError> {
+    async fn watch_drift(&self, c: &mut Connection) -> Result<(), Error> {
         let reports = self.check(c).await?;
         let now = OffsetDateTime::now_utc();
-        match verdict(&reports, self.config.uses_dns01()) {
+        match verdict(&reports, self.settings.uses_dns01()) {
             Verdict::Valid => {
                 c.failed_checks = 0;
                 c.last_error = None;
-                c.next_check_at = now + self.config.drift_interval();
+                c.next_check_at = now + self.settings.drift_interval;
                 if c.state == DomainState::Drifted {
                     go(c, DomainState::Live)?;
                     self.repo.put(c).await?;
@@ -526,7 +639,7 @@ impl Edge {
             Verdict::NotYet(code, fix) => {
                 c.failed_checks += 1;
                 c.next_check_at = now + dns_backoff(c.failed_checks);
-                c.last_error = Some(error_body(&code, fix.clone()));
+                c.last_error = Some(Problem::new(code, fix.clone()).retry_at(c.next_check_at));
                 if c.state == DomainState::Live {
                     go(c, DomainState::Drifted)?;
                     self.repo.put(c).await?;
@@ -542,16 +655,17 @@ impl Edge {
         }
     }
 
-    /// One worker round: every due connection advanced (eight at a time, so
-    /// one slow issuance does not hold up the rest), webhooks sent.
+    /// One worker round: every due connection advanced
+    /// ([`Settings::worker_concurrency`] at a time, so one slow issuance
+    /// does not hold up the rest), webhooks sent.
     pub async fn work_once(self: &Arc<Self>) {
-        if self.repo.schedule().needs_scan(self.config.rescan_interval())
+        if self.repo.schedule().needs_scan(self.settings.rescan_interval)
             && let Err(e) = self.repo.scan().await
         {
             tracing::warn!(error = %e, "worker cannot list connections");
         }
         let now = OffsetDateTime::now_utc();
-        let permits = Arc::new(tokio::sync::Semaphore::new(8));
+        let permits = Arc::new(tokio::sync::Semaphore::new(self.settings.worker_concurrency.max(1)));
         let mut steps = tokio::task::JoinSet::new();
         for id in self.repo.schedule().due(now, MAX_STEPS_PER_TICK) {
             let Ok(permit) = Arc::clone(&permits).acquire_owned().await else { break };
@@ -571,60 +685,28 @@ impl Edge {
     /// A widget token for connection `id`, valid 60 minutes.
     #[must_use]
     pub fn widget_token(&self, id: &str, now: OffsetDateTime) -> (String, OffsetDateTime) {
-        sign_widget(&self.widget_key, id, now)
+        self.widget.sign(id, now)
     }
 
     /// The connection a widget token grants, if its signature holds
     /// (checked in constant time) and it has not expired.
     #[must_use]
     pub fn widget_connection(&self, token: &str, now: OffsetDateTime) -> Option<String> {
-        check_widget(&self.widget_key, token, now)
+        self.widget.check(token, now)
     }
-}
 
-/// `<id>.<expiry unix>.<hex HMAC-SHA256 of "<id>.<expiry>">`, valid 60 minutes.
-fn sign_widget(key: &ring::hmac::Key, id: &str, now: OffsetDateTime) -> (String, OffsetDateTime) {
-    let expires = now + time::Duration::minutes(60);
-    let payload = format!("{id}.{}", expires.unix_timestamp());
-    let tag = ring::hmac::sign(key, payload.as_bytes());
-    (format!("{payload}.{}", hex::encode(tag.as_ref())), expires)
-}
-
-fn check_widget(key: &ring::hmac::Key, token: &str, now: OffsetDateTime) -> Option<String> {
-    let (payload, tag) = token.rsplit_once('.')?;
-    let tag = hex::decode(tag).ok()?;
-    ring::hmac::verify(key, payload.as_bytes(), &tag).ok()?;
-    let (id, expires) = payload.split_once('.')?;
-    let expires: i64 = expires.parse().ok()?;
-    (now.unix_timestamp() < expires).then(|| id.to_owned())
+    /// The hostname's activity, newest first, at most `limit` events.
+    ///
+    /// # Errors
+    /// [`Error::Storage`].
+    pub async fn activity_of(&self, hostname: &str, limit: usize) -> Result<Vec<Event>, Error> {
+        Ok(self.activity.read(hostname, limit).await?)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn widget_tokens_expire_after_an_hour_and_refuse_tampering() {
-        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"secret");
-        let now = OffsetDateTime::now_utc();
-        let (token, expires) = sign_widget(&key, "abc123", now);
-        assert_eq!(expires - now, time::Duration::minutes(60));
-        assert_eq!(check_widget(&key, &token, now).as_deref(), Some("abc123"));
-        assert_eq!(check_widget(&key, &token, now + time::Duration::minutes(59)).as_deref(), Some("abc123"));
-        assert_eq!(check_widget(&key, &token, now + time::Duration::minutes(61)), None);
-        let other = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"other");
-        assert_eq!(check_widget(&other, &token, now), None);
-        // Another id or a later expiry with the same signature.
-        let (_, rest) = token.split_once('.').unwrap();
-        assert_eq!(check_widget(&key, &format!("abc124.{rest}"), now), None);
-        let (payload, tag) = token.rsplit_once('.').unwrap();
-        let later = payload
-            .replace(&expires.unix_timestamp().to_string(), &(expires.unix_timestamp() + 9999).to_string());
-        assert_eq!(check_widget(&key, &format!("{later}.{tag}"), now), None);
-        for junk in ["", ".", "a.b.c", "abc123.1.zz"] {
-            assert_eq!(check_widget(&key, junk, now), None);
-        }
-    }
 
     #[test]
     fn dns_backoff_grows_to_hourly() {

@@ -7,12 +7,44 @@ use std::{sync::Arc, time::Duration};
 
 use acme_core::{Event, EventKind, EventSink};
 use async_trait::async_trait;
-use cert_store::{Key, Leases, Prefix, Storage, StorageError};
-use http_body_util::Full;
-use hyper::body::Bytes;
-use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+use cert_store::{Key, Leases, Storage, StorageError};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+
+use crate::{ServedCertificates, keys};
+
+/// Sends one signed webhook request. The control plane has no HTTP client
+/// of its own: the embedding application brings one (the edge uses hyper
+/// with rustls).
+#[async_trait]
+pub trait WebhookTransport: Send + Sync {
+    /// POSTs `body` (JSON) with `headers` to `url`; `Ok` only when the
+    /// receiver answered 2xx.
+    ///
+    /// # Errors
+    /// [`DeliveryError`]: the entry is retried with backoff.
+    async fn post(
+        &self,
+        url: &str,
+        headers: &[(&'static str, String)],
+        body: Vec<u8>,
+    ) -> Result<(), DeliveryError>;
+}
+
+/// Why a webhook delivery failed (it is retried).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DeliveryError {
+    /// No answer in time.
+    #[error("timed out")]
+    Timeout,
+    /// The receiver answered with a status other than 2xx.
+    #[error("receiver answered {0}")]
+    Status(u16),
+    /// The request could not be made or sent.
+    #[error("{0}")]
+    Transport(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
 
 /// One event as webhook receivers get it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,7 +105,7 @@ pub struct Outbox {
     storage: Arc<dyn Storage>,
     urls: Vec<String>,
     secret: Vec<u8>,
-    client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+    transport: Option<Arc<dyn WebhookTransport>>,
 }
 
 impl std::fmt::Debug for Outbox {
@@ -82,23 +114,28 @@ impl std::fmt::Debug for Outbox {
     }
 }
 
-fn entry_key(name: &str) -> Result<Key, StorageError> {
-    Key::new(format!("edge/outbox/{name}"))
-}
-
 /// Delay before attempt `n + 1`: 1 s doubling, at most 1 h.
 fn backoff(attempts: u32) -> Duration {
     Duration::from_secs(1u64 << attempts.min(12)).min(Duration::from_secs(3600))
 }
 
 impl Outbox {
-    /// An outbox sending to `urls`, signing with `secret`.
+    /// An outbox in `storage` sending to `urls` through `transport`,
+    /// signing with `secret`.
     #[must_use]
-    pub fn new(storage: Arc<dyn Storage>, urls: Vec<String>, secret: &str) -> Self {
-        let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
-        connector.set_connect_timeout(Some(Duration::from_secs(5)));
-        let client = Client::builder(TokioExecutor::new()).build(connector);
-        Self { storage, urls, secret: secret.as_bytes().to_vec(), client }
+    pub fn new(
+        storage: Arc<dyn Storage>,
+        urls: Vec<String>,
+        secret: &str,
+        transport: Arc<dyn WebhookTransport>,
+    ) -> Self {
+        Self { storage, urls, secret: secret.as_bytes().to_vec(), transport: Some(transport) }
+    }
+
+    /// An outbox that stores nothing and sends nothing (no webhook URLs).
+    #[must_use]
+    pub fn disabled(storage: Arc<dyn Storage>) -> Self {
+        Self { storage, urls: Vec::new(), secret: Vec::new(), transport: None }
     }
 
     /// Stores the event for every URL (before any sending).
@@ -127,14 +164,17 @@ impl Outbox {
             let pending = Pending { url: url.clone(), event: event.clone(), attempts: 0, next_at: now };
             let bytes = serde_json::to_vec(&pending).map_err(|e| StorageError::Backend(e.into()))?;
             let name = format!("{:020}-{id}-{i}", now.unix_timestamp_nanos());
-            self.storage.put(&entry_key(&name)?, &bytes).await?;
+            self.storage.put(&keys::outbox_entry(&name)?, &bytes).await?;
         }
         Ok(())
     }
 
     /// Sends what is due; returns how many deliveries succeeded.
     pub async fn deliver_due(&self) -> usize {
-        let Ok(prefix) = Prefix::new("edge/outbox") else { return 0 };
+        if self.urls.is_empty() {
+            return 0;
+        }
+        let Ok(prefix) = keys::outbox() else { return 0 };
         let keys = match self.storage.list(&prefix).await {
             Ok(keys) => keys,
             Err(e) => {
@@ -154,7 +194,7 @@ impl Outbox {
     }
 
     async fn deliver_one(&self, key: &Key) -> Result<bool, StorageError> {
-        let lease = Key::new(format!("edge-outbox-{}", key.as_str().replace('/', "-")))?;
+        let lease = keys::outbox_lease(key)?;
         let Some(_guard) = self.storage.try_lock(&lease, Duration::from_secs(60)).await? else {
             return Ok(false);
         };
@@ -188,31 +228,29 @@ impl Outbox {
         }
     }
 
-    async fn send(&self, pending: &Pending) -> Result<(), String> {
-        let body = serde_json::to_vec(&pending.event).map_err(|e| e.to_string())?;
+    async fn send(&self, pending: &Pending) -> Result<(), DeliveryError> {
+        let Some(transport) = &self.transport else { return Err(DeliveryError::Status(0)) };
+        let body = serde_json::to_vec(&pending.event).map_err(|e| DeliveryError::Transport(e.into()))?;
         let timestamp = OffsetDateTime::now_utc().unix_timestamp();
-        let request = hyper::Request::post(&pending.url)
-            .header("content-type", "application/json")
-            .header("x-edge-event", &pending.event.event_type)
-            .header("x-edge-timestamp", timestamp.to_string())
-            .header("x-edge-signature", signature(&self.secret, timestamp, &body))
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|e| e.to_string())?;
-        let response = tokio::time::timeout(Duration::from_secs(10), self.client.request(request))
+        let headers = [
+            ("content-type", "application/json".to_owned()),
+            ("x-edge-event", pending.event.event_type.clone()),
+            ("x-edge-timestamp", timestamp.to_string()),
+            ("x-edge-signature", signature(&self.secret, timestamp, &body)),
+        ];
+        tokio::time::timeout(Duration::from_secs(10), transport.post(&pending.url, &headers, body))
             .await
-            .map_err(|_| "timed out".to_owned())?
-            .map_err(|e| e.to_string())?;
-        if response.status().is_success() { Ok(()) } else { Err(format!("status {}", response.status())) }
+            .map_err(|_| DeliveryError::Timeout)?
     }
 }
 
 /// Turns `CertManager` events into certificate webhooks (issued, renewed,
-/// failed, expiring) and refreshes the proxy's table on new certificates.
+/// failed, expiring) and tells what serves certificates about new ones.
 pub struct CertificateEvents {
     /// Where events go.
     pub outbox: Outbox,
-    /// The proxy's table: a name is dropped so the next handshake loads the new certificate.
-    pub resolver: Arc<sni_proxy::SniResolver>,
+    /// Told when a name's certificate changed, so the next handshake loads the new one.
+    pub served: Arc<dyn ServedCertificates>,
 }
 
 #[async_trait]
@@ -231,7 +269,7 @@ impl EventSink for CertificateEvents {
             _ => return,
         };
         if matches!(event.kind, EventKind::Issued { .. } | EventKind::Renewed { .. }) {
-            self.resolver.remove(&event.hostname);
+            self.served.changed(&event.hostname);
         }
         if let Err(e) = self.outbox.enqueue(kind, &event.hostname, None, data).await {
             tracing::error!(error = %e, event = kind, "could not store a webhook event");

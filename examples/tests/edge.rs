@@ -362,18 +362,13 @@ async fn hostname_goes_live_with_pebble_and_drift_is_reported() {
     let (headers, body) =
         all.iter().find(|(h, _)| h.get("x-edge-event").is_some_and(|e| e == "domain.drift")).unwrap();
     let timestamp: i64 = headers["x-edge-timestamp"].parse().unwrap();
-    assert!(examples::edge::webhooks::verify_signature(
+    assert!(control_plane::verify_signature(
         WEBHOOK_SECRET.as_bytes(),
         timestamp,
         body,
         &headers["x-edge-signature"]
     ));
-    assert!(!examples::edge::webhooks::verify_signature(
-        b"other",
-        timestamp,
-        body,
-        &headers["x-edge-signature"]
-    ));
+    assert!(!control_plane::verify_signature(b"other", timestamp, body, &headers["x-edge-signature"]));
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -842,7 +837,7 @@ async fn twenty_kill_9_at_random_points_lose_nothing() {
     // its connection's record names; one ACME account.
     let storage = Arc::new(cert_store::FileStorage::new(dir.join("store")).unwrap());
     let store = cert_store::CertStore::new(Arc::clone(&storage));
-    let repo = examples::edge::repo::Repo::new(storage);
+    let repo = control_plane::Repo::new(storage);
     for id in &ids {
         let record = repo.get(id).await.unwrap().unwrap();
         let bundle = store.load(&record.hostname).await.unwrap().unwrap();
@@ -866,7 +861,7 @@ async fn assert_store_whole(store_dir: &Path, hostnames: &[String]) {
     for hostname in hostnames {
         assert!(store.load(hostname).await.unwrap().is_some(), "{hostname}: no loadable certificate");
     }
-    examples::edge::repo::Repo::new(storage).list().await.unwrap();
+    control_plane::Repo::new(storage).list().await.unwrap();
     store.index().await.unwrap();
     let accounts = std::fs::read_dir(store_dir.join("accounts")).map(|d| d.count()).unwrap_or(0);
     assert!(accounts <= 1, "no second account: {accounts}");

@@ -2,7 +2,60 @@
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
+use control_plane::{Challenge, Quotas, Settings};
+
+/// Where certificates come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IssuerChoice {
+    /// The embedded local CA.
+    Local,
+    /// An ACME CA, by its directory URL (`https://…`).
+    Acme(String),
+}
+
+/// An `EDGE_ISSUER` that is neither `local` nor an `https://` URL.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("expected `local` or an https:// ACME directory URL, not `{0}`")]
+pub struct InvalidIssuer(String);
+
+impl std::str::FromStr for IssuerChoice {
+    type Err = InvalidIssuer;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "local" => Ok(Self::Local),
+            url if url.starts_with("https://") && url.len() > "https://".len() => {
+                Ok(Self::Acme(url.to_owned()))
+            }
+            other => Err(InvalidIssuer(other.to_owned())),
+        }
+    }
+}
+
+/// The ACME challenge, as the flag spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ChallengeFlag {
+    /// HTTP-01 on this edge's HTTP listener.
+    #[value(name = "http-01")]
+    Http01,
+    /// TLS-ALPN-01 on this edge's TLS listener.
+    #[value(name = "tls-alpn-01")]
+    TlsAlpn01,
+    /// DNS-01 through the customer's `_acme-challenge` CNAME (needs `--rfc2136-*`).
+    #[value(name = "dns-01")]
+    Dns01,
+}
+
+impl From<ChallengeFlag> for Challenge {
+    fn from(flag: ChallengeFlag) -> Self {
+        match flag {
+            ChallengeFlag::Http01 => Challenge::Http01,
+            ChallengeFlag::TlsAlpn01 => Challenge::TlsAlpn01,
+            ChallengeFlag::Dns01 => Challenge::Dns01,
+        }
+    }
+}
 
 /// The custom-domain edge: control plane API, worker and TLS proxy in one
 /// process. Runs with no configuration on a local CA and a store in `./data`.
@@ -11,15 +64,15 @@ use clap::Parser;
 pub struct Config {
     /// `local` (embedded CA, the default) or an ACME directory URL.
     #[arg(long, env = "EDGE_ISSUER", default_value = "local")]
-    pub issuer: String,
+    pub issuer: IssuerChoice,
     /// PEM root to trust for the ACME directory's HTTPS (private or test CAs).
     #[arg(long, env = "EDGE_CA_ROOT")]
     pub ca_root: Option<PathBuf>,
     /// ACME challenge: `http-01`, `tls-alpn-01` (both answered by this
     /// edge's listeners) or `dns-01` (a TXT written through RFC 2136 at the
     /// target of the customer's `_acme-challenge` CNAME; needs `--rfc2136-*`).
-    #[arg(long, env = "EDGE_CHALLENGE", default_value = "http-01")]
-    pub challenge: String,
+    #[arg(long, env = "EDGE_CHALLENGE", value_enum, default_value = "http-01")]
+    pub challenge: ChallengeFlag,
     /// Longest wait for the CA to validate and issue, in seconds (the whole
     /// order is bounded by this plus a minute, then retried).
     #[arg(long, env = "EDGE_ACME_TIMEOUT_SECS", default_value = "60")]
@@ -66,8 +119,8 @@ pub struct Config {
     #[arg(long, env = "EDGE_WIDGET_SECRET", hide_env_values = true)]
     pub widget_secret: Option<String>,
     /// Connections allowed per plan, as `plan=limit` (comma-separated).
-    #[arg(long, env = "EDGE_QUOTAS", value_delimiter = ',', default_value = "free=5,pro=1000")]
-    pub quotas: Vec<String>,
+    #[arg(long, env = "EDGE_QUOTAS", default_value = "free=5,pro=1000")]
+    pub quotas: Quotas,
     /// Where a customer over quota is sent.
     #[arg(long, env = "EDGE_UPGRADE_URL", default_value = "https://example.com/upgrade")]
     pub upgrade_url: String,
@@ -153,16 +206,19 @@ impl Config {
     /// delegation is then a required record).
     #[must_use]
     pub fn uses_dns01(&self) -> bool {
-        self.challenge == "dns-01"
+        self.challenge == ChallengeFlag::Dns01
     }
 
-    /// The connection limit of `plan`, if the plan exists.
+    /// The control plane's settings.
     #[must_use]
-    pub fn quota(&self, plan: &str) -> Option<usize> {
-        self.quotas.iter().find_map(|q| {
-            let (name, limit) = q.split_once('=')?;
-            (name.trim() == plan).then(|| limit.trim().parse().ok()).flatten()
-        })
+    pub fn control_plane_settings(&self) -> Settings {
+        let mut settings = Settings::default();
+        settings.challenge = self.challenge.into();
+        settings.quotas = self.quotas.clone();
+        settings.upgrade_url = self.upgrade_url.clone();
+        settings.drift_interval = self.drift_interval();
+        settings.rescan_interval = self.rescan_interval();
+        settings
     }
 }
 
@@ -173,12 +229,29 @@ mod tests {
     #[test]
     fn defaults_run_with_nothing_configured() {
         let c = Config::try_parse_from(["edge"]).unwrap();
-        assert_eq!(c.issuer, "local");
-        assert_eq!(c.quota("free"), Some(5));
-        assert_eq!(c.quota("gold"), None);
+        assert_eq!(c.issuer, IssuerChoice::Local);
+        assert_eq!(c.quotas.limit("free"), Some(5));
+        assert_eq!(c.quotas.limit("gold"), None);
         assert!(c.worker_enabled);
         let c = Config::try_parse_from(["edge", "--worker-enabled", "0", "--quotas", "free=2"]).unwrap();
         assert!(!c.worker_enabled);
-        assert_eq!(c.quota("free"), Some(2));
+        assert_eq!(c.quotas.limit("free"), Some(2));
+    }
+
+    #[test]
+    fn bad_settings_are_refused_at_start_naming_the_value() {
+        for args in [
+            ["edge", "--challenge", "dns-02"],
+            ["edge", "--issuer", "http://ca.example/dir"],
+            ["edge", "--quotas", "free=five"],
+        ] {
+            let e = Config::try_parse_from(args).unwrap_err().to_string();
+            assert!(e.contains(args[2]), "{e}");
+        }
+        let c =
+            Config::try_parse_from(["edge", "--issuer", "https://ca.example/dir", "--challenge", "dns-01"])
+                .unwrap();
+        assert_eq!(c.issuer, IssuerChoice::Acme("https://ca.example/dir".into()));
+        assert!(c.uses_dns01());
     }
 }

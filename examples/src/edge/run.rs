@@ -3,20 +3,31 @@
 use std::{sync::Arc, time::Duration};
 
 use acme_core::{
-    AcmeIssuer, ActivityLog, CertManager, ChallengeKind, ChallengeResponses, Dns01Solver, EventSink, Issuer,
+    AcmeIssuer, CertManager, ChallengeKind, ChallengeResponses, Dns01Solver, EventSink, Issuer,
     LocalCaIssuer, ManagerConfig, RenewalPolicy, SystemClock,
 };
 use cert_store::{CertStore, FileStorage, PostgresStorage, Storage};
+use control_plane::{
+    ActivityLog, CertificateEvents, ControlPlane, Outbox, ServedCertificates, WORK_LEASE_TTL, WidgetKey,
+};
 use dns_verify::{Authorities, Checker, Requirements, Rfc2136Provider};
 use sni_proxy::{Http80Config, HttpAskPolicy, OnDemand, Proxy, SniResolver, TlsConfig};
 
 use super::{
     api::{ApiState, router},
-    config::Config,
-    repo::Repo,
-    service::Edge,
-    webhooks::{CertificateEvents, Outbox},
+    config::{ChallengeFlag, Config, IssuerChoice},
+    webhook_client::HyperWebhooks,
 };
+
+/// The proxy's certificate table as the control plane sees it: a changed
+/// name is dropped, so the next handshake loads what is stored now.
+struct Resolver(Arc<SniResolver>);
+
+impl ServedCertificates for Resolver {
+    fn changed(&self, hostname: &str) {
+        self.0.remove(hostname);
+    }
+}
 
 /// Why the edge could not start.
 #[derive(Debug, thiserror::Error)]
@@ -68,29 +79,21 @@ fn issuer(
     store: Arc<CertStore<dyn Storage>>,
     dns01: Option<Dns01Solver>,
 ) -> Result<(Arc<dyn Issuer>, ChallengeResponses), StartError> {
-    if config.issuer == "local" {
-        return Ok((
-            Arc::new(LocalCaIssuer::new(Arc::clone(store.storage()))),
-            ChallengeResponses::default(),
-        ));
-    }
-    if !config.issuer.starts_with("https://") {
-        return Err(StartError::Config(format!(
-            "EDGE_ISSUER must be `local` or an https:// ACME directory, not {}",
-            config.issuer
-        )));
-    }
-    let kind = match config.challenge.as_str() {
-        "http-01" => ChallengeKind::Http01,
-        "tls-alpn-01" => ChallengeKind::TlsAlpn01,
-        "dns-01" => ChallengeKind::Dns01,
-        other => {
-            return Err(StartError::Config(format!(
-                "unknown challenge {other} (http-01, tls-alpn-01 or dns-01)"
-            )));
+    let directory = match &config.issuer {
+        IssuerChoice::Local => {
+            return Ok((
+                Arc::new(LocalCaIssuer::new(Arc::clone(store.storage()))),
+                ChallengeResponses::default(),
+            ));
         }
+        IssuerChoice::Acme(directory) => directory,
     };
-    let mut acme = AcmeIssuer::new(&config.issuer, store)
+    let kind = match config.challenge {
+        ChallengeFlag::Http01 => ChallengeKind::Http01,
+        ChallengeFlag::TlsAlpn01 => ChallengeKind::TlsAlpn01,
+        ChallengeFlag::Dns01 => ChallengeKind::Dns01,
+    };
+    let mut acme = AcmeIssuer::new(directory, store)
         .with_challenge(kind)
         .with_poll_timeout(Duration::from_secs(config.acme_timeout_secs.max(1)));
     if let Some(solver) = dns01 {
@@ -117,8 +120,8 @@ pub async fn run(mut config: Config) -> Result<(), StartError> {
     if let Some(key) = &generated_key {
         config.api_keys.push(key.clone());
     }
-    let widget_secret =
-        config.widget_secret.clone().map_or_else(|| rand::random::<[u8; 32]>().to_vec(), String::into_bytes);
+    let widget_key =
+        config.widget_secret.as_deref().map_or_else(WidgetKey::random, |s| WidgetKey::new(s.as_bytes()));
     let mut requirements =
         Requirements::delegating_to(&config.delegation_zone).routing_cname(&config.routing_cname);
     requirements = requirements.routing_addresses(config.routing_addresses.clone());
@@ -135,13 +138,21 @@ pub async fn run(mut config: Config) -> Result<(), StartError> {
     };
     let (issuer, responses) = issuer(&config, Arc::clone(&store), solver)?;
     let resolver = Arc::new(SniResolver::with_capacity(100_000));
-    let outbox = Outbox::new(Arc::clone(&storage), config.webhook_urls.clone(), &config.webhook_secret);
+    let served: Arc<dyn ServedCertificates> = Arc::new(Resolver(Arc::clone(&resolver)));
+    let outbox = Outbox::new(
+        Arc::clone(&storage),
+        config.webhook_urls.clone(),
+        &config.webhook_secret,
+        Arc::new(HyperWebhooks::default()),
+    );
     let activity = ActivityLog::new(Arc::clone(&storage));
-    let sinks: Vec<Arc<dyn EventSink>> =
-        vec![Arc::new(CertificateEvents { outbox: outbox.clone(), resolver: Arc::clone(&resolver) })];
+    let sinks: Vec<Arc<dyn EventSink>> = vec![
+        Arc::new(CertificateEvents { outbox: outbox.clone(), served: Arc::clone(&served) }),
+        Arc::new(activity.clone()),
+    ];
     let manager_config = ManagerConfig {
         background_at_start: false,
-        lease_ttl: super::repo::WORK_LEASE_TTL,
+        lease_ttl: WORK_LEASE_TTL,
         renewal: RenewalPolicy {
             before_expiry: time::Duration::days(config.renew_before_days.into()),
             ..RenewalPolicy::default()
@@ -172,24 +183,21 @@ pub async fn run(mut config: Config) -> Result<(), StartError> {
     http.https_port = config.https_addr.port();
     let bound = Proxy::new(config.https_addr, tls).with_http(config.http_addr, http).bind().await?;
 
-    let edge = Arc::new(Edge {
-        repo: Repo::new(Arc::clone(&storage)),
-        requirements,
-        checker,
-        manager: Arc::clone(&manager),
-        store,
-        resolver,
-        outbox,
-        activity,
-        widget_key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &widget_secret),
-        config: config.clone(),
-    });
+    let cp = Arc::new(
+        ControlPlane::builder(store, Arc::clone(&manager), checker, requirements)
+            .settings(config.control_plane_settings())
+            .served(served)
+            .outbox(outbox)
+            .activity(activity)
+            .widget_key(widget_key)
+            .build(),
+    );
     let worker = config.worker_enabled.then(|| {
-        let edge = Arc::clone(&edge);
+        let cp = Arc::clone(&cp);
         let tick = config.tick();
         async move {
             loop {
-                edge.work_once().await;
+                cp.work_once().await;
                 tokio::time::sleep(tick).await;
             }
         }
@@ -204,7 +212,7 @@ pub async fn run(mut config: Config) -> Result<(), StartError> {
     });
 
     print_banner(&config, api_addr, generated_key.as_deref());
-    let app = router(ApiState::new(Arc::clone(&edge), &config.api_keys));
+    let app = router(ApiState::new(Arc::clone(&cp), &config.api_keys, config.worker_enabled));
     let served = axum::serve(api_listener, app).with_graceful_shutdown(shutdown_signal()).await;
     if let Err(e) = served {
         tracing::error!(error = %e, "API server stopped");
@@ -233,7 +241,10 @@ async fn shutdown_signal() {
 
 fn print_banner(config: &Config, api: std::net::SocketAddr, generated_key: Option<&str>) {
     let key = generated_key.unwrap_or("<your API key>");
-    let issuer = if config.issuer == "local" { "the local CA" } else { config.issuer.as_str() };
+    let issuer = match &config.issuer {
+        IssuerChoice::Local => "the local CA",
+        IssuerChoice::Acme(directory) => directory.as_str(),
+    };
     println!(
         "edge: API on http://{api}, TLS on {}, HTTP on {}, certificates from {issuer}, store {}",
         config.https_addr, config.http_addr, config.store

@@ -1,0 +1,58 @@
+//! The custom-domain control plane: what a SaaS platform keeps about its
+//! customers' hostnames, and the rules that move them from "added" to
+//! "served with a valid certificate" — with typed errors and no HTTP.
+//!
+//! - [`ControlPlane`]: create, check, verify, issue, watch for drift,
+//!   archive, upload a certificate; the worker's round ([`ControlPlane::work_once`]);
+//! - [`Connection`], [`DesiredRecord`], [`CertificateInfo`]: what a customer sees;
+//! - [`DomainState`] and [`TRANSITIONS`]: the lifecycle as a transition table;
+//! - [`Error`] with stable [`ErrorCode`]s, and a connection's [`Problem`];
+//! - [`Repo`]: connections and hostname claims in a shared [`cert_store::Storage`]
+//!   (keys under `edge/`, see [`keys`]);
+//! - [`Outbox`]: signed webhooks stored before they are sent, through the
+//!   embedder's [`WebhookTransport`];
+//! - [`ActivityLog`]: every event of a hostname as an independent record;
+//! - [`WidgetKey`]: tokens that let a customer's browser check one connection.
+//!
+//! An HTTP layer maps [`ErrorCode`] to statuses in one place; the `edge`
+//! binary in this workspace's `examples` crate is such a layer (axum).
+
+mod activity;
+mod error;
+pub mod keys;
+mod lifecycle;
+mod model;
+mod repo;
+mod schedule;
+mod service;
+mod settings;
+mod webhooks;
+mod widget;
+
+pub use activity::{ActivityLog, DEFAULT_RETENTION};
+pub use error::{CertificateRejected, Error, ErrorCode, Problem, ProblemCode};
+pub use lifecycle::{DomainState, InvalidTransition, TRANSITIONS};
+pub use model::{CertificateInfo, CertificateSource, Connection, DesiredRecord};
+pub use repo::{Repo, WORK_LEASE_TTL};
+pub use schedule::Schedule;
+pub use service::{ControlPlane, ControlPlaneBuilder, RecordCheck, RecordsCheck};
+pub use settings::{Challenge, InvalidQuota, Quotas, Settings};
+pub use webhooks::{
+    CertificateEvents, DeliveryError, Outbox, WebhookEvent, WebhookTransport, signature, verify_signature,
+};
+pub use widget::WidgetKey;
+
+/// Told when the certificate a hostname serves changed (issued, renewed,
+/// uploaded, removed), so that whatever serves TLS drops what it cached.
+pub trait ServedCertificates: Send + Sync {
+    /// `hostname`'s certificate changed or is gone.
+    fn changed(&self, hostname: &str);
+}
+
+/// Serves nothing: for a control plane without a TLS server in the process.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NothingServed;
+
+impl ServedCertificates for NothingServed {
+    fn changed(&self, _hostname: &str) {}
+}

@@ -297,9 +297,7 @@ impl<S: Storage + ?Sized> Inner<S> {
     }
 
     async fn get(&self, server_name: &str) -> Option<Arc<CertBundle>> {
-        let name = server_name.trim_end_matches('.').to_ascii_lowercase();
-        let wildcard = name.split_once('.').map(|(_, parent)| format!("*.{parent}"));
-        for candidate in std::iter::once(name).chain(wildcard) {
+        for candidate in cert_store::hostname::candidates(server_name) {
             if let Some(b) = self.cache.read().unwrap_or_else(PoisonError::into_inner).get(&candidate) {
                 return Some(Arc::clone(b));
             }

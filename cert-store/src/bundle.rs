@@ -109,11 +109,64 @@ impl CertMeta {
 ///
 /// Built only through [`CertBundle::from_pem`], which validates everything, so
 /// a bundle in hand is always consistent. `Debug` never prints the key.
+///
+/// Deserializing validates too: the stored chain and key go through
+/// [`from_pem`](CertBundle::from_pem) (with the stored provenance), and the
+/// stored [`CertMeta`] must agree with what the certificate says (names,
+/// validity, issuer, serial, key type); only the order of the names and
+/// [`CertMeta::expired_when_parsed`] are taken from the record. A record
+/// whose key does not match its certificate does not deserialize:
+///
+/// ```
+/// use cert_store::{CertBundle, Provenance};
+/// let key = rcgen::KeyPair::generate().unwrap();
+/// let cert = rcgen::CertificateParams::new(vec!["shop.example.com".into()])
+///     .unwrap().self_signed(&key).unwrap();
+/// let bundle = CertBundle::from_pem(&cert.pem(), &key.serialize_pem(), Provenance::LocalCa).unwrap();
+/// let json = serde_json::to_string(&bundle).unwrap();
+/// assert_eq!(serde_json::from_str::<CertBundle>(&json).unwrap(), bundle);
+///
+/// let other = rcgen::KeyPair::generate().unwrap().serialize_pem();
+/// let tampered = json.replace(&serde_json::to_string(bundle.key_pem()).unwrap(),
+///                             &serde_json::to_string(&other).unwrap());
+/// assert!(serde_json::from_str::<CertBundle>(&tampered).is_err());
+/// ```
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "StoredBundle")]
 pub struct CertBundle {
     chain_pem: String,
     key_pem: String,
     meta: CertMeta,
+}
+
+/// The serialized form of a [`CertBundle`], before validation.
+#[derive(Deserialize)]
+struct StoredBundle {
+    chain_pem: String,
+    key_pem: String,
+    meta: CertMeta,
+}
+
+impl TryFrom<StoredBundle> for CertBundle {
+    type Error = CertError;
+
+    fn try_from(stored: StoredBundle) -> Result<Self, CertError> {
+        let mut bundle = Self::from_pem(&stored.chain_pem, &stored.key_pem, stored.meta.provenance.clone())?;
+        let (read, claimed) = (&bundle.meta, &stored.meta);
+        let same_names =
+            read.names.len() == claimed.names.len() && claimed.names.iter().all(|n| read.names.contains(n));
+        if !same_names
+            || read.not_before != claimed.not_before
+            || read.not_after != claimed.not_after
+            || read.issuer != claimed.issuer
+            || read.serial != claimed.serial
+            || read.key_type != claimed.key_type
+        {
+            return Err(CertError::MetaMismatch);
+        }
+        bundle.meta = stored.meta;
+        Ok(bundle)
+    }
 }
 
 impl std::fmt::Debug for CertBundle {

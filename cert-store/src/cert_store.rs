@@ -215,7 +215,7 @@ impl<S: Storage + ?Sized> CertStore<S> {
         let bytes = self.storage.get(&key).await?.unwrap_or_default();
         let index = Arc::new(
             ExpiryIndex::decode(&bytes)
-                .map_err(|reason| StorageError::Corrupt { key: INDEX_KEY.into(), reason })?,
+                .map_err(|e| StorageError::Corrupt { key: INDEX_KEY.into(), reason: e.to_string() })?,
         );
         *cache = Some((info, Arc::clone(&index)));
         Ok(index)

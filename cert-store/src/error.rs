@@ -83,8 +83,13 @@ pub enum CertError {
         /// The offending name.
         name: String,
         /// Why it is invalid.
+        #[source]
         reason: crate::hostname::HostnameError,
     },
+    /// A stored bundle's metadata does not describe its certificate (the
+    /// record was altered).
+    #[error("the stored metadata does not match the certificate")]
+    MetaMismatch,
     /// The storage below failed.
     #[error(transparent)]
     Storage(#[from] StorageError),

@@ -100,18 +100,27 @@ impl ExpiryIndex {
 
     /// Reads the stored form.
     ///
+    /// ```
+    /// use cert_store::{ExpiryIndex, IndexDecodeError};
+    /// assert_eq!(ExpiryIndex::decode(b"1 2 a.example.com\n").unwrap().len(), 1);
+    /// assert!(matches!(ExpiryIndex::decode(b"garbage"), Err(IndexDecodeError::MissingField { line: 1 })));
+    /// ```
+    ///
     /// # Errors
-    /// A description of the first malformed line.
-    pub fn decode(bytes: &[u8]) -> Result<Self, String> {
-        let text = std::str::from_utf8(bytes).map_err(|e| e.to_string())?;
+    /// An [`IndexDecodeError`] for the first malformed line.
+    pub fn decode(bytes: &[u8]) -> Result<Self, IndexDecodeError> {
+        let text = std::str::from_utf8(bytes).map_err(IndexDecodeError::NotUtf8)?;
         let mut entries = Vec::with_capacity(text.len() / 40);
         for (n, line) in text.lines().enumerate() {
+            let line_no = n + 1;
             let mut parts = line.splitn(3, ' ');
             let (Some(at), Some(na), Some(name)) = (parts.next(), parts.next(), parts.next()) else {
-                return Err(format!("line {}: expected three fields", n + 1));
+                return Err(IndexDecodeError::MissingField { line: line_no });
             };
-            let at: i64 = at.parse().map_err(|_| format!("line {}: bad time", n + 1))?;
-            let na: i64 = na.parse().map_err(|_| format!("line {}: bad time", n + 1))?;
+            let time = |t: &str| {
+                t.parse::<i64>().map_err(|source| IndexDecodeError::BadTime { line: line_no, source })
+            };
+            let (at, na) = (time(at)?, time(na)?);
             entries.push((at, Arc::<str>::from(name), na));
         }
         let mut by_name = HashMap::with_capacity(entries.len());
@@ -122,6 +131,37 @@ impl ExpiryIndex {
         let by_time = entries.into_iter().map(|(at, name, _)| (at, name)).collect();
         Ok(Self { by_time, by_name })
     }
+}
+
+/// Why a stored [`ExpiryIndex`] record could not be read.
+///
+/// ```
+/// use cert_store::{ExpiryIndex, IndexDecodeError};
+/// let err = ExpiryIndex::decode(b"soon 2 a.example.com").unwrap_err();
+/// assert!(matches!(err, IndexDecodeError::BadTime { line: 1, .. }));
+/// assert!(std::error::Error::source(&err).is_some());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum IndexDecodeError {
+    /// The record is not UTF-8.
+    #[error("the expiry index is not UTF-8")]
+    NotUtf8(#[source] std::str::Utf8Error),
+    /// A line without its three fields (`<attention> <not_after> <name>`).
+    #[error("line {line}: expected three fields")]
+    MissingField {
+        /// The line, counted from 1.
+        line: usize,
+    },
+    /// A time field that is not a Unix timestamp.
+    #[error("line {line}: bad time")]
+    BadTime {
+        /// The line, counted from 1.
+        line: usize,
+        /// The parser's error.
+        #[source]
+        source: std::num::ParseIntError,
+    },
 }
 
 fn from_unix(t: i64) -> OffsetDateTime {

@@ -42,11 +42,13 @@ mod postgres;
 pub mod serving;
 mod storage;
 
+/// Re-exported so that implementing this crate's traits needs no extra dependency.
+pub use async_trait::async_trait;
 pub use bundle::{CertBundle, CertMeta, KeyType, Provenance};
 pub use cert_store::CertStore;
 pub use error::{CertError, StorageError};
 pub use file::FileStorage;
-pub use index::{ExpiryIndex, IndexEntry};
+pub use index::{ExpiryIndex, IndexDecodeError, IndexEntry};
 pub use key::{Key, MAX_KEY_LEN, Prefix};
 pub use lease::{LeaseGuard, Leases, MIN_LEASE_TTL};
 pub use memory::MemoryStorage;
@@ -56,5 +58,4 @@ pub use serving::{
     AskPolicy, CertListener, CertSource, ChallengeAnswers, NoChallenges, Provision, ProvisionError,
 };
 pub use storage::{KeyInfo, Storage};
-/// Re-exported so that implementing this crate's traits needs no extra dependency.
-pub use async_trait::async_trait;
+pub use tls_names::{Hostname, HostnameError};

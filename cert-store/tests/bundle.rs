@@ -117,7 +117,7 @@ fn invalid_san_names_are_refused() {
         ("under_score.example.com", HostnameError::InvalidChar('_')),
         ("a.*.example.com", HostnameError::MisplacedWildcard),
         ("*.com", HostnameError::MisplacedWildcard),
-        ("-lead.example.com", HostnameError::HyphenAtEdge),
+        ("-lead.example.com", HostnameError::HyphenAtEdge("-lead".into())),
     ] {
         let (chain, key) = with_params(|p| p.subject_alt_names = vec![raw_dns_san(name)]);
         match CertBundle::from_pem(&chain, &key, Provenance::LocalCa) {
@@ -205,4 +205,35 @@ fn certificates_rustls_would_reject_are_refused() {
     assert!(matches!(err, CertError::BadCertificate { index: 0, .. }), "{err:?}");
     // 2. The untouched certificate is still fine.
     CertBundle::from_pem(&to_pem(&der), &key, Provenance::SelfManaged).unwrap();
+}
+
+/// A stored record is read only through validation: a key swapped for
+/// another one, or metadata that does not describe the certificate, is
+/// refused; an untouched record reads back equal (names order included).
+#[test]
+fn a_tampered_serialized_bundle_does_not_deserialize() {
+    let (chain, key) = self_signed(&["shop.example.com", "www.shop.example.com"]);
+    let bundle = CertBundle::from_pem(&chain, &key, Provenance::SelfManaged)
+        .unwrap()
+        .with_primary_name("www.shop.example.com");
+    let json = serde_json::to_value(&bundle).unwrap();
+    assert_eq!(serde_json::from_value::<CertBundle>(json.clone()).unwrap(), bundle);
+
+    let (_, other_key) = self_signed(&["shop.example.com"]);
+    let mut swapped_key = json.clone();
+    swapped_key["key_pem"] = other_key.into();
+    let err = serde_json::from_value::<CertBundle>(swapped_key).unwrap_err();
+    assert!(err.to_string().contains("does not match"), "{err}");
+
+    let mut other_names = json.clone();
+    other_names["meta"]["names"] = serde_json::json!(["evil.example.com"]);
+    assert!(serde_json::from_value::<CertBundle>(other_names).is_err());
+
+    let mut later_expiry = json.clone();
+    later_expiry["meta"]["not_after"] = "2999-01-01T00:00:00Z".into();
+    assert!(serde_json::from_value::<CertBundle>(later_expiry).is_err());
+
+    let mut not_pem = json;
+    not_pem["chain_pem"] = "garbage".into();
+    assert!(serde_json::from_value::<CertBundle>(not_pem).is_err());
 }

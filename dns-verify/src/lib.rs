@@ -24,7 +24,6 @@ mod checker;
 mod drift;
 mod evaluate;
 mod expect;
-mod name;
 mod provider;
 mod proxy;
 mod query;
@@ -34,11 +33,13 @@ pub use checker::{Authorities, Checker, CheckerBuilder, MAX_CNAME_CHAIN, interpr
 pub use drift::{DriftChange, drift};
 pub use evaluate::{AnswerEnd, Observation, aggregate, judge};
 pub use expect::{ACME_CHALLENGE_LABEL, Expectation, OWNERSHIP_LABEL, Requirements};
-pub use name::{Hostname, HostnameError};
 pub use provider::{
     DnsProvider, DnsRecord, MemoryProvider, PropagationError, ProviderError, RecordData, Rfc2136Provider,
     wait_for_propagation,
 };
-pub use proxy::{CLOUDFLARE_RANGES, CLOUDFLARE_RANGES_SOURCE_DATE, ProxyRanges};
+pub use proxy::{CLOUDFLARE_RANGES, CLOUDFLARE_RANGES_SOURCE_DATE, InvalidRange, ProxyRanges};
 pub use query::LookupError;
 pub use report::{RecordReport, RecordStatus, SanReport, SanStatus, ServerAnswer, fix_for};
+pub use tls_names::{
+    Hostname, HostnameError, canonical_hostname, lookup_exact_then_wildcard, name_matches, wildcard_of,
+};

@@ -72,25 +72,161 @@ impl DnsRecord {
     }
 }
 
-/// Why a provider could not write.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// A provider's own error (HTTP client, SDK, transport), kept as the
+/// [`source`](std::error::Error::source) of a [`ProviderError`].
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Why a provider could not write: a class that decides what to do (fix the
+/// credentials, the zone, the name; retry later), a detail for people, and
+/// the provider's own error as the source when there is one.
+///
+/// A provider of your own builds these with the constructors and attaches its
+/// error with [`with_source`](ProviderError::with_source):
+///
+/// ```
+/// use std::error::Error as _;
+/// use dns_verify::ProviderError;
+/// let io = std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out");
+/// let err = ProviderError::unreachable("api.dns.example did not answer").with_source(io);
+/// assert!(err.is_temporary());
+/// assert_eq!(err.source().unwrap().to_string(), "connect timed out");
+/// assert!(matches!(err, ProviderError::Unreachable { .. }));
+/// ```
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ProviderError {
-    /// The credentials (TSIG key) were refused.
-    #[error("update not authorised: {0}")]
-    Unauthorized(String),
+    /// The credentials (TSIG key, API token) were refused.
+    #[error("update not authorised: {detail}")]
+    Unauthorized {
+        /// What the server said.
+        detail: String,
+        /// The provider's own error, if any.
+        #[source]
+        source: Option<BoxError>,
+    },
     /// The server refused the update (zone not updatable, policy).
-    #[error("update refused: {0}")]
-    Refused(String),
+    #[error("update refused: {detail}")]
+    Refused {
+        /// What the server said.
+        detail: String,
+        /// The provider's own error, if any.
+        #[source]
+        source: Option<BoxError>,
+    },
     /// The name is not inside the provider's zone, or not a valid name.
-    #[error("invalid record name {0:?}")]
-    InvalidName(String),
+    #[error("invalid record name {name:?}")]
+    InvalidName {
+        /// The name, or a sentence about it.
+        name: String,
+        /// The provider's own error, if any.
+        #[source]
+        source: Option<BoxError>,
+    },
     /// Timeout or network failure: temporary.
-    #[error("DNS server unreachable: {0}")]
-    Unreachable(String),
-    /// Any other server answer.
-    #[error("update failed: {0}")]
-    Server(String),
+    #[error("DNS server unreachable: {detail}")]
+    Unreachable {
+        /// What failed.
+        detail: String,
+        /// The provider's own error, if any.
+        #[source]
+        source: Option<BoxError>,
+    },
+    /// Any other failure of the server or the provider.
+    #[error("update failed: {detail}")]
+    Server {
+        /// What failed.
+        detail: String,
+        /// The provider's own error, if any.
+        #[source]
+        source: Option<BoxError>,
+    },
+}
+
+impl ProviderError {
+    /// [`ProviderError::Unauthorized`] without a source.
+    ///
+    /// ```
+    /// let err = dns_verify::ProviderError::unauthorized("BADSIG");
+    /// assert_eq!(err.to_string(), "update not authorised: BADSIG");
+    /// ```
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        Self::Unauthorized { detail: detail.into(), source: None }
+    }
+
+    /// [`ProviderError::Refused`] without a source.
+    ///
+    /// ```
+    /// let err = dns_verify::ProviderError::refused("REFUSED");
+    /// assert!(!err.is_temporary());
+    /// ```
+    pub fn refused(detail: impl Into<String>) -> Self {
+        Self::Refused { detail: detail.into(), source: None }
+    }
+
+    /// [`ProviderError::InvalidName`] without a source.
+    ///
+    /// ```
+    /// let err = dns_verify::ProviderError::invalid_name("a..b");
+    /// assert_eq!(err.to_string(), "invalid record name \"a..b\"");
+    /// ```
+    pub fn invalid_name(name: impl Into<String>) -> Self {
+        Self::InvalidName { name: name.into(), source: None }
+    }
+
+    /// [`ProviderError::Unreachable`] without a source.
+    ///
+    /// ```
+    /// assert!(dns_verify::ProviderError::unreachable("timed out").is_temporary());
+    /// ```
+    pub fn unreachable(detail: impl Into<String>) -> Self {
+        Self::Unreachable { detail: detail.into(), source: None }
+    }
+
+    /// [`ProviderError::Server`] without a source.
+    ///
+    /// ```
+    /// let err = dns_verify::ProviderError::server("SERVFAIL");
+    /// assert_eq!(err.to_string(), "update failed: SERVFAIL");
+    /// ```
+    pub fn server(detail: impl Into<String>) -> Self {
+        Self::Server { detail: detail.into(), source: None }
+    }
+
+    /// The same error with `source` (the provider's own error) attached,
+    /// replacing any source it had.
+    ///
+    /// ```
+    /// use std::error::Error as _;
+    /// let err = dns_verify::ProviderError::server("HTTP 500")
+    ///     .with_source(std::io::Error::other("upstream reset"));
+    /// assert!(err.source().is_some());
+    /// ```
+    #[must_use]
+    pub fn with_source(mut self, source: impl Into<BoxError>) -> Self {
+        let slot = match &mut self {
+            Self::Unauthorized { source, .. }
+            | Self::Refused { source, .. }
+            | Self::InvalidName { source, .. }
+            | Self::Unreachable { source, .. }
+            | Self::Server { source, .. } => source,
+        };
+        *slot = Some(source.into());
+        self
+    }
+
+    /// Whether trying again later may succeed (only
+    /// [`Unreachable`](ProviderError::Unreachable)); the other classes need a
+    /// person to fix credentials, zone or name.
+    ///
+    /// ```
+    /// use dns_verify::ProviderError;
+    /// assert!(ProviderError::unreachable("timeout").is_temporary());
+    /// assert!(!ProviderError::unauthorized("BADKEY").is_temporary());
+    /// ```
+    #[must_use]
+    pub fn is_temporary(&self) -> bool {
+        matches!(self, Self::Unreachable { .. })
+    }
 }
 
 /// Creates and deletes records in a zone the platform controls.
@@ -187,7 +323,7 @@ impl Rfc2136Provider {
         let zone = fqdn(zone)?;
         let key = fqdn(key_name)?;
         let signer = TSigner::new(secret, TsigAlgorithm::HmacSha256, key, 300)
-            .map_err(|e| ProviderError::Server(format!("TSIG signer: {e}")))?;
+            .map_err(|e| ProviderError::server(format!("TSIG signer: {e}")).with_source(e))?;
         Ok(Self { server, zone, signer, timeout: Duration::from_secs(5) })
     }
 
@@ -211,7 +347,10 @@ impl Rfc2136Provider {
     fn record(&self, record: &DnsRecord) -> Result<Record, ProviderError> {
         let name = fqdn(&record.name)?;
         if !self.zone.zone_of(&name) {
-            return Err(ProviderError::InvalidName(format!("{} is outside zone {}", record.name, self.zone)));
+            return Err(ProviderError::invalid_name(format!(
+                "{} is outside zone {}",
+                record.name, self.zone
+            )));
         }
         let data = match &record.data {
             RecordData::Txt(v) => RData::TXT(TXT::new(vec![v.clone()])),
@@ -229,47 +368,51 @@ impl Rfc2136Provider {
         let response = tokio::time::timeout(self.timeout + Duration::from_millis(200), update)
             .await
             .map_err(|_| {
-                ProviderError::Unreachable(format!("no answer from {} in {:?}", self.server, self.timeout))
+                ProviderError::unreachable(format!("no answer from {} in {:?}", self.server, self.timeout))
             })?
-            .map_err(|e| classify_net_error(&e))?;
+            .map_err(classify_net_error)?;
         match response.metadata.response_code {
             ResponseCode::NoError => Ok(()),
             code @ (ResponseCode::NotAuth
             | ResponseCode::BADSIG
             | ResponseCode::BADKEY
-            | ResponseCode::BADTIME) => Err(ProviderError::Unauthorized(code.to_string())),
-            code @ ResponseCode::Refused => Err(ProviderError::Refused(code.to_string())),
-            code => Err(ProviderError::Server(code.to_string())),
+            | ResponseCode::BADTIME) => Err(ProviderError::unauthorized(code.to_string())),
+            code @ ResponseCode::Refused => Err(ProviderError::refused(code.to_string())),
+            code => Err(ProviderError::server(code.to_string())),
         }
     }
 }
 
-fn classify_net_error(e: &hickory_net::NetError) -> ProviderError {
+/// Classes a transport error; the error itself is kept as the source.
+fn classify_net_error(e: hickory_net::NetError) -> ProviderError {
     let text = e.to_string();
     let lower = text.to_ascii_lowercase();
-    if lower.contains("tsig")
+    let class = if let hickory_net::NetError::Dns(hickory_net::DnsError::ResponseCode(code)) = &e {
+        match code {
+            ResponseCode::NotAuth | ResponseCode::BADSIG | ResponseCode::BADKEY | ResponseCode::BADTIME => {
+                ProviderError::unauthorized(text)
+            }
+            ResponseCode::Refused => ProviderError::refused(text),
+            _ => ProviderError::server(text),
+        }
+    } else if matches!(e, hickory_net::NetError::Timeout) {
+        ProviderError::unreachable(text)
+    } else if lower.contains("tsig")
         || lower.contains("notauth")
         || lower.contains("badsig")
         || lower.contains("badkey")
     {
-        ProviderError::Unauthorized(text)
-    } else if matches!(e, hickory_net::NetError::Timeout) || lower.contains("timed out") {
-        ProviderError::Unreachable(text)
-    } else if let hickory_net::NetError::Dns(hickory_net::DnsError::ResponseCode(code)) = e {
-        match code {
-            ResponseCode::NotAuth | ResponseCode::BADSIG | ResponseCode::BADKEY => {
-                ProviderError::Unauthorized(text)
-            }
-            ResponseCode::Refused => ProviderError::Refused(text),
-            _ => ProviderError::Server(text),
-        }
+        // A response whose TSIG does not verify reaches us as a protocol
+        // error with no code of its own: the key is wrong.
+        ProviderError::unauthorized(text)
     } else {
-        ProviderError::Unreachable(text)
-    }
+        ProviderError::unreachable(text)
+    };
+    class.with_source(e)
 }
 
 fn fqdn(name: &str) -> Result<Name, ProviderError> {
-    let mut n = Name::from_ascii(name).map_err(|_| ProviderError::InvalidName(name.to_owned()))?;
+    let mut n = Name::from_ascii(name).map_err(|e| ProviderError::invalid_name(name).with_source(e))?;
     n.set_fqdn(true);
     Ok(n)
 }

@@ -35,6 +35,22 @@ pub const CLOUDFLARE_RANGES: &[&str] = &[
 /// changes rarely; override it with [`ProxyRanges::new`] when it does.
 pub const CLOUDFLARE_RANGES_SOURCE_DATE: &str = "2026-11-23";
 
+/// A string given to [`ProxyRanges::new`] or [`ProxyRanges::add`] that is not
+/// a CIDR range.
+///
+/// ```
+/// let err = dns_verify::ProxyRanges::new("CDN", &["10.0.0.0/33"]).unwrap_err();
+/// assert_eq!(err.to_string(), "not a CIDR range: \"10.0.0.0/33\"");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a CIDR range: {range:?}")]
+pub struct InvalidRange {
+    /// The string as given.
+    pub range: String,
+    #[source]
+    source: ipnet::AddrParseError,
+}
+
 /// A set of CDN proxy ranges, named for messages.
 ///
 /// ```
@@ -63,21 +79,39 @@ impl ProxyRanges {
 
     /// Custom ranges for `provider` (CIDR strings).
     ///
+    /// ```
+    /// use dns_verify::ProxyRanges;
+    /// let ranges = ProxyRanges::new("Fastly", &["151.101.0.0/16"]).unwrap();
+    /// assert_eq!(ranges.provider_of("151.101.1.1".parse().unwrap()), Some("Fastly"));
+    /// let err = ProxyRanges::new("Fastly", &["151.101.0.0"]).unwrap_err();
+    /// assert_eq!(err.range, "151.101.0.0");
+    /// ```
+    ///
     /// # Errors
-    /// The first string that is not a CIDR range.
-    pub fn new(provider: &str, cidrs: &[&str]) -> Result<Self, String> {
+    /// [`InvalidRange`] for the first string that is not a CIDR range.
+    pub fn new(provider: &str, cidrs: &[&str]) -> Result<Self, InvalidRange> {
         let mut this = Self::default();
         this.add(provider, cidrs)?;
         Ok(this)
     }
 
-    /// Adds ranges for `provider`.
+    /// Adds ranges for `provider`. Nothing is added when one of them is invalid.
+    ///
+    /// ```
+    /// use dns_verify::ProxyRanges;
+    /// let mut ranges = ProxyRanges::cloudflare();
+    /// ranges.add("Fastly", &["2a04:4e40::/32"]).unwrap();
+    /// assert!(ranges.add("Fastly", &["not a range"]).is_err());
+    /// ```
     ///
     /// # Errors
-    /// The first string that is not a CIDR range.
-    pub fn add(&mut self, provider: &str, cidrs: &[&str]) -> Result<(), String> {
-        for c in cidrs {
-            let net: IpNet = c.parse().map_err(|_| format!("not a CIDR range: {c}"))?;
+    /// [`InvalidRange`] for the first string that is not a CIDR range.
+    pub fn add(&mut self, provider: &str, cidrs: &[&str]) -> Result<(), InvalidRange> {
+        let nets = cidrs
+            .iter()
+            .map(|c| c.parse::<IpNet>().map_err(|source| InvalidRange { range: (*c).to_owned(), source }))
+            .collect::<Result<Vec<_>, _>>()?;
+        for net in nets {
             self.ranges.push((provider.to_owned(), net));
         }
         Ok(())

@@ -21,20 +21,5 @@ pub(crate) fn normalize<'b>(name: &str, buf: &'b mut [u8; MAX_NAME]) -> Option<&
 
 /// `get` of the normalized `server_name`, else of `*.<parent>`
 /// (`a.example.com` → `*.example.com`, never for `example.com` itself);
-/// no allocation.
-pub(crate) fn exact_then_wildcard<T>(server_name: &str, get: impl Fn(&str) -> Option<T>) -> Option<T> {
-    let mut buf = [0u8; MAX_NAME];
-    let (len, dot) = {
-        let name = normalize(server_name, &mut buf)?;
-        if let Some(found) = get(name) {
-            return Some(found);
-        }
-        (name.len(), name.find('.')?)
-    };
-    if dot == 0 || dot + 1 >= len {
-        return None;
-    }
-    // Written over the first label's last byte and its dot.
-    buf[dot - 1] = b'*';
-    get(std::str::from_utf8(&buf[dot - 1..len]).ok()?)
-}
+/// no allocation. The workspace's one matcher, from `tls-names`.
+pub(crate) use cert_store::hostname::lookup_exact_then_wildcard as exact_then_wildcard;

@@ -2,24 +2,101 @@
 //!
 //! Each check takes a shared storage, works under a fresh random namespace (so
 //! one database or directory can serve many runs) and panics with a message
-//! on the first violation. Run them all with [`run_all`], or one test per
-//! check with [`storage_conformance_tests!`](crate::storage_conformance_tests):
+//! on the first violation. Three ways to run them:
 //!
-//! ```ignore
-//! cert_store::storage_conformance_tests!(|| async { std::sync::Arc::new(MyStorage::new()) });
-//! ```
+//! - [`storage_conformance_tests!`](crate::storage_conformance_tests): one
+//!   `#[tokio::test]` per check, in a module you name (so several backends can
+//!   be tested in one file). The fixture returns the storage, or
+//!   `(storage, keep_alive)` where `keep_alive` (a `TempDir`, a server handle,
+//!   any `Send + 'static` value) lives until the check ends:
+//!
+//!   ```ignore
+//!   cert_store::storage_conformance_tests!(mod sqlite_suite, || async {
+//!       let dir = tempfile::tempdir().unwrap();
+//!       (Arc::new(SqliteStorage::open(dir.path().join("store.db")).unwrap()), dir)
+//!   });
+//!   ```
+//! - [`run_all`]: every check in order, returning the first
+//!   [`ConformanceFailure`] instead of panicking (a check's panic, or one that
+//!   does not finish within [`CHECK_TIMEOUT`], becomes the failure).
+//! - [`run_check`]: one check the same way, e.g.
+//!   `run_check("round_trip", round_trip(storage)).await`.
+//!
+//! The [`Storage`] docs state the contract the checks enforce; the
+//! `broken_backends` test of this crate keeps four deliberately broken
+//! backends that the suite must reject.
 
 use std::{
+    future::Future,
     sync::{
         Arc,
         atomic::{AtomicUsize, Ordering},
     },
-    time::Duration,
+    time::{Duration, SystemTime},
 };
 
 use rand::Rng;
 
 use crate::{Key, Leases, Prefix, Storage};
+
+/// How long one check may take in [`run_all`] / [`run_check`] before it
+/// counts as failed (a lease that is never freed makes `lock` wait forever).
+pub const CHECK_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The names of every check, in the order [`run_all`] runs them.
+pub const CHECKS: &[&str] = &[
+    "round_trip",
+    "binary_values",
+    "listing",
+    "overwrite",
+    "delete",
+    "stat_changes_on_put",
+    "concurrent_writers",
+    "lease_exclusion",
+    "lease_takeover_after_expiry",
+    "lease_refresh_keeps_long_job",
+    "lease_release_frees",
+    "lease_reacquire_by_same_holder",
+    "lease_release_by_stale_holder_keeps_new_lease",
+];
+
+/// A check that failed: its name and what went wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("storage conformance check `{check}` failed: {message}")]
+pub struct ConformanceFailure {
+    /// The check's name (one of [`CHECKS`]).
+    pub check: &'static str,
+    /// The panic message or timeout.
+    pub message: String,
+}
+
+/// What a conformance fixture returns: the storage, or the storage and a
+/// value kept alive while the checks run (a temporary directory, a database
+/// server). Implemented for `Arc<S>` and `(Arc<S>, K)`.
+pub trait Fixture {
+    /// The backend under test.
+    type Storage: Storage + ?Sized;
+    /// Kept alive until the checks are done.
+    type KeepAlive: Send + 'static;
+    /// Splits the fixture into the storage and what to keep alive.
+    fn into_parts(self) -> (Arc<Self::Storage>, Self::KeepAlive);
+}
+
+impl<S: Storage + ?Sized> Fixture for Arc<S> {
+    type Storage = S;
+    type KeepAlive = ();
+    fn into_parts(self) -> (Arc<S>, ()) {
+        (self, ())
+    }
+}
+
+impl<S: Storage + ?Sized, K: Send + 'static> Fixture for (Arc<S>, K) {
+    type Storage = S;
+    type KeepAlive = K;
+    fn into_parts(self) -> (Arc<S>, K) {
+        self
+    }
+}
 
 fn namespace() -> String {
     format!("conformance-{}", hex::encode(rand::rng().random::<[u8; 6]>()))
@@ -29,11 +106,44 @@ fn key(ns: &str, rest: &str) -> Key {
     Key::new(format!("{ns}/{rest}")).expect("conformance keys are valid")
 }
 
-/// Every check, in order, printing each name as it passes.
-pub async fn run_all<S: Storage + ?Sized>(storage: Arc<S>) {
+/// Runs one check (any future that panics on a violation) on its own task:
+/// a panic, or not finishing within [`CHECK_TIMEOUT`], is returned as a
+/// [`ConformanceFailure`] named `check`.
+///
+/// # Errors
+/// The failure, with the panic message.
+pub async fn run_check(
+    check: &'static str,
+    future: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ConformanceFailure> {
+    let failure = |message: String| ConformanceFailure { check, message };
+    match tokio::time::timeout(CHECK_TIMEOUT, tokio::spawn(future)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(join)) if join.is_panic() => {
+            let payload = join.into_panic();
+            let message = payload
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                .unwrap_or_else(|| "panicked".to_owned());
+            Err(failure(message))
+        }
+        Ok(Err(join)) => Err(failure(format!("the check's task ended: {join}"))),
+        Err(_) => Err(failure(format!("did not finish within {CHECK_TIMEOUT:?}"))),
+    }
+}
+
+/// Every check in order ([`CHECKS`]) on one storage, printing each name as it
+/// passes; stops at the first failure. `fixture` is the storage or
+/// `(storage, keep_alive)` (see [`Fixture`]).
+///
+/// # Errors
+/// The first [`ConformanceFailure`].
+pub async fn run_all<F: Fixture>(fixture: F) -> Result<(), ConformanceFailure> {
+    let (storage, keep_alive) = fixture.into_parts();
     macro_rules! check {
         ($($name:ident),*) => {$(
-            $name(Arc::clone(&storage)).await;
+            run_check(stringify!($name), $name(Arc::clone(&storage))).await?;
             println!("conformance: {} ok", stringify!($name));
         )*};
     }
@@ -43,12 +153,17 @@ pub async fn run_all<S: Storage + ?Sized>(storage: Arc<S>) {
         listing,
         overwrite,
         delete,
+        stat_changes_on_put,
         concurrent_writers,
         lease_exclusion,
         lease_takeover_after_expiry,
         lease_refresh_keeps_long_job,
-        lease_release_frees
+        lease_release_frees,
+        lease_reacquire_by_same_holder,
+        lease_release_by_stale_holder_keeps_new_lease
     );
+    drop(keep_alive);
+    Ok(())
 }
 
 /// put → get → stat; a missing key reads as `None`.
@@ -231,33 +346,142 @@ pub async fn lease_release_frees<S: Storage + ?Sized>(storage: Arc<S>) {
     assert!(other.is_some());
 }
 
-/// Generates one `#[tokio::test]` per conformance check for a backend.
+/// `stat` sees every `put`: after a second put (50 ms later, same size) the
+/// [`KeyInfo`](crate::KeyInfo) differs and `modified` moved forward and is
+/// recent. Caches such as [`CertStore`](crate::CertStore)'s index compare
+/// `stat` results to know whether to read a record again.
+pub async fn stat_changes_on_put<S: Storage + ?Sized>(storage: Arc<S>) {
+    let ns = namespace();
+    let k = key(&ns, "versioned");
+    let before_put = SystemTime::now();
+    storage.put(&k, b"first").await.expect("put");
+    let first = storage.stat(&k).await.expect("stat").expect("stat after put");
+    let day = Duration::from_secs(86_400);
+    assert!(
+        first.modified + day > before_put && first.modified < before_put + day,
+        "stat().modified must be the time of the last put (got {:?}, now {:?})",
+        first.modified,
+        before_put
+    );
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    storage.put(&k, b"secnd").await.expect("put");
+    let second = storage.stat(&k).await.expect("stat").expect("stat after put");
+    assert_ne!(first, second, "stat must change when the value is replaced (same size, 50 ms later)");
+    assert!(second.modified > first.modified, "stat().modified must move forward on put");
+}
+
+/// Same-holder re-acquire: `try_acquire_lease` by the holder that already
+/// holds a fresh lease succeeds and extends it by the new ttl; others stay
+/// excluded.
+pub async fn lease_reacquire_by_same_holder<S: Storage + ?Sized>(storage: Arc<S>) {
+    let ns = namespace();
+    let name = key(&ns, "lease");
+    let ttl = Duration::from_millis(600);
+    assert!(
+        storage.try_acquire_lease(&name, "holder-a", ttl).await.expect("acquire"),
+        "a free lease is taken"
+    );
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert!(
+        storage.try_acquire_lease(&name, "holder-a", ttl).await.expect("re-acquire"),
+        "the holder of a fresh lease must be able to acquire it again"
+    );
+    assert!(
+        !storage.try_acquire_lease(&name, "holder-b", ttl).await.expect("acquire"),
+        "a re-acquired lease must exclude others"
+    );
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    // 700 ms after the first acquire, 350 ms after the re-acquire: still held.
+    assert!(
+        !storage.try_acquire_lease(&name, "holder-b", ttl).await.expect("acquire"),
+        "re-acquiring must extend the lease by its ttl"
+    );
+    storage.release_lease(&name, "holder-a").await.expect("release");
+    assert!(
+        storage.try_acquire_lease(&name, "holder-b", ttl).await.expect("acquire"),
+        "released lease is free"
+    );
+    storage.release_lease(&name, "holder-b").await.expect("release");
+}
+
+/// A holder whose lease expired and was taken by another must not free the
+/// new holder's lease: neither by `release_lease` (what a [`LeaseGuard`](crate::LeaseGuard)
+/// that lost its lease does when dropped) nor by `renew_lease`.
+pub async fn lease_release_by_stale_holder_keeps_new_lease<S: Storage + ?Sized>(storage: Arc<S>) {
+    let ns = namespace();
+    let name = key(&ns, "lease");
+    let ttl = Duration::from_millis(300);
+    assert!(storage.try_acquire_lease(&name, "stale-holder", ttl).await.expect("acquire"));
+    tokio::time::sleep(ttl + Duration::from_millis(200)).await;
+    assert!(
+        storage.try_acquire_lease(&name, "new-holder", Duration::from_secs(30)).await.expect("acquire"),
+        "an expired lease must be free"
+    );
+    assert!(
+        !storage.renew_lease(&name, "stale-holder", ttl).await.expect("renew"),
+        "the stale holder must not renew a lease another took"
+    );
+    storage.release_lease(&name, "stale-holder").await.expect("release by a non-holder must succeed");
+    assert!(
+        !storage.try_acquire_lease(&name, "third-holder", ttl).await.expect("acquire"),
+        "release by a holder that lost the lease freed the new holder's lease"
+    );
+    assert!(
+        storage.renew_lease(&name, "new-holder", Duration::from_secs(30)).await.expect("renew"),
+        "the new holder must still hold its lease after a stale release"
+    );
+    // Through the guard API: a guard whose lease another took is dropped.
+    let other = key(&ns, "guarded");
+    let guard = storage.try_lock(&other, Duration::from_secs(30)).await.expect("try_lock").expect("free");
+    storage.release_lease(&other, "someone-else").await.expect("release by a non-holder");
+    assert!(
+        storage.try_lock(&other, Duration::from_secs(30)).await.expect("try_lock").is_none(),
+        "release by a non-holder freed a guard's lease"
+    );
+    guard.release().await;
+    storage.release_lease(&name, "new-holder").await.expect("release");
+}
+
+/// Generates one `#[tokio::test]` per conformance check for a backend, in a
+/// module named by the caller (default: `storage_conformance`), so a file can
+/// hold the suite for several backends.
 ///
-/// `$make` is a closure returning a future of `Arc<YourStorage>`; it is called
-/// once per test.
+/// The fixture is a closure returning a future of the storage (`Arc<YourStorage>`)
+/// or of `(storage, keep_alive)` (see [`Fixture`](crate::conformance::Fixture));
+/// it is called once per test, and `keep_alive` lives until that test ends.
 ///
 /// ```ignore
-/// cert_store::storage_conformance_tests!(|| async { Arc::new(MemoryStorage::new()) });
+/// cert_store::storage_conformance_tests!(mod memory_suite, || async { Arc::new(MemoryStorage::new()) });
+/// cert_store::storage_conformance_tests!(mod file_suite, || async {
+///     let dir = tempfile::tempdir().unwrap();
+///     (Arc::new(FileStorage::new(dir.path()).unwrap()), dir)
+/// });
 /// ```
 #[macro_export]
 macro_rules! storage_conformance_tests {
-    ($make:expr) => {
-        $crate::storage_conformance_tests!(@tests $make;
-            round_trip, binary_values, listing, overwrite, delete, concurrent_writers,
-            lease_exclusion, lease_takeover_after_expiry, lease_refresh_keeps_long_job,
-            lease_release_frees);
-    };
-    (@tests $make:expr; $($check:ident),*) => {
-        mod storage_conformance {
+    (@tests $module:ident, $make:expr; $($check:ident),*) => {
+        mod $module {
             #[allow(unused_imports)]
             use super::*;
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $check() {
-                    let storage = ($make)().await;
+                    let (storage, keep_alive) =
+                        $crate::conformance::Fixture::into_parts(($make)().await);
                     $crate::conformance::$check(storage).await;
+                    drop(keep_alive);
                 }
             )*
         }
+    };
+    (mod $module:ident, $make:expr $(,)?) => {
+        $crate::storage_conformance_tests!(@tests $module, $make;
+            round_trip, binary_values, listing, overwrite, delete, stat_changes_on_put,
+            concurrent_writers, lease_exclusion, lease_takeover_after_expiry,
+            lease_refresh_keeps_long_job, lease_release_frees, lease_reacquire_by_same_holder,
+            lease_release_by_stale_holder_keeps_new_lease);
+    };
+    ($make:expr $(,)?) => {
+        $crate::storage_conformance_tests!(mod storage_conformance, $make);
     };
 }

@@ -7,15 +7,19 @@ use std::sync::Arc;
 
 use cert_store::{FileStorage, MemoryStorage, PostgresStorage};
 
-mod memory {
-    use super::*;
-    cert_store::storage_conformance_tests!(|| async { Arc::new(MemoryStorage::new()) });
-}
+cert_store::storage_conformance_tests!(mod memory, || async { Arc::new(MemoryStorage::new()) });
 
-mod file {
+cert_store::storage_conformance_tests!(mod file, || async {
+    // Every check works in its own random namespace, so all could share one
+    // directory; each gets its own, removed when the check ends.
+    let dir = tempfile::tempdir().unwrap();
+    (Arc::new(FileStorage::new(dir.path()).unwrap()), dir)
+});
+
+// The form without a module name still works (module `storage_conformance`).
+mod file_shared_directory {
     use super::*;
     cert_store::storage_conformance_tests!(|| async {
-        // Every check works in its own random namespace, so all share one directory.
         let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("conformance-file");
         Arc::new(FileStorage::new(dir).unwrap())
     });
@@ -25,10 +29,11 @@ mod file {
 async fn postgres_passes_the_conformance_suite() {
     let pg = testkit::PostgresServer::start().unwrap();
     let storage = Arc::new(PostgresStorage::connect(&pg.connection_string()).await.unwrap());
-    cert_store::conformance::run_all(Arc::clone(&storage)).await;
+    cert_store::conformance::run_all(Arc::clone(&storage)).await.unwrap();
     // A second connect on the same database finds the schema and the data.
     let again = PostgresStorage::connect(&pg.url()).await.unwrap();
-    cert_store::conformance::run_all(Arc::new(again)).await;
+    // With a keep-alive value: the server handle lives until the suite ends.
+    cert_store::conformance::run_all((Arc::new(again), pg)).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -52,24 +52,42 @@ pub fn storage_key(data: &[u8]) {
     let _ = cert_store::Prefix::new(text.as_ref());
 }
 
-/// Hostname normalization: what parses is normalized, and normalizing again
-/// changes nothing.
+/// Hostnames (`tls_names`): what parses is normalized, and normalizing again
+/// changes nothing; both validators agree; the exact-then-wildcard matcher
+/// agrees with `wildcard_of` and `name_matches`, whatever the input.
 pub fn hostname(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
-    if let Ok(host) = dns_verify::Hostname::parse(&text) {
-        let again = dns_verify::Hostname::parse(host.as_str()).expect("a normalized name parses");
-        assert_eq!(again.as_str(), host.as_str());
-        assert!(host.as_str().len() <= 253);
+    if let Ok(host) = tls_names::Hostname::parse(&text) {
+        let again = tls_names::Hostname::parse(host.as_str()).expect("a normalized name parses");
+        assert_eq!(again, host);
+        assert!(host.as_str().len() <= tls_names::MAX_NAME_LEN);
+        assert_eq!(tls_names::canonical_hostname(host.as_str()).as_deref(), Ok(host.as_str()));
+        assert!(host.matches(host.as_str()) || host.is_wildcard());
+        if let Some(wildcard) = host.wildcard() {
+            assert!(wildcard.matches(host.as_str()), "{wildcard} covers {host}");
+        }
     }
-    if let Ok(name) = cert_store::hostname::canonical_hostname(&text) {
-        assert_eq!(cert_store::hostname::canonical_hostname(&name).as_deref(), Ok(name.as_str()));
+    if let Ok(name) = tls_names::canonical_hostname(&text) {
+        assert_eq!(tls_names::canonical_hostname(&name).as_deref(), Ok(name.as_str()));
+    }
+    let candidates: Vec<String> = tls_names::candidates(&text).collect();
+    assert!(candidates.len() <= 2);
+    let mut asked = Vec::new();
+    let _ = tls_names::lookup_exact_then_wildcard(&text, |n| {
+        asked.push(n.to_owned());
+        None::<()>
+    });
+    assert_eq!(asked, candidates);
+    assert_eq!(candidates.get(1), tls_names::wildcard_of(&text).as_ref());
+    for pattern in &candidates {
+        assert!(tls_names::name_matches(pattern, &text));
     }
 }
 
 /// The edge API's JSON bodies, then the validation a create runs.
 pub fn api_json(data: &[u8]) {
     if let Ok(create) = serde_json::from_slice::<examples::edge::api::CreateConnection>(data) {
-        let _ = dns_verify::Hostname::parse(&create.hostname);
+        let _ = tls_names::Hostname::parse(&create.hostname);
     }
     let _ = serde_json::from_slice::<examples::edge::api::UploadCertificate>(data);
 }

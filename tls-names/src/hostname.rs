@@ -126,6 +126,10 @@ impl Hostname {
         } else {
             idna::domain_to_ascii_strict(rest).map_err(|e| HostnameError::Idna(e.to_string()))?
         };
+        // IDNA maps some input onto digits and dots (fullwidth `１.２.３.４`).
+        if ascii.parse::<std::net::IpAddr>().is_ok() {
+            return Err(HostnameError::IpAddress);
+        }
         for label in ascii.split('.') {
             check_label(label)?;
         }
@@ -396,6 +400,7 @@ mod tests {
         assert_eq!(Hostname::parse("a b.example.com"), Err(E::InvalidChar(' ')));
         assert_eq!(Hostname::parse("*.com"), Err(E::MisplacedWildcard));
         assert_eq!(Hostname::parse("*"), Err(E::MisplacedWildcard));
+        assert_eq!(Hostname::parse("１.２.３.４"), Err(E::IpAddress));
     }
 
     #[test]

@@ -8,11 +8,12 @@
 use crate::MAX_NAME_LEN;
 
 /// Lowercases `name` (without one trailing dot) into `buf`; `None` when it
-/// is empty, longer than [`MAX_NAME_LEN`] or not ASCII.
+/// is empty, ends with a dot still, is longer than [`MAX_NAME_LEN`] or is not
+/// ASCII.
 fn normalize<'b>(name: &str, buf: &'b mut [u8; MAX_NAME_LEN]) -> Option<&'b str> {
     let name = name.strip_suffix('.').unwrap_or(name);
     let bytes = name.as_bytes();
-    if bytes.is_empty() || bytes.len() > MAX_NAME_LEN || !name.is_ascii() {
+    if bytes.is_empty() || bytes.len() > MAX_NAME_LEN || !name.is_ascii() || name.ends_with('.') {
         return None;
     }
     let out = &mut buf[..bytes.len()];
@@ -169,6 +170,7 @@ mod tests {
         assert_eq!(lookup_exact_then_wildcard(".example.com", get), None);
         assert_eq!(lookup_exact_then_wildcard(&"a".repeat(254), get), None);
         assert_eq!(lookup_exact_then_wildcard("bücher.example.com", get), None);
+        assert_eq!(lookup_exact_then_wildcard("shop.example.com..", get), None);
     }
 
     #[test]

@@ -230,7 +230,7 @@ impl<S: Storage + ?Sized> AcmeIssuer<S> {
             Some(root) => Account::builder_with_root(root),
             None => Account::builder(),
         };
-        built.map_err(|e| IssueError::Account(format!("HTTP client: {e}")))
+        built.map_err(IssueError::from)
     }
 
     /// The account: restored from the store, or created once (under a lease).
@@ -242,9 +242,9 @@ impl<S: Storage + ?Sized> AcmeIssuer<S> {
         if let Some(account) = self.restore_account().await? {
             return Ok(account);
         }
-        let storage_err = |e: cert_store::StorageError| IssueError::Storage(e.to_string());
+        let storage_err = |e: cert_store::StorageError| IssueError::storage("creating the ACME account", e);
         let digest = short_digest(&self.directory);
-        let lease_name = Key::new(format!("acme-account-{digest}")).map_err(storage_err)?;
+        let lease_name = crate::keys::account_lease(&digest).map_err(storage_err)?;
         // Short ttl: the guard renews it while held, and a crashed creator
         // blocks the others only this long.
         let lease =
@@ -260,11 +260,12 @@ impl<S: Storage + ?Sized> AcmeIssuer<S> {
             let (account, credentials) =
                 nonce_retry!(self.builder()?.create(&new, self.directory.clone(), None).await)
                     .map_err(account_error)?;
-            let bytes = serde_json::to_vec(&credentials).map_err(|e| IssueError::Account(e.to_string()))?;
+            let bytes = serde_json::to_vec(&credentials)
+                .map_err(|e| IssueError::storage("encoding the account credentials", e))?;
             self.store
                 .save_account(&self.directory, &bytes)
                 .await
-                .map_err(|e| IssueError::Storage(e.to_string()))?;
+                .map_err(|e| IssueError::storage("saving the account credentials", e))?;
             tracing::info!(directory = %self.directory, "created ACME account");
             Ok(account)
         }
@@ -274,13 +275,19 @@ impl<S: Storage + ?Sized> AcmeIssuer<S> {
     }
 
     async fn restore_account(&self) -> Result<Option<Account>, IssueError> {
-        let Some(bytes) =
-            self.store.load_account(&self.directory).await.map_err(|e| IssueError::Storage(e.to_string()))?
+        let Some(bytes) = self
+            .store
+            .load_account(&self.directory)
+            .await
+            .map_err(|e| IssueError::storage("loading the account credentials", e))?
         else {
             return Ok(None);
         };
-        let credentials: AccountCredentials = serde_json::from_slice(&bytes)
-            .map_err(|e| IssueError::Account(format!("stored credentials: {e}")))?;
+        let credentials: AccountCredentials =
+            serde_json::from_slice(&bytes).map_err(|e| IssueError::Account {
+                detail: "the stored credentials are unreadable".into(),
+                source: Some(e.into()),
+            })?;
         // Restoring fetches the directory: a CA that is down or rate
         // limiting now is temporary, not an account problem.
         let account = self.builder()?.from_credentials(credentials).await.map_err(account_error)?;
@@ -358,23 +365,27 @@ impl<S: Storage + ?Sized> AcmeIssuer<S> {
             &key_pem,
             Provenance::Acme { directory: self.directory.clone() },
         )
-        .map_err(|e| IssueError::CaUnavailable(format!("the CA returned an unusable certificate: {e}")))?;
+        .map_err(|e| IssueError::CaUnavailable {
+            detail: "the CA returned an unusable certificate".into(),
+            source: Some(e.into()),
+        })?;
         Ok(bundle.with_primary_name(request.primary().unwrap_or_default()))
     }
 
     /// Where the unfinished order for `request` is remembered.
     fn order_key(&self, request: &CertRequest) -> Result<Key, IssueError> {
         let digest = short_digest(&format!("{}\n{}", self.directory, request.names.join("\n")));
-        Key::new(format!("acme-orders/{digest}")).map_err(|e| IssueError::Storage(e.to_string()))
+        crate::keys::acme_order(&digest).map_err(|e| IssueError::storage("the order record", e))
     }
 
     async fn remember_order(&self, key: &Key, record: &OrderRecord) {
         let saved = match serde_json::to_vec(record) {
-            Ok(bytes) => self.store.storage().put(key, &bytes).await.map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
+            Ok(bytes) => self.store.storage().put(key, &bytes).await.map_err(crate::error::BoxError::from),
+            Err(e) => Err(e.into()),
         };
         if let Err(e) = saved {
-            tracing::warn!(error = %e, "could not remember an order: a retry will place a new one");
+            let error = e.as_ref() as &(dyn std::error::Error + 'static);
+            tracing::warn!(error, "could not remember an order: a retry will place a new one");
         }
     }
 
@@ -395,7 +406,12 @@ impl<S: Storage + ?Sized> AcmeIssuer<S> {
         key: &Key,
         request: &CertRequest,
     ) -> Result<Option<Resumed>, OrderError> {
-        let bytes = self.store.storage().get(key).await.map_err(|e| IssueError::Storage(e.to_string()))?;
+        let bytes = self
+            .store
+            .storage()
+            .get(key)
+            .await
+            .map_err(|e| IssueError::storage("reading the order record", e))?;
         let Some(record) = bytes.and_then(|b| serde_json::from_slice::<OrderRecord>(&b).ok()) else {
             return Ok(None);
         };
@@ -413,7 +429,7 @@ impl<S: Storage + ?Sized> AcmeIssuer<S> {
             },
             Ok(None) => None,
             Err(e) => match IssueError::from(e) {
-                temporary @ (IssueError::CaUnavailable(_) | IssueError::RateLimited { .. }) => {
+                temporary @ (IssueError::CaUnavailable { .. } | IssueError::RateLimited { .. }) => {
                     return Err(temporary.into());
                 }
                 // Gone, or not this account's: start over.
@@ -570,7 +586,7 @@ impl<S: Storage + ?Sized> AcmeIssuer<S> {
         record_key: &Key,
         answers: &[Published],
     ) -> Result<String, OrderError> {
-        let rcgen_err = |e: rcgen::Error| IssueError::CaUnavailable(format!("CSR: {e}"));
+        let rcgen_err = |e: rcgen::Error| IssueError::internal("building the CSR", e);
         let key = request.key.generate()?;
         let mut params = rcgen::CertificateParams::new(request.names.clone()).map_err(rcgen_err)?;
         params.distinguished_name = rcgen::DistinguishedName::new();
@@ -604,8 +620,12 @@ impl<S: Storage + ?Sized> AcmeIssuer<S> {
 /// those are retried; anything else needs a person.
 fn account_error(err: instant_acme::Error) -> IssueError {
     match IssueError::from(err) {
-        e @ (IssueError::RateLimited { .. } | IssueError::CaUnavailable(_)) => e,
-        other => IssueError::Account(other.to_string()),
+        e @ (IssueError::RateLimited { .. }
+        | IssueError::CaUnavailable { .. }
+        | IssueError::Account { .. }) => e,
+        other => {
+            IssueError::Account { detail: "the CA refused the account".into(), source: Some(Box::new(other)) }
+        }
     }
 }
 
@@ -640,7 +660,7 @@ impl<S: Storage + ?Sized> Issuer for AcmeIssuer<S> {
                     Ok(result) => (result, false),
                     Err(_) => {
                         let detail = format!("the CA did not complete the order within {bound:?}");
-                        (Err(OrderError::Failed(IssueError::CaUnavailable(detail))), true)
+                        (Err(OrderError::Failed(IssueError::ca_unavailable(detail))), true)
                     }
                 };
             // After a temporary failure the order is resumed by the next
@@ -651,7 +671,9 @@ impl<S: Storage + ?Sized> Issuer for AcmeIssuer<S> {
             let resumable = !wedged
                 && matches!(
                     &result,
-                    Err(OrderError::Failed(IssueError::CaUnavailable(_) | IssueError::RateLimited { .. }))
+                    Err(OrderError::Failed(
+                        IssueError::CaUnavailable { .. } | IssueError::RateLimited { .. }
+                    ))
                 );
             if !resumable {
                 self.undo(&published).await;
@@ -674,7 +696,7 @@ impl<S: Storage + ?Sized> Issuer for AcmeIssuer<S> {
                 }
             }
         }
-        Err(IssueError::CaUnavailable("the CA kept rejecting nonces".into()))
+        Err(IssueError::ca_unavailable("the CA kept rejecting nonces"))
     }
 
     fn name(&self) -> String {

@@ -5,9 +5,14 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+/// A boxed error kept as the source of an [`IssueError`].
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// Why an issuance failed. Each variant is one class a user is shown and
-/// maps to one [`RetryDecision`] through [`crate::RetryPolicy`].
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// maps to one [`RetryDecision`] through [`crate::RetryPolicy`]. The
+/// underlying error, when there is one, is the [`source`](std::error::Error::source);
+/// [`IssueError::report`] renders the whole chain on one line.
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum IssueError {
     /// The `_acme-challenge` CNAME delegation does not exist.
@@ -42,15 +47,43 @@ pub enum IssueError {
     /// The request named no hostname.
     #[error("the certificate request names no hostname")]
     NoSan,
-    /// The CA is unreachable or answered 5xx.
-    #[error("the CA is unavailable: {0}")]
-    CaUnavailable(String),
+    /// The CA is unreachable, answered 5xx, or answered something unusable.
+    #[error("the CA is unavailable: {detail}")]
+    CaUnavailable {
+        /// What failed.
+        detail: String,
+        /// The transport, HTTP or parse error, when there is one.
+        #[source]
+        source: Option<BoxError>,
+    },
     /// The ACME account could not be created or loaded.
-    #[error("ACME account error: {0}")]
-    Account(String),
+    #[error("ACME account error: {detail}")]
+    Account {
+        /// What failed.
+        detail: String,
+        /// The CA's problem document or the decoding error, when there is one.
+        #[source]
+        source: Option<BoxError>,
+    },
     /// Storage failed.
-    #[error("storage error: {0}")]
-    Storage(String),
+    #[error("storage error: {detail}")]
+    Storage {
+        /// What was being read or written.
+        detail: String,
+        /// The storage (or encoding) error.
+        #[source]
+        source: BoxError,
+    },
+    /// Something on this side failed: generating a key, a CSR, a TLS-ALPN-01
+    /// challenge certificate, or signing with the local CA.
+    #[error("internal error: {detail}")]
+    Internal {
+        /// What failed.
+        detail: String,
+        /// The crypto library's error, when there is one.
+        #[source]
+        source: Option<BoxError>,
+    },
 }
 
 /// The stable class name of an [`IssueError`], for events, APIs and logs.
@@ -76,6 +109,8 @@ pub enum ErrorClass {
     Account,
     /// [`IssueError::Storage`].
     Storage,
+    /// [`IssueError::Internal`].
+    Internal,
 }
 
 impl IssueError {
@@ -89,10 +124,50 @@ impl IssueError {
             Self::ValidationFailed { .. } => ErrorClass::ValidationFailed,
             Self::DnsFetch(_) => ErrorClass::DnsFetch,
             Self::NoSan => ErrorClass::NoSan,
-            Self::CaUnavailable(_) => ErrorClass::CaUnavailable,
-            Self::Account(_) => ErrorClass::Account,
-            Self::Storage(_) => ErrorClass::Storage,
+            Self::CaUnavailable { .. } => ErrorClass::CaUnavailable,
+            Self::Account { .. } => ErrorClass::Account,
+            Self::Storage { .. } => ErrorClass::Storage,
+            Self::Internal { .. } => ErrorClass::Internal,
         }
+    }
+
+    /// [`IssueError::CaUnavailable`] with no underlying error.
+    pub fn ca_unavailable(detail: impl Into<String>) -> Self {
+        Self::CaUnavailable { detail: detail.into(), source: None }
+    }
+
+    /// [`IssueError::Account`] with no underlying error.
+    pub fn account(detail: impl Into<String>) -> Self {
+        Self::Account { detail: detail.into(), source: None }
+    }
+
+    /// [`IssueError::Storage`] while doing `detail`.
+    pub fn storage(detail: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        Self::Storage { detail: detail.into(), source: source.into() }
+    }
+
+    /// [`IssueError::Internal`] while doing `detail`.
+    pub fn internal(detail: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        Self::Internal { detail: detail.into(), source: Some(source.into()) }
+    }
+
+    /// The message followed by every source, `: `-separated (for events,
+    /// logs and users).
+    ///
+    /// ```
+    /// let err = acme_core::IssueError::storage("saving shop.example.com", std::io::Error::other("disk full"));
+    /// assert_eq!(err.report(), "storage error: saving shop.example.com: disk full");
+    /// ```
+    #[must_use]
+    pub fn report(&self) -> String {
+        let mut out = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(e) = source {
+            out.push_str(": ");
+            out.push_str(&e.to_string());
+            source = e.source();
+        }
+        out
     }
 
     /// Classifies an ACME problem document (RFC 8555 §6.7) by its type URN.
@@ -105,29 +180,76 @@ impl IssueError {
             "dns" => Self::DnsFetch(detail),
             "unauthorized" | "incorrectResponse" | "caa" | "rejectedIdentifier" | "connection" | "tls"
             | "malformed" | "badCSR" => Self::ValidationFailed { detail },
-            "serverInternal" => Self::CaUnavailable(detail),
+            "serverInternal" => Self::ca_unavailable(detail),
             "accountDoesNotExist"
             | "unsupportedContact"
             | "invalidContact"
             | "externalAccountRequired"
-            | "userActionRequired" => Self::Account(detail),
+            | "userActionRequired" => Self::account(detail),
             _ if status.is_some_and(|s| s == 429) => Self::RateLimited { retry_after: None },
-            _ if status.is_some_and(|s| s >= 500) => Self::CaUnavailable(detail),
+            _ if status.is_some_and(|s| s >= 500) => Self::ca_unavailable(detail),
             _ => Self::ValidationFailed { detail },
         }
     }
 }
 
+/// Classifies instant-acme's errors by their type: problem documents by
+/// their URN, our own key and CSR failures as [`IssueError::Internal`],
+/// transport, timeout and garbled answers as [`IssueError::CaUnavailable`]
+/// (temporary). The error itself is kept as the source.
 impl From<instant_acme::Error> for IssueError {
     fn from(err: instant_acme::Error) -> Self {
+        use instant_acme::Error as E;
         match err {
-            instant_acme::Error::Api(problem) => {
+            E::Api(problem) => {
                 Self::from_problem(problem.r#type.as_deref(), problem.detail.as_deref(), problem.status)
             }
-            instant_acme::Error::Timeout(_) => Self::CaUnavailable("timed out waiting for the CA".into()),
-            other => Self::CaUnavailable(other.to_string()),
+            E::Timeout(_) => Self::ca_unavailable("timed out waiting for the CA"),
+            E::Crypto | E::KeyRejected => Self::internal("ACME request signing", err),
+            E::InvalidUri(_) => Self::account("the ACME directory URL is invalid"),
+            E::Unsupported(what) => {
+                Self::ValidationFailed { detail: format!("the CA does not support {what}") }
+            }
+            E::Other(inner) => classify_other(inner),
+            E::Http(_) | E::Hyper(_) => {
+                Self::CaUnavailable { detail: "HTTP request failed".into(), source: Some(err.into()) }
+            }
+            E::Json(_) => Self::CaUnavailable {
+                detail: "unreadable answer from the CA".into(),
+                source: Some(err.into()),
+            },
+            other => Self::CaUnavailable { detail: "ACME request failed".into(), source: Some(other.into()) },
         }
     }
+}
+
+/// An `instant_acme::Error::Other`, by the type of the error inside (and
+/// of its sources): a CSR or key error is ours, an I/O error (connection
+/// refused, reset, TLS failure while connecting, reading the root file) or
+/// anything else is the CA being unreachable.
+fn classify_other(inner: BoxError) -> IssueError {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(inner.as_ref());
+    let mut io_kind = None;
+    while let Some(e) = cause {
+        if e.downcast_ref::<rcgen::Error>().is_some() {
+            return IssueError::Internal { detail: "building the CSR".into(), source: Some(inner) };
+        }
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            io_kind = Some(io.kind());
+        }
+        cause = e.source();
+    }
+    let detail = match io_kind {
+        Some(std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied) => {
+            return IssueError::Account {
+                detail: "reading the CA's root certificate".into(),
+                source: Some(inner),
+            };
+        }
+        Some(kind) => format!("cannot reach the CA ({kind})"),
+        None => "ACME request failed".to_owned(),
+    };
+    IssueError::CaUnavailable { detail, source: Some(inner) }
 }
 
 /// What to do after a failure.
@@ -163,5 +285,45 @@ mod tests {
         assert_eq!(c("urn:ietf:params:acme:error:serverInternal", Some(500)), ErrorClass::CaUnavailable);
         assert_eq!(c("about:blank", Some(503)), ErrorClass::CaUnavailable);
         assert_eq!(c("about:blank", Some(429)), ErrorClass::RateLimited);
+    }
+
+    #[test]
+    fn instant_acme_errors_are_classified_by_type() {
+        use instant_acme::Error as E;
+        let class = |e: E| IssueError::from(e).class();
+        assert_eq!(class(E::Timeout(None)), ErrorClass::CaUnavailable);
+        assert_eq!(class(E::Crypto), ErrorClass::Internal);
+        assert_eq!(class(E::KeyRejected), ErrorClass::Internal);
+        assert_eq!(class(E::Unsupported("profiles")), ErrorClass::ValidationFailed);
+        let json = serde_json::from_str::<u8>("{").unwrap_err();
+        assert_eq!(class(E::Json(json)), ErrorClass::CaUnavailable);
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let err = IssueError::from(E::Other(Box::new(refused)));
+        assert_eq!(err.class(), ErrorClass::CaUnavailable);
+        assert!(
+            err.report().contains("ConnectionRefused") || err.report().contains("connection refused"),
+            "{}",
+            err.report()
+        );
+        // The source is kept and can be downcast.
+        let source = std::error::Error::source(&err).unwrap();
+        assert_eq!(
+            source.downcast_ref::<std::io::Error>().unwrap().kind(),
+            std::io::ErrorKind::ConnectionRefused
+        );
+        let csr = rcgen::Error::CouldNotParseCertificate;
+        assert_eq!(class(E::Other(Box::new(csr))), ErrorClass::Internal);
+        let missing_root = std::io::Error::from(std::io::ErrorKind::NotFound);
+        assert_eq!(class(E::Other(Box::new(missing_root))), ErrorClass::Account);
+    }
+
+    #[test]
+    fn key_generation_failures_are_internal_and_keep_their_source() {
+        let err = IssueError::internal("key generation", rcgen::Error::KeyGenerationUnavailable);
+        assert_eq!(err.class(), ErrorClass::Internal);
+        let source = std::error::Error::source(&err).unwrap();
+        assert!(source.downcast_ref::<rcgen::Error>().is_some());
+        let storage = IssueError::storage("saving", std::io::Error::other("disk full"));
+        assert_eq!(storage.report(), "storage error: saving: disk full");
     }
 }

@@ -43,24 +43,21 @@ impl KeyAlgorithm {
     /// A fresh key pair of this algorithm.
     ///
     /// # Errors
-    /// [`IssueError::CaUnavailable`] when generation fails.
+    /// [`IssueError::Internal`] when generation fails (the crypto library's
+    /// error is the source).
     pub fn generate(self) -> Result<rcgen::KeyPair, IssueError> {
-        let fail = |e: String| IssueError::CaUnavailable(format!("key generation: {e}"));
+        let fail = |e: rcgen::Error| IssueError::internal(format!("generating a {self:?} key"), e);
         match self {
-            Self::EcdsaP256 => {
-                rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(|e| fail(e.to_string()))
-            }
-            Self::EcdsaP384 => {
-                rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).map_err(|e| fail(e.to_string()))
-            }
+            Self::EcdsaP256 => rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(fail),
+            Self::EcdsaP384 => rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).map_err(fail),
             Self::Rsa2048 => {
                 use rsa::pkcs8::EncodePrivateKey;
                 let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048)
-                    .map_err(|e| fail(e.to_string()))?;
-                let der = key.to_pkcs8_der().map_err(|e| fail(e.to_string()))?;
+                    .map_err(|e| IssueError::internal("generating an RSA 2048 key", e))?;
+                let der =
+                    key.to_pkcs8_der().map_err(|e| IssueError::internal("encoding an RSA 2048 key", e))?;
                 let pkcs8 = rustls_pki_types::PrivatePkcs8KeyDer::from(der.as_bytes());
-                rcgen::KeyPair::from_pkcs8_der_and_sign_algo(&pkcs8, &rcgen::PKCS_RSA_SHA256)
-                    .map_err(|e| fail(e.to_string()))
+                rcgen::KeyPair::from_pkcs8_der_and_sign_algo(&pkcs8, &rcgen::PKCS_RSA_SHA256).map_err(fail)
             }
         }
     }

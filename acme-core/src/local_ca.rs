@@ -3,7 +3,7 @@
 use std::{sync::Arc, time::Duration};
 
 use async_trait::async_trait;
-use cert_store::{CertBundle, Key, Leases, Provenance, Storage};
+use cert_store::{CertBundle, CertStore, Leases, Provenance, Storage};
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer as RcgenIssuer, KeyPair, KeyUsagePurpose,
@@ -13,9 +13,6 @@ use time::OffsetDateTime;
 use tokio::sync::OnceCell;
 
 use crate::{CertRequest, IssueError, Issuer};
-
-const CA_KEY: &str = "local-ca/ca";
-const CA_LEASE: &str = "local-ca-create";
 
 #[derive(Serialize, Deserialize)]
 struct StoredCa {
@@ -28,15 +25,17 @@ struct StoredCa {
 /// when no ACME directory is configured; clients must trust
 /// [`root_pem`](Self::root_pem).
 pub struct LocalCaIssuer<S: Storage + ?Sized> {
-    storage: Arc<S>,
+    store: Arc<CertStore<S>>,
     ca: OnceCell<StoredCa>,
     lifetime: Duration,
 }
 
 impl<S: Storage + ?Sized> LocalCaIssuer<S> {
-    /// A local CA over `storage`.
-    pub fn new(storage: Arc<S>) -> Self {
-        Self { storage, ca: OnceCell::new(), lifetime: Duration::from_secs(90 * 24 * 3600) }
+    /// A local CA kept in `store` (the same argument as
+    /// [`AcmeIssuer::new`](crate::AcmeIssuer::new) and
+    /// [`CertManager::new`](crate::CertManager::new) take).
+    pub fn new(store: Arc<CertStore<S>>) -> Self {
+        Self { store, ca: OnceCell::new(), lifetime: Duration::from_secs(90 * 24 * 3600) }
     }
 
     /// Sets the lifetime of issued certificates (default 90 days).
@@ -51,23 +50,22 @@ impl<S: Storage + ?Sized> LocalCaIssuer<S> {
     }
 
     async fn load_or_create(&self) -> Result<StoredCa, IssueError> {
-        let storage_err = |e: cert_store::StorageError| IssueError::Storage(e.to_string());
-        let key = Key::new(CA_KEY).map_err(storage_err)?;
+        let storage_err = |e: cert_store::StorageError| IssueError::storage("the local CA", e);
+        let key = crate::keys::local_ca().map_err(storage_err)?;
         if let Some(ca) = self.read(&key).await? {
             return Ok(ca);
         }
         // One creator across processes; re-check after taking the lease.
-        let lease = self
-            .storage
-            .lock(&Key::new(CA_LEASE).map_err(storage_err)?, Duration::from_secs(30))
-            .await
-            .map_err(storage_err)?;
+        let storage = self.store.storage();
+        let lease_name = crate::keys::local_ca_lease().map_err(storage_err)?;
+        let lease = storage.lock(&lease_name, Duration::from_secs(30)).await.map_err(storage_err)?;
         let ca = match self.read(&key).await? {
             Some(ca) => ca,
             None => {
                 let ca = generate_ca()?;
-                let bytes = serde_json::to_vec(&ca).map_err(|e| IssueError::Storage(e.to_string()))?;
-                self.storage.put(&key, &bytes).await.map_err(storage_err)?;
+                let bytes =
+                    serde_json::to_vec(&ca).map_err(|e| IssueError::storage("encoding the local CA", e))?;
+                storage.put(&key, &bytes).await.map_err(storage_err)?;
                 ca
             }
         };
@@ -75,12 +73,18 @@ impl<S: Storage + ?Sized> LocalCaIssuer<S> {
         Ok(ca)
     }
 
-    async fn read(&self, key: &Key) -> Result<Option<StoredCa>, IssueError> {
-        match self.storage.get(key).await.map_err(|e| IssueError::Storage(e.to_string()))? {
+    async fn read(&self, key: &cert_store::Key) -> Result<Option<StoredCa>, IssueError> {
+        match self
+            .store
+            .storage()
+            .get(key)
+            .await
+            .map_err(|e| IssueError::storage("reading the local CA", e))?
+        {
             None => Ok(None),
             Some(bytes) => serde_json::from_slice(&bytes)
                 .map(Some)
-                .map_err(|e| IssueError::Storage(format!("local CA record: {e}"))),
+                .map_err(|e| IssueError::storage("decoding the local CA record", e)),
         }
     }
 
@@ -94,7 +98,7 @@ impl<S: Storage + ?Sized> LocalCaIssuer<S> {
 }
 
 fn rcgen_err(e: rcgen::Error) -> IssueError {
-    IssueError::CaUnavailable(format!("local CA: {e}"))
+    IssueError::internal("signing with the local CA", e)
 }
 
 fn generate_ca() -> Result<StoredCa, IssueError> {
@@ -130,7 +134,7 @@ impl<S: Storage + ?Sized> Issuer for LocalCaIssuer<S> {
         let leaf = params.signed_by(&key, &issuer).map_err(rcgen_err)?;
         let chain = format!("{}{}", leaf.pem(), ca.cert_pem);
         CertBundle::from_pem(&chain, &key.serialize_pem(), Provenance::LocalCa)
-            .map_err(|e| IssueError::CaUnavailable(format!("local CA produced an unusable certificate: {e}")))
+            .map_err(|e| IssueError::internal("the local CA produced an unusable certificate", e))
     }
 
     fn name(&self) -> String {

@@ -6,7 +6,11 @@ use std::{
     time::Duration,
 };
 
-use cert_store::{CertBundle, CertStore, Key, Leases, Prefix, Provenance, Storage, StorageError};
+use async_trait::async_trait;
+use cert_store::{
+    CertBundle, CertListener, CertSource, CertStore, Leases, Prefix, Provenance, Provision, ProvisionError,
+    Storage, StorageError,
+};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tokio::task::JoinHandle;
@@ -57,11 +61,6 @@ pub struct ManagerConfig {
     /// How many retries and renewals one maintenance round runs at once
     /// (default 8).
     pub concurrency: usize,
-    /// Start the background task at construction (default). Set to `false`
-    /// when the challenge listeners are not bound yet, and call
-    /// [`CertManager::start_background`] once they are (sni-proxy's
-    /// `BoundProxy::serve_then` does this ordering).
-    pub background_at_start: bool,
 }
 
 impl Default for ManagerConfig {
@@ -72,7 +71,6 @@ impl Default for ManagerConfig {
             check_interval: Duration::from_secs(600),
             lease_ttl: Duration::from_secs(120),
             concurrency: 8,
-            background_at_start: true,
         }
     }
 }
@@ -98,7 +96,8 @@ pub struct RetryState {
 struct Inner<S: Storage + ?Sized> {
     store: Arc<CertStore<S>>,
     issuer: Arc<dyn Issuer>,
-    sinks: Vec<Arc<dyn EventSink>>,
+    sinks: RwLock<Vec<Arc<dyn EventSink>>>,
+    listeners: RwLock<Vec<Arc<dyn CertListener>>>,
     activity: ActivityLog<S>,
     clock: Arc<dyn Clock>,
     config: ManagerConfig,
@@ -113,12 +112,20 @@ struct Inner<S: Storage + ?Sized> {
 ///   (a per-name lock) and across processes (a storage lease, after which
 ///   the store is checked again).
 /// - [`get`](Self::get): the handshake path, from memory after the first load.
-/// - A background task, started by [`new`](Self::new), renews what is due,
-///   retries failures per the [`RetryPolicy`], warns about self-managed
-///   certificates nearing expiry, and finishes orders a crashed process left
-///   (`pending/<name>` records).
-/// - Every state change is an [`Event`], also kept in the per-hostname
-///   [`ActivityLog`].
+/// - A background task, started by [`start_background`](Self::start_background)
+///   once the challenge listeners are bound (never at construction), renews
+///   what is due, retries failures per the [`RetryPolicy`], warns about
+///   self-managed certificates nearing expiry, and finishes orders a crashed
+///   process left (see [`keys`](crate::keys)).
+/// - Every state change is an [`Event`] for the [`EventSink`]s (added with
+///   [`with_sink`](Self::with_sink) or the [`builder`](Self::builder)), also
+///   kept in the per-hostname [`ActivityLog`].
+/// - It is a [`CertSource`] (with updates pushed to subscribed
+///   [`CertListener`]s such as sni-proxy's resolver) and a [`Provision`]
+///   hook for on-demand TLS: `sni_proxy::TlsConfig::from_source(manager, upstream)`
+///   connects it to the proxy.
+///
+/// Construction needs no Tokio runtime; [`start_background`](Self::start_background) does.
 pub struct CertManager<S: Storage + ?Sized> {
     inner: Arc<Inner<S>>,
     timer: Mutex<Option<JoinHandle<()>>>,
@@ -132,53 +139,128 @@ impl<S: Storage + ?Sized> Drop for CertManager<S> {
     }
 }
 
-fn storage_error(e: impl std::fmt::Display) -> IssueError {
-    IssueError::Storage(e.to_string())
+fn storage_error(e: impl Into<crate::error::BoxError>) -> IssueError {
+    IssueError::storage("certificate manager records", e)
 }
 
-impl<S: Storage + ?Sized> CertManager<S> {
-    /// A manager with the system clock; starts the background task.
-    pub fn new(store: Arc<CertStore<S>>, issuer: Arc<dyn Issuer>, config: ManagerConfig) -> Self {
-        Self::with_clock(store, issuer, config, Arc::new(SystemClock), Vec::new())
+/// Builds a [`CertManager`] with a clock and event sinks of your choice.
+///
+/// ```
+/// use std::sync::Arc;
+/// use acme_core::{CertManager, LocalCaIssuer, ManagerConfig, ManualClock};
+/// use cert_store::{CertStore, MemoryStorage};
+///
+/// let store = Arc::new(CertStore::new(Arc::new(MemoryStorage::new())));
+/// let issuer = Arc::new(LocalCaIssuer::new(Arc::clone(&store)));
+/// let manager = CertManager::builder(store, issuer)
+///     .config(ManagerConfig::default())
+///     .clock(Arc::new(ManualClock::starting_now()))
+///     .build(); // no runtime needed, nothing started
+/// ```
+pub struct CertManagerBuilder<S: Storage + ?Sized> {
+    store: Arc<CertStore<S>>,
+    issuer: Arc<dyn Issuer>,
+    config: ManagerConfig,
+    clock: Arc<dyn Clock>,
+    sinks: Vec<Arc<dyn EventSink>>,
+}
+
+impl<S: Storage + ?Sized> std::fmt::Debug for CertManagerBuilder<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CertManagerBuilder").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+impl<S: Storage + ?Sized> CertManagerBuilder<S> {
+    /// The settings (default: [`ManagerConfig::default`]).
+    #[must_use]
+    pub fn config(mut self, config: ManagerConfig) -> Self {
+        self.config = config;
+        self
     }
 
-    /// A manager with an explicit clock and event sinks; starts the background task.
-    pub fn with_clock(
-        store: Arc<CertStore<S>>,
-        issuer: Arc<dyn Issuer>,
-        config: ManagerConfig,
-        clock: Arc<dyn Clock>,
-        sinks: Vec<Arc<dyn EventSink>>,
-    ) -> Self {
+    /// The clock (default: [`SystemClock`]).
+    #[must_use]
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Adds an event sink.
+    #[must_use]
+    pub fn sink(mut self, sink: Arc<dyn EventSink>) -> Self {
+        self.sinks.push(sink);
+        self
+    }
+
+    /// The manager; nothing runs until [`CertManager::start_background`].
+    #[must_use]
+    pub fn build(self) -> CertManager<S> {
         let inner = Arc::new(Inner {
-            activity: ActivityLog::new(Arc::clone(store.storage())),
-            store,
-            issuer,
-            sinks,
-            clock,
-            config,
+            activity: ActivityLog::new(Arc::clone(self.store.storage())),
+            store: self.store,
+            issuer: self.issuer,
+            sinks: RwLock::new(self.sinks),
+            listeners: RwLock::default(),
+            clock: self.clock,
+            config: self.config,
             inflight: Mutex::default(),
             cache: RwLock::default(),
             statuses: RwLock::default(),
         });
-        let start = inner.config.background_at_start;
-        let manager = Self { inner, timer: Mutex::new(None) };
-        if start {
-            manager.start_background();
+        CertManager { inner, timer: Mutex::new(None) }
+    }
+}
+
+impl<S: Storage + ?Sized> CertManager<S> {
+    /// A manager with the system clock and no event sinks. Nothing runs in
+    /// the background until [`start_background`](Self::start_background)
+    /// (call it once the challenge listeners are bound); no Tokio runtime
+    /// is needed to construct it.
+    #[must_use]
+    pub fn new(store: Arc<CertStore<S>>, issuer: Arc<dyn Issuer>, config: ManagerConfig) -> Self {
+        Self::builder(store, issuer).config(config).build()
+    }
+
+    /// A builder: settings, clock and event sinks.
+    #[must_use]
+    pub fn builder(store: Arc<CertStore<S>>, issuer: Arc<dyn Issuer>) -> CertManagerBuilder<S> {
+        CertManagerBuilder {
+            store,
+            issuer,
+            config: ManagerConfig::default(),
+            clock: Arc::new(SystemClock),
+            sinks: Vec::new(),
         }
-        manager
+    }
+
+    /// The same manager, also publishing to `sink`.
+    #[must_use]
+    pub fn with_sink(self, sink: Arc<dyn EventSink>) -> Self {
+        self.add_sink(sink);
+        self
+    }
+
+    /// Publishes every later event to `sink` too.
+    pub fn add_sink(&self, sink: Arc<dyn EventSink>) {
+        self.inner.sinks.write().unwrap_or_else(PoisonError::into_inner).push(sink);
     }
 
     /// Starts the background task (renewals, retries, unfinished orders)
-    /// unless it runs already. [`new`](Self::new) calls this unless
-    /// [`ManagerConfig::background_at_start`] is `false`.
+    /// unless it runs already. Call it once the challenge listeners are bound
+    /// (sni-proxy's `BoundProxy::serve_then` runs its argument after binding).
+    /// Outside a Tokio runtime it logs an error and starts nothing.
     pub fn start_background(&self) {
         let mut timer = self.timer.lock().unwrap_or_else(PoisonError::into_inner);
         if timer.is_some() {
             return;
         }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::error!("CertManager::start_background called outside a Tokio runtime: nothing started");
+            return;
+        };
         let background = Arc::clone(&self.inner);
-        *timer = Some(tokio::spawn(async move {
+        *timer = Some(runtime.spawn(async move {
             loop {
                 background.maintain().await;
                 tokio::time::sleep(background.config.check_interval).await;
@@ -218,6 +300,7 @@ impl<S: Storage + ?Sized> CertManager<S> {
         let primary = bundle.meta().primary_name().to_owned();
         let bundle = Arc::new(bundle);
         self.inner.remember(&primary, Arc::clone(&bundle));
+        self.inner.tell_listeners(&bundle);
         let status = if bundle.meta().is_expired_at(self.inner.clock.now()) {
             CertStatus::Expired
         } else {
@@ -225,6 +308,20 @@ impl<S: Storage + ?Sized> CertManager<S> {
         };
         self.inner.set_status(&primary, status);
         Ok(bundle)
+    }
+
+    /// Drops `name` (a hostname or `*.parent`) from every cache: this
+    /// manager's certificates and statuses, and every subscribed
+    /// [`CertListener`] (the proxy stops serving it). The stored certificate
+    /// is left alone: delete it from the [`CertStore`] first, or the next
+    /// handshake for the name loads it again.
+    pub fn forget(&self, name: &str) {
+        let name = name.trim_end_matches('.').to_ascii_lowercase();
+        self.inner.cache.write().unwrap_or_else(PoisonError::into_inner).remove(&name);
+        self.inner.statuses.write().unwrap_or_else(PoisonError::into_inner).remove(&name);
+        for listener in self.inner.listeners() {
+            listener.removed(&name);
+        }
     }
 
     /// The status of a name.
@@ -271,27 +368,43 @@ impl<S: Storage + ?Sized> Inner<S> {
 
     /// The retry record of `name` (an unreadable one counts as none).
     async fn retry_state(&self, name: &str) -> Result<Option<RetryState>, StorageError> {
-        let Ok(key) = retry_key(name) else { return Ok(None) };
+        let Ok(key) = crate::keys::retry(name) else { return Ok(None) };
         let bytes = self.store.storage().get(&key).await?;
         Ok(bytes.and_then(|b| serde_json::from_slice(&b).ok()))
     }
 
-    /// Keeps `bundle` in memory for `name` and marks the name valid.
+    /// Keeps `bundle` in memory for `name`, marks the name valid, and tells
+    /// the listeners when it is not the certificate they already have.
     fn serve_valid(&self, name: &str, bundle: CertBundle) -> Arc<CertBundle> {
         let bundle = Arc::new(bundle);
-        self.remember(name, Arc::clone(&bundle));
+        let previous = self.remember(name, Arc::clone(&bundle));
         self.set_status(name, CertStatus::Valid);
+        if previous.is_none_or(|p| p.meta().serial != bundle.meta().serial) {
+            self.tell_listeners(&bundle);
+        }
         bundle
     }
 
-    fn remember(&self, name: &str, bundle: Arc<CertBundle>) {
-        self.cache.write().unwrap_or_else(PoisonError::into_inner).insert(name.to_owned(), bundle);
+    fn listeners(&self) -> Vec<Arc<dyn CertListener>> {
+        self.listeners.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    fn tell_listeners(&self, bundle: &CertBundle) {
+        for listener in self.listeners() {
+            listener.updated(bundle);
+        }
+    }
+
+    /// Keeps `bundle` for `name`; returns the one it replaces.
+    fn remember(&self, name: &str, bundle: Arc<CertBundle>) -> Option<Arc<CertBundle>> {
+        self.cache.write().unwrap_or_else(PoisonError::into_inner).insert(name.to_owned(), bundle)
     }
 
     async fn publish(&self, hostname: &str, kind: EventKind) {
         let event = Event { hostname: hostname.to_owned(), at: self.clock.now(), kind };
         self.activity.publish(&event).await;
-        for sink in &self.sinks {
+        let sinks = self.sinks.read().unwrap_or_else(PoisonError::into_inner).clone();
+        for sink in &sinks {
             sink.publish(&event).await;
         }
     }
@@ -366,7 +479,7 @@ impl<S: Storage + ?Sized> Inner<S> {
     ) -> Result<Arc<CertBundle>, IssueError> {
         let lock = self.name_lock(primary);
         let _in_process = lock.lock().await;
-        let lease_name = Key::new(format!("issue/{primary}")).map_err(storage_error)?;
+        let lease_name = crate::keys::issue_lease(primary).map_err(storage_error)?;
         let lease =
             self.store.storage().lock(&lease_name, self.config.lease_ttl).await.map_err(storage_error)?;
         let result = self.issue_locked(request, primary, replace).await;
@@ -381,7 +494,7 @@ impl<S: Storage + ?Sized> Inner<S> {
         replace: Option<&str>,
     ) -> Result<Arc<CertBundle>, IssueError> {
         // Look again under the lease: another holder may have issued.
-        let pending_key = Key::new(format!("pending/{primary}")).map_err(storage_error)?;
+        let pending_key = crate::keys::pending(primary).map_err(storage_error)?;
         if let Some(bundle) = self.current(request, replace).await? {
             // A crashed order whose certificate exists after all is finished.
             let _ = self.store.storage().delete(&pending_key).await;
@@ -397,7 +510,8 @@ impl<S: Storage + ?Sized> Inner<S> {
             Ok(bundle) => {
                 self.store.save(&bundle).await.map_err(storage_error)?;
                 let _ = self.store.storage().delete(&pending_key).await;
-                let _ = self.store.storage().delete(&retry_key(primary)?).await;
+                let _ =
+                    self.store.storage().delete(&crate::keys::retry(primary).map_err(storage_error)?).await;
                 let serial = bundle.meta().serial.clone();
                 let bundle = self.serve_valid(primary, bundle);
                 let kind =
@@ -415,7 +529,7 @@ impl<S: Storage + ?Sized> Inner<S> {
 
     async fn record_failure(&self, request: &CertRequest, primary: &str, error: &IssueError) {
         let now = self.clock.now();
-        let Ok(key) = retry_key(primary) else { return };
+        let Ok(key) = crate::keys::retry(primary) else { return };
         let previous = self.retry_state(primary).await.ok().flatten();
         let (attempts, first_failure) = previous.map_or((0, now), |p| (p.attempts, p.first_failure));
         let failing_for = (now - first_failure).try_into().unwrap_or_default();
@@ -444,7 +558,7 @@ impl<S: Storage + ?Sized> Inner<S> {
         if error.class() == ErrorClass::RateLimited {
             self.publish(primary, EventKind::RateLimited).await;
         }
-        self.publish(primary, EventKind::Failed { class: error.class(), detail: error.to_string() }).await;
+        self.publish(primary, EventKind::Failed { class: error.class(), detail: error.report() }).await;
     }
 
     /// One round: unfinished orders, due retries, due renewals, warnings.
@@ -455,7 +569,7 @@ impl<S: Storage + ?Sized> Inner<S> {
         // They take the locked path at once, which also clears a record
         // whose certificate was stored before the crash.
         let unfinished =
-            self.records::<CertRequest>("pending").await.into_iter().filter(|request| {
+            self.records::<CertRequest>(crate::keys::pending_prefix()).await.into_iter().filter(|request| {
                 request.primary().is_some_and(|name| self.name_lock(name).try_lock().is_ok())
             });
         self.concurrently(unfinished, |request| async move {
@@ -465,7 +579,7 @@ impl<S: Storage + ?Sized> Inner<S> {
         .await;
         // Failures whose retry time has come.
         let due = self
-            .records::<RetryState>("retry")
+            .records::<RetryState>(crate::keys::retry_prefix())
             .await
             .into_iter()
             .filter_map(|record| record.next_at.is_some_and(|t| t <= now).then_some(record.request));
@@ -526,7 +640,7 @@ impl<S: Storage + ?Sized> Inner<S> {
         } else {
             self.config.renewal.warning_threshold(days_left).unwrap_or(days_left)
         };
-        let Ok(key) = Key::new(format!("warned/{name}")) else { return };
+        let Ok(key) = crate::keys::warned(name) else { return };
         let last: Option<i64> =
             self.store.storage().get(&key).await.ok().flatten().and_then(|b| serde_json::from_slice(&b).ok());
         if last.is_some_and(|l| l <= threshold) {
@@ -536,8 +650,8 @@ impl<S: Storage + ?Sized> Inner<S> {
         self.publish(name, EventKind::Expiring { days_left }).await;
     }
 
-    async fn records<T: serde::de::DeserializeOwned>(&self, prefix: &str) -> Vec<T> {
-        let Ok(prefix) = Prefix::new(prefix) else { return Vec::new() };
+    async fn records<T: serde::de::DeserializeOwned>(&self, prefix: Result<Prefix, StorageError>) -> Vec<T> {
+        let Ok(prefix) = prefix else { return Vec::new() };
         let Ok(keys) = self.store.storage().list(&prefix).await else { return Vec::new() };
         let mut out = Vec::new();
         for key in keys {
@@ -551,6 +665,32 @@ impl<S: Storage + ?Sized> Inner<S> {
     }
 }
 
-fn retry_key(primary: &str) -> Result<Key, IssueError> {
-    Key::new(format!("retry/{primary}")).map_err(storage_error)
+#[async_trait]
+impl<S: Storage + ?Sized> CertSource for CertManager<S> {
+    async fn certificate(&self, server_name: &str) -> Option<Arc<CertBundle>> {
+        self.get(server_name).await
+    }
+
+    /// `listener` hears of every certificate this manager issues, renews
+    /// or imports, and of every name it [`forget`](CertManager::forget)s.
+    fn subscribe(&self, listener: Arc<dyn CertListener>) {
+        self.inner.listeners.write().unwrap_or_else(PoisonError::into_inner).push(listener);
+    }
+}
+
+/// On-demand issuance: [`ensure`](CertManager::ensure) for the one name.
+/// Failures the [`RetryPolicy`] would retry are
+/// [`ProvisionError::Temporary`], the others `Permanent`; the
+/// [`IssueError`] is the source.
+#[async_trait]
+impl<S: Storage + ?Sized> Provision for CertManager<S> {
+    async fn provision(&self, name: &str) -> Result<Arc<CertBundle>, ProvisionError> {
+        self.ensure(&CertRequest::new([name])).await.map_err(|error| {
+            let name = name.to_owned();
+            match self.inner.config.retry.decide(&error, 0, Duration::ZERO) {
+                RetryDecision::GiveUp => ProvisionError::Permanent { name, source: Box::new(error) },
+                _ => ProvisionError::Temporary { name, source: Box::new(error) },
+            }
+        })
+    }
 }

@@ -2,15 +2,15 @@
 //! shaped like the CA's own published limit, so that bursts the CA accepts
 //! go through at once and the CA's limit is never what stops us.
 
-use std::{
-    sync::Mutex,
-    time::{Duration, Instant},
-};
+use std::{num::NonZeroU32, time::Duration};
+
+use governor::{Quota, RateLimiter, clock::Clock as _};
 
 /// At most `burst` new orders at once, refilled evenly at `burst` per
 /// `period` — Let's Encrypt's "300 new orders per account per 3 hours" by
 /// default. Unlike a fixed rate (one order every N seconds), 100 customers
-/// arriving together are all served immediately.
+/// arriving together are all served immediately. A GCRA token bucket from
+/// the `governor` crate.
 ///
 /// ```
 /// use std::time::Duration;
@@ -21,9 +21,15 @@ use std::{
 /// let wait = limit.try_take().unwrap_err();
 /// assert!(wait > Duration::from_secs(1700) && wait <= Duration::from_secs(1800));
 /// ```
-#[derive(Debug)]
 pub struct OrderLimit {
-    bucket: Mutex<TokenBucket>,
+    quota: Quota,
+    limiter: governor::DefaultDirectRateLimiter,
+}
+
+impl std::fmt::Debug for OrderLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OrderLimit").field("quota", &self.quota).finish_non_exhaustive()
+    }
 }
 
 impl Default for OrderLimit {
@@ -33,13 +39,19 @@ impl Default for OrderLimit {
     }
 }
 
+/// The longest `period` honoured: governor counts time in `u64` nanoseconds.
+const LONGEST_PERIOD: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
 impl OrderLimit {
-    /// `burst` orders per `period`, starting full.
+    /// `burst` orders per `period`, starting full (a zero burst counts as 1,
+    /// a zero period as 1 ns, a period over 100 years as 100 years).
     #[must_use]
     pub fn new(burst: u32, period: Duration) -> Self {
-        let burst = burst.max(1);
-        let per_second = f64::from(burst) / period.as_secs_f64().max(f64::MIN_POSITIVE);
-        Self { bucket: Mutex::new(TokenBucket::full(burst, per_second, Instant::now())) }
+        let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
+        let per_order = (period.min(LONGEST_PERIOD) / burst.get()).max(Duration::from_nanos(1));
+        let quota =
+            Quota::with_period(per_order).unwrap_or_else(|| Quota::per_second(burst)).allow_burst(burst);
+        Self { quota, limiter: RateLimiter::direct(quota) }
     }
 
     /// Takes one order's token, or says how long until one is available.
@@ -47,57 +59,26 @@ impl OrderLimit {
     /// # Errors
     /// The wait until the next token.
     pub fn try_take(&self) -> Result<(), Duration> {
-        self.bucket.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take(Instant::now())
+        self.limiter
+            .check()
+            .map_err(|not_until| not_until.wait_time_from(governor::clock::DefaultClock::default().now()))
     }
 }
 
-/// A token bucket: up to `capacity` tokens, refilled continuously at
-/// `per_second`. The one rate limiter of the workspace (CA orders here,
-/// on-demand asks in sni-proxy).
-///
-/// ```
-/// use std::time::{Duration, Instant};
-/// use acme_core::TokenBucket;
-/// let start = Instant::now();
-/// let mut bucket = TokenBucket::full(1, 0.5, start);
-/// assert!(bucket.take(start).is_ok());
-/// assert_eq!(bucket.take(start), Err(Duration::from_secs(2)));
-/// assert!(bucket.take(start + Duration::from_secs(2)).is_ok());
-/// ```
-#[derive(Debug, Clone, Copy)]
-pub struct TokenBucket {
-    capacity: f64,
-    per_second: f64,
-    tokens: f64,
-    at: Instant,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl TokenBucket {
-    /// A full bucket at `now`.
-    #[must_use]
-    pub fn full(capacity: u32, per_second: f64, now: Instant) -> Self {
-        let capacity = f64::from(capacity);
-        Self { capacity, per_second: per_second.max(0.0), tokens: capacity, at: now }
-    }
-
-    /// Takes a token at `now`, or says how long until one is there
-    /// (`Duration::MAX` when the bucket never refills).
-    ///
-    /// # Errors
-    /// The wait until the next token.
-    pub fn take(&mut self, now: Instant) -> Result<(), Duration> {
-        let refill = now.saturating_duration_since(self.at).as_secs_f64() * self.per_second;
-        self.tokens = (self.tokens + refill).min(self.capacity);
-        self.at = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            return Ok(());
+    #[test]
+    fn a_burst_then_even_refill() {
+        let limit = OrderLimit::new(3, Duration::from_secs(3));
+        for _ in 0..3 {
+            assert!(limit.try_take().is_ok());
         }
-        let missing = 1.0 - self.tokens;
-        if self.per_second > 0.0 {
-            Err(Duration::try_from_secs_f64(missing / self.per_second).unwrap_or(Duration::MAX))
-        } else {
-            Err(Duration::MAX)
-        }
+        let wait = limit.try_take().unwrap_err();
+        assert!(wait <= Duration::from_secs(1) && wait > Duration::from_millis(900), "{wait:?}");
+        // Degenerate settings do not panic.
+        assert!(OrderLimit::new(0, Duration::ZERO).try_take().is_ok());
+        assert!(OrderLimit::new(u32::MAX, Duration::MAX).try_take().is_ok());
     }
 }

@@ -15,13 +15,17 @@ use crate::{ErrorClass, IssueError, RetryDecision};
 ///   (1 h) and issue by itself once the records verify.
 /// - Validation failures: retried on the schedule too (the usual cause is a
 ///   record that is fixed later), but never faster than it.
+/// - Internal failures (key generation, CSR, challenge certificate): retried
+///   on the schedule too — a resource that was short (entropy, memory) may
+///   be back — and given up after the same bound, with a `Failed` event of
+///   class `internal` each time so that a person looks.
 /// - No SAN, account errors: a person must act.
 ///
 /// ```
 /// use std::time::Duration;
 /// use acme_core::{IssueError, RetryDecision, RetryPolicy};
 /// let policy = RetryPolicy::default().without_jitter();
-/// let err = IssueError::CaUnavailable("503".into());
+/// let err = IssueError::ca_unavailable("503");
 /// assert_eq!(policy.decide(&err, 0, Duration::ZERO), RetryDecision::RetryAfter(Duration::from_secs(60)));
 /// ```
 #[derive(Debug, Clone)]
@@ -76,6 +80,9 @@ impl RetryPolicy {
                 RetryDecision::RetryAfter(wait)
             }
             _ if failing_for >= self.give_up_after => RetryDecision::GiveUp,
+            // Not the CA's doing, but a person is told through the event and
+            // the schedule's growing delays keep retries cheap.
+            ErrorClass::Internal => RetryDecision::RetryAfter(self.jittered(self.backoff(attempt))),
             _ => RetryDecision::RetryAfter(self.jittered(self.backoff(attempt))),
         }
     }
@@ -102,7 +109,7 @@ mod tests {
     #[test]
     fn schedule_grows_then_caps_and_gives_up() {
         let p = RetryPolicy::default().without_jitter();
-        let err = IssueError::CaUnavailable("x".into());
+        let err = IssueError::ca_unavailable("x");
         let secs = |a| match p.decide(&err, a, Duration::ZERO) {
             RetryDecision::RetryAfter(d) => d.as_secs(),
             other => panic!("{other:?}"),
@@ -128,7 +135,19 @@ mod tests {
             RetryDecision::WaitForDns(Duration::from_secs(3600))
         );
         assert_eq!(d(IssueError::NoSan), RetryDecision::GiveUp);
-        assert_eq!(d(IssueError::Account("x".into())), RetryDecision::GiveUp);
+        assert_eq!(d(IssueError::account("x")), RetryDecision::GiveUp);
+        assert_eq!(
+            d(IssueError::internal("key generation", rcgen::Error::KeyGenerationUnavailable)),
+            RetryDecision::RetryAfter(Duration::from_secs(60))
+        );
+        assert_eq!(
+            p.decide(
+                &IssueError::internal("csr", rcgen::Error::KeyGenerationUnavailable),
+                3,
+                Duration::from_secs(31 * 24 * 3600)
+            ),
+            RetryDecision::GiveUp
+        );
     }
 
     #[test]

@@ -6,6 +6,8 @@ use std::{
     time::Duration,
 };
 
+use async_trait::async_trait;
+use cert_store::{ChallengeAnswers, Storage};
 use dns_verify::{
     Checker, DnsProvider, DnsRecord, Expectation, Hostname, RecordStatus, Requirements, wait_for_propagation,
 };
@@ -30,11 +32,55 @@ pub enum ChallengeKind {
 
 /// The answers currently published for HTTP-01 (token → key authorization)
 /// and TLS-ALPN-01 (hostname → challenge certificate). Cheap to clone and
-/// share with the listeners that serve them.
+/// share with the listeners that serve them: it implements
+/// [`cert_store::ChallengeAnswers`], which sni-proxy takes.
+///
+/// With [`with_shared_store`](Self::with_shared_store) it also answers what
+/// another node published in the shared store, so that every node behind a
+/// hostname can answer the CA, not only the one that placed the order.
 #[derive(Clone, Default)]
 pub struct ChallengeResponses {
     http01: Arc<RwLock<HashMap<String, String>>>,
     tls_alpn01: Arc<RwLock<HashMap<String, Arc<CertifiedKey>>>>,
+    shared: Option<Arc<dyn SharedAnswers>>,
+}
+
+/// Reads answers from a shared store (a private trait object, so that
+/// `ChallengeResponses` needs no storage type parameter).
+#[async_trait]
+trait SharedAnswers: Send + Sync {
+    async fn http01(&self, token: &str) -> Option<String>;
+    async fn tls_alpn01(&self, hostname: &str) -> Option<Arc<CertifiedKey>>;
+}
+
+struct StoreAnswers<S: ?Sized>(Arc<S>);
+
+#[async_trait]
+impl<S: Storage + ?Sized + 'static> SharedAnswers for StoreAnswers<S> {
+    async fn http01(&self, token: &str) -> Option<String> {
+        stored_http01(self.0.as_ref(), token).await
+    }
+
+    async fn tls_alpn01(&self, hostname: &str) -> Option<Arc<CertifiedKey>> {
+        stored_tls_alpn01(self.0.as_ref(), hostname).await
+    }
+}
+
+#[async_trait]
+impl ChallengeAnswers for ChallengeResponses {
+    async fn http01(&self, token: &str) -> Option<String> {
+        if let Some(answer) = Self::http01(self, token) {
+            return Some(answer);
+        }
+        self.shared.as_ref()?.http01(token).await
+    }
+
+    async fn tls_alpn01(&self, server_name: &str) -> Option<Arc<CertifiedKey>> {
+        if let Some(answer) = Self::tls_alpn01(self, server_name) {
+            return Some(answer);
+        }
+        self.shared.as_ref()?.tls_alpn01(server_name).await
+    }
 }
 
 impl std::fmt::Debug for ChallengeResponses {
@@ -44,6 +90,14 @@ impl std::fmt::Debug for ChallengeResponses {
 }
 
 impl ChallengeResponses {
+    /// Also answers what any node published in `storage` (the store its
+    /// issuers share): HTTP-01 key authorizations and TLS-ALPN-01 digests.
+    #[must_use]
+    pub fn with_shared_store<S: Storage + ?Sized + 'static>(mut self, storage: Arc<S>) -> Self {
+        self.shared = Some(Arc::new(StoreAnswers(storage)));
+        self
+    }
+
     /// The key authorization to serve at `/.well-known/acme-challenge/<token>`.
     #[must_use]
     pub fn http01(&self, token: &str) -> Option<String> {
@@ -90,25 +144,25 @@ impl ChallengeResponses {
 
 /// Storage key of a published HTTP-01 answer.
 pub(crate) fn http01_key(token: &str) -> Option<cert_store::Key> {
-    cert_store::Key::new(format!("challenges/http-01/{token}")).ok()
+    crate::keys::http01(token).ok()
 }
 
 /// Storage key of a published TLS-ALPN-01 digest.
 pub(crate) fn tls_alpn01_key(hostname: &str) -> Option<cert_store::Key> {
-    cert_store::Key::new(format!("challenges/tls-alpn-01/{}", hostname.to_ascii_lowercase())).ok()
+    crate::keys::tls_alpn01(hostname).ok()
 }
 
 /// The HTTP-01 answer for `token` that any node published in the shared
 /// store: lets every node behind a hostname answer the CA, not only the one
 /// that placed the order.
-pub async fn stored_http01<S: cert_store::Storage + ?Sized>(storage: &S, token: &str) -> Option<String> {
+pub async fn stored_http01<S: Storage + ?Sized>(storage: &S, token: &str) -> Option<String> {
     let bytes = storage.get(&http01_key(token)?).await.ok()??;
     String::from_utf8(bytes).ok()
 }
 
 /// The TLS-ALPN-01 challenge certificate for `hostname`, rebuilt from the
 /// digest any node published in the shared store.
-pub async fn stored_tls_alpn01<S: cert_store::Storage + ?Sized>(
+pub async fn stored_tls_alpn01<S: Storage + ?Sized>(
     storage: &S,
     hostname: &str,
 ) -> Option<Arc<CertifiedKey>> {
@@ -121,17 +175,17 @@ pub async fn stored_tls_alpn01<S: cert_store::Storage + ?Sized>(
 /// acmeIdentifier extension (RFC 8737). Built with `CertifiedKey::new`:
 /// `from_der` would reject it.
 fn tls_alpn01_certificate(hostname: &str, digest: &[u8]) -> Result<CertifiedKey, IssueError> {
-    let fail = |e: String| IssueError::CaUnavailable(format!("TLS-ALPN-01 certificate: {e}"));
-    let key = rcgen::KeyPair::generate().map_err(|e| fail(e.to_string()))?;
-    let mut params =
-        rcgen::CertificateParams::new(vec![hostname.to_owned()]).map_err(|e| fail(e.to_string()))?;
+    let detail = || format!("TLS-ALPN-01 challenge certificate for {hostname}");
+    let fail = |e: rcgen::Error| IssueError::internal(detail(), e);
+    let key = rcgen::KeyPair::generate().map_err(fail)?;
+    let mut params = rcgen::CertificateParams::new(vec![hostname.to_owned()]).map_err(fail)?;
     params.custom_extensions = vec![rcgen::CustomExtension::new_acme_identifier(digest)];
-    let cert = params.self_signed(&key).map_err(|e| fail(e.to_string()))?;
+    let cert = params.self_signed(&key).map_err(fail)?;
     let key_der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
     let signing_key = rustls::crypto::ring::default_provider()
         .key_provider
         .load_private_key(key_der)
-        .map_err(|e| fail(e.to_string()))?;
+        .map_err(|e| IssueError::internal(detail(), e))?;
     Ok(CertifiedKey::new(vec![CertificateDer::from(cert.der().to_vec())], signing_key))
 }
 

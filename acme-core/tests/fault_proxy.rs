@@ -252,14 +252,12 @@ async fn a_hundred_hostnames_through_a_faulty_ca_all_end_issued() {
     .await;
     let clock = Arc::new(ManualClock::starting_now());
     let events = Arc::new(Recorder::default());
-    let config = ManagerConfig { background_at_start: false, concurrency: 10, ..ManagerConfig::default() };
-    let m = CertManager::with_clock(
-        Arc::clone(&store),
-        Arc::new(acme),
-        config,
-        clock.clone(),
-        vec![events.clone()],
-    );
+    let config = ManagerConfig { concurrency: 10, ..ManagerConfig::default() };
+    let m = CertManager::builder(Arc::clone(&store), Arc::new(acme))
+        .config(config)
+        .clock(clock.clone())
+        .sink(events.clone())
+        .build();
 
     // Round 1: every hostname asked for once, ten at a time (as a worker would).
     let started = Instant::now();
@@ -319,9 +317,15 @@ async fn a_hundred_hostnames_through_a_faulty_ca_all_end_issued() {
         assert_eq!(issued, 1, "{}: {kinds:?}", host(i));
     }
     // Nothing left behind: no published answer, no unfinished order.
-    for prefix in ["challenges", "acme-orders", "pending", "retry"] {
-        let left = store.storage().list(&cert_store::Prefix::new(prefix).unwrap()).await.unwrap();
-        assert!(left.is_empty(), "{prefix}: {left:?}");
+    for prefix in [
+        acme_core::keys::challenges(),
+        acme_core::keys::acme_orders(),
+        acme_core::keys::pending_prefix(),
+        acme_core::keys::retry_prefix(),
+    ] {
+        let prefix = prefix.unwrap();
+        let left = store.storage().list(&prefix).await.unwrap();
+        assert!(left.is_empty(), "{prefix:?}: {left:?}");
     }
     let faults = journal.iter().filter(|e| e.fault.is_failure()).count();
     println!(
@@ -335,7 +339,7 @@ async fn a_hundred_hostnames_through_a_faulty_ca_all_end_issued() {
 fn failure_of(class: ErrorClass) -> IssueError {
     match class {
         ErrorClass::RateLimited => IssueError::RateLimited { retry_after: None },
-        ErrorClass::CaUnavailable => IssueError::CaUnavailable(String::new()),
+        ErrorClass::CaUnavailable => IssueError::ca_unavailable(""),
         other => panic!("class {other:?} from a transport fault"),
     }
 }
@@ -399,6 +403,6 @@ async fn an_order_the_ca_stalls_on_is_given_up_and_a_new_one_succeeds() {
         .filter(|e| e.path.ends_with("order-plz") && e.upstream_status == Some(201))
         .count();
     assert_eq!(placed, 2);
-    let left = store.storage().list(&cert_store::Prefix::new("challenges").unwrap()).await.unwrap();
+    let left = store.storage().list(&acme_core::keys::challenges().unwrap()).await.unwrap();
     assert!(left.is_empty(), "{left:?}");
 }

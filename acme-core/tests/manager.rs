@@ -15,7 +15,10 @@ use acme_core::{
     ManagerConfig, ManualClock,
 };
 use async_trait::async_trait;
-use cert_store::{CertBundle, CertStore, FileStorage, Key, MemoryStorage, PostgresStorage, Storage};
+use cert_store::{
+    CertBundle, CertListener, CertSource, CertStore, FileStorage, MemoryStorage, PostgresStorage, Provision,
+    ProvisionError, Storage,
+};
 use common::Counting;
 
 fn manager<S: Storage + ?Sized>(store: Arc<CertStore<S>>, issuer: Arc<dyn Issuer>) -> CertManager<S> {
@@ -28,13 +31,14 @@ fn clocked(
     issuer: Arc<dyn Issuer>,
 ) -> (CertManager<MemoryStorage>, Arc<ManualClock>) {
     let clock = Arc::new(ManualClock::starting_now());
-    (CertManager::with_clock(store, issuer, ManagerConfig::default(), clock.clone(), Vec::new()), clock)
+    (CertManager::builder(store, issuer).clock(clock.clone()).build(), clock)
 }
 
 fn memory_setup() -> (Arc<CertStore<MemoryStorage>>, Arc<Counting>) {
     let storage = Arc::new(MemoryStorage::new());
-    let ca: Arc<dyn Issuer> = Arc::new(LocalCaIssuer::new(Arc::clone(&storage)));
-    (Arc::new(CertStore::new(storage)), Counting::new(ca))
+    let store = Arc::new(CertStore::new(storage));
+    let ca: Arc<dyn Issuer> = Arc::new(LocalCaIssuer::new(Arc::clone(&store)));
+    (store, Counting::new(ca))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -78,7 +82,7 @@ async fn fifty_concurrent_callers_one_issuance() {
 }
 
 async fn two_managers_twenty_names<S: Storage + ?Sized>(a: Arc<S>, b: Arc<S>) {
-    let ca: Arc<dyn Issuer> = Arc::new(LocalCaIssuer::new(Arc::clone(&a)));
+    let ca: Arc<dyn Issuer> = Arc::new(LocalCaIssuer::new(Arc::new(CertStore::new(Arc::clone(&a)))));
     let issuer = Counting::new(ca);
     let ma = Arc::new(manager(Arc::new(CertStore::new(a)), issuer.clone()));
     let mb = Arc::new(manager(Arc::new(CertStore::new(b)), issuer.clone()));
@@ -206,7 +210,9 @@ async fn failures_are_recorded_and_retried_when_due() {
     m.maintain().await;
     assert_eq!(issuer.count(), 1);
     assert_eq!(m.status("flaky.example.com"), CertStatus::Valid);
-    assert!(store.storage().get(&Key::new("retry/flaky.example.com").unwrap()).await.unwrap().is_none());
+    assert!(
+        store.storage().get(&acme_core::keys::retry("flaky.example.com").unwrap()).await.unwrap().is_none()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -214,8 +220,16 @@ async fn unfinished_orders_resume_when_a_manager_starts() {
     let (store, issuer) = memory_setup();
     // A crashed process left its pending record.
     let request = serde_json::to_vec(&CertRequest::new(["resume.example.com"])).unwrap();
-    store.storage().put(&Key::new("pending/resume.example.com").unwrap(), &request).await.unwrap();
+    store.storage().put(&acme_core::keys::pending("resume.example.com").unwrap(), &request).await.unwrap();
     let m = manager(Arc::clone(&store), issuer.clone());
+    // Nothing runs before the embedder says so (its listeners may not be bound yet).
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        store.load("resume.example.com").await.unwrap().is_none(),
+        "no provisioning before start_background"
+    );
+    assert_eq!(issuer.count(), 0);
+    m.start_background();
     for _ in 0..200 {
         if store.load("resume.example.com").await.unwrap().is_some() {
             break;
@@ -233,11 +247,10 @@ async fn unfinished_orders_resume_when_a_manager_starts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pending_record_whose_certificate_was_stored_is_cleared_without_an_order() {
     let (store, issuer) = memory_setup();
-    let config = ManagerConfig { background_at_start: false, ..ManagerConfig::default() };
-    let m = CertManager::new(Arc::clone(&store), issuer.clone(), config);
+    let m = CertManager::new(Arc::clone(&store), issuer.clone(), ManagerConfig::default());
     m.ensure(&CertRequest::new(["stored.example.com"])).await.unwrap();
     // The process crashed after saving the certificate, before clearing its record.
-    let key = Key::new("pending/stored.example.com").unwrap();
+    let key = acme_core::keys::pending("stored.example.com").unwrap();
     let request = serde_json::to_vec(&CertRequest::new(["stored.example.com"])).unwrap();
     store.storage().put(&key, &request).await.unwrap();
     m.maintain().await;
@@ -276,4 +289,86 @@ async fn the_cas_renewal_window_wins_over_the_default_schedule() {
     *issuer.window.lock().unwrap() = Some(clock.now() - time::Duration::hours(1)); // e.g. revocation ahead
     m.maintain().await;
     assert_eq!(counting.count(), 2, "renewed inside the CA's window");
+}
+
+#[test]
+fn construction_needs_no_runtime_and_starts_nothing() {
+    let (store, issuer) = memory_setup();
+    let m = CertManager::new(Arc::clone(&store), issuer.clone(), ManagerConfig::default())
+        .with_sink(Arc::new(Recorded::default()));
+    // Outside a runtime: logged, not a panic.
+    m.start_background();
+    let built = CertManager::builder(store, issuer).sink(Arc::new(Recorded::default())).build();
+    drop((m, built));
+}
+
+/// Records events and what the manager tells its listeners.
+#[derive(Default)]
+struct Recorded {
+    events: std::sync::Mutex<Vec<EventKind>>,
+    updated: std::sync::Mutex<Vec<String>>,
+    removed: std::sync::Mutex<Vec<String>>,
+}
+
+#[async_trait]
+impl acme_core::EventSink for Recorded {
+    async fn publish(&self, event: &acme_core::Event) {
+        self.events.lock().unwrap().push(event.kind.clone());
+    }
+}
+
+impl CertListener for Recorded {
+    fn updated(&self, bundle: &CertBundle) {
+        self.updated.lock().unwrap().push(bundle.meta().serial.clone());
+    }
+    fn removed(&self, name: &str) {
+        self.removed.lock().unwrap().push(name.to_owned());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listeners_hear_of_issuance_renewal_and_forget_and_sinks_need_no_clock() {
+    let (store, issuer) = memory_setup();
+    let sink = Arc::new(Recorded::default());
+    let clock = Arc::new(ManualClock::starting_now());
+    let m = CertManager::builder(Arc::clone(&store), issuer.clone()).clock(clock.clone()).build();
+    m.add_sink(sink.clone());
+    let listener = Arc::new(Recorded::default());
+    m.subscribe(listener.clone());
+
+    let first = m.ensure(&CertRequest::new(["shop.example.com"])).await.unwrap();
+    assert_eq!(*listener.updated.lock().unwrap(), [first.meta().serial.clone()]);
+    // The same certificate again: nothing new to tell.
+    m.ensure(&CertRequest::new(["shop.example.com"])).await.unwrap();
+    assert_eq!(listener.updated.lock().unwrap().len(), 1);
+    assert!(sink.events.lock().unwrap().iter().any(|k| matches!(k, EventKind::Issued { .. })));
+
+    clock.advance(time::Duration::days(61));
+    m.maintain().await;
+    let renewed = m.certificate("shop.example.com").await.unwrap();
+    assert_ne!(renewed.meta().serial, first.meta().serial);
+    assert_eq!(
+        *listener.updated.lock().unwrap(),
+        [first.meta().serial.clone(), renewed.meta().serial.clone()]
+    );
+    assert!(sink.events.lock().unwrap().iter().any(|k| matches!(k, EventKind::Renewed { .. })));
+
+    m.forget("Shop.Example.com.");
+    assert_eq!(*listener.removed.lock().unwrap(), ["shop.example.com"]);
+    assert_eq!(m.status("shop.example.com"), CertStatus::Pending);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provision_errors_are_typed_and_keep_the_issue_error() {
+    let (store, issuer) = memory_setup();
+    let m = manager(store, issuer.clone());
+    let bundle = m.provision("od.example.com").await.unwrap();
+    assert_eq!(bundle.meta().names, ["od.example.com"]);
+    issuer.fail_first.store(1, Ordering::SeqCst);
+    let err = m.provision("down.example.com").await.unwrap_err();
+    assert!(matches!(err, ProvisionError::Temporary { .. }), "{err:?}");
+    let source = std::error::Error::source(&err).unwrap().downcast_ref::<IssueError>().unwrap();
+    assert_eq!(source.class(), ErrorClass::CaUnavailable);
+    let err = m.provision("bad_name.example.com").await.unwrap_err();
+    assert_eq!(err.name(), "bad_name.example.com");
 }

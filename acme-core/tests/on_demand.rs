@@ -1,8 +1,11 @@
-//! On-demand TLS through the listener with the local CA: allowed names are
-//! issued at their first handshake, refused ones never reach the issuer.
+//! On-demand TLS through sni-proxy's listener with acme-core's `CertManager`
+//! as the `Provision` hook (moved from sni-proxy, which does not depend on
+//! acme-core): allowed names are issued at their first handshake, refused
+//! ones never reach the issuer.
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
+#[path = "proxy_common/mod.rs"]
 mod common;
 
 use std::{
@@ -17,8 +20,17 @@ use std::{
 use acme_core::{CertManager, CertRequest, IssueError, Issuer, LocalCaIssuer, ManagerConfig};
 use async_trait::async_trait;
 use cert_store::{CertBundle, CertStore, MemoryStorage, Prefix, Storage};
+
+/// The tests of this file run one at a time: the memory test measures the
+/// whole process, and the others' allocations would count as its growth.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// The names of the certificates stored (wherever cert-store keeps them).
+async fn stored_names(storage: &Arc<MemoryStorage>) -> Vec<String> {
+    CertStore::new(Arc::clone(storage)).names().await.unwrap()
+}
 use rustls_pki_types::ServerName;
-use sni_proxy::{HttpAskPolicy, OnDemand, SniResolver, TlsConfig, plausible_public_name, serve_tls};
+use sni_proxy::{HttpAskPolicy, OnDemand, TlsConfig, plausible_public_name, serve_tls};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// An ask endpoint: 200 for names starting with "ok", 403 otherwise; counts requests.
@@ -71,7 +83,7 @@ struct Setup {
 
 async fn setup(ask_url: Option<String>, limits: Option<Arc<sni_proxy::AskLimits>>) -> Setup {
     let storage = Arc::new(MemoryStorage::new());
-    let ca = Arc::new(LocalCaIssuer::new(Arc::clone(&storage)));
+    let ca = Arc::new(LocalCaIssuer::new(Arc::new(CertStore::new(Arc::clone(&storage)))));
     let root_pem = ca.root_pem().await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let ca_side = CaSide { storage, issuer: ca, root_pem, responses: Default::default() };
@@ -106,10 +118,10 @@ async fn serve(
         None => format!("http://{}/internal/ask", ask_endpoint(Arc::clone(&asked)).await),
     };
     let upstream = common::echo_upstream().await;
-    let mut config = TlsConfig::new(Arc::new(SniResolver::new()), responses, upstream);
-    let mut on_demand = OnDemand::new(Arc::new(HttpAskPolicy::new(&url)), manager);
+    let mut on_demand = OnDemand::new(Arc::new(HttpAskPolicy::new(&url)), manager.clone());
     on_demand.limits = limits;
-    config.on_demand = Some(on_demand);
+    let config =
+        TlsConfig::from_source(manager, upstream).with_answers(Arc::new(responses)).with_on_demand(on_demand);
     let proxy = listener.local_addr().unwrap();
     tokio::spawn(serve_tls(listener, config));
     Setup { proxy, root_pem, issued, asked, storage }
@@ -128,6 +140,7 @@ async fn handshake(s: &Setup, sni: &str) -> std::io::Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn allowed_name_is_issued_at_its_first_handshake() {
+    let _one_at_a_time = ONE_AT_A_TIME.lock().await;
     let s = setup(None, None).await;
     handshake(&s, "ok-shop.example.com").await.unwrap();
     handshake(&s, "ok-shop.example.com").await.unwrap();
@@ -137,6 +150,7 @@ async fn allowed_name_is_issued_at_its_first_handshake() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_names_never_reach_the_issuer_nor_the_store() {
+    let _one_at_a_time = ONE_AT_A_TIME.lock().await;
     let s = setup(None, None).await;
     assert!(handshake(&s, "evil.example.com").await.is_err());
     assert!(handshake(&s, "evil.example.com").await.is_err());
@@ -151,11 +165,12 @@ async fn refused_names_never_reach_the_issuer_nor_the_store() {
     }
     assert_eq!(s.asked.load(Ordering::SeqCst), 1, "none of them reached the ask policy");
     assert_eq!(s.issued.1.load(Ordering::SeqCst), 0);
-    assert!(s.storage.list(&Prefix::new("certs").unwrap()).await.unwrap().is_empty());
+    assert!(stored_names(&s.storage).await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ask_endpoint_down_refuses() {
+    let _one_at_a_time = ONE_AT_A_TIME.lock().await;
     let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
     let s = setup(Some(format!("http://{closed}/ask")), None).await;
     assert!(handshake(&s, "ok-anything.example.com").await.is_err());
@@ -164,6 +179,7 @@ async fn ask_endpoint_down_refuses() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_concurrent_handshakes_one_issuance() {
+    let _one_at_a_time = ONE_AT_A_TIME.lock().await;
     let s = Arc::new(setup(None, None).await);
     let tasks: Vec<_> = (0..200)
         .map(|_| {
@@ -183,6 +199,7 @@ async fn two_hundred_concurrent_handshakes_one_issuance() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn asks_are_rate_limited_per_client() {
+    let _one_at_a_time = ONE_AT_A_TIME.lock().await;
     use sni_proxy::{AskLimits, Rate};
     let limits = AskLimits::new(Rate { burst: 100, per_minute: 100 }, Rate { burst: 2, per_minute: 1 });
     let s = setup(None, Some(Arc::new(limits))).await;
@@ -198,6 +215,7 @@ async fn asks_are_rate_limited_per_client() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_demand_with_pebble_answers_tls_alpn01_on_the_same_listener() {
+    let _one_at_a_time = ONE_AT_A_TIME.lock().await;
     let dns = testkit::DnsServer::builder()
         .zone(testkit::Zone::new("example.test", "ok-shop A 127.0.0.1\nevil A 127.0.0.1\n"))
         .recursion(true)
@@ -220,7 +238,7 @@ async fn on_demand_with_pebble_answers_tls_alpn01_on_the_same_listener() {
     assert_eq!(s.issued.1.load(Ordering::SeqCst), 1);
     assert!(handshake(&s, "evil.example.test").await.is_err());
     assert_eq!(s.issued.1.load(Ordering::SeqCst), 1, "a refused name never reaches the CA");
-    let stored = s.storage.list(&Prefix::new("certs").unwrap()).await.unwrap();
+    let stored = stored_names(&s.storage).await;
     assert_eq!(stored.len(), 1, "{stored:?}");
 }
 
@@ -232,6 +250,7 @@ fn rss() -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_refused_names_reaches_neither_ca_nor_store_and_memory_stays_flat() {
+    let _one_at_a_time = ONE_AT_A_TIME.lock().await;
     let s = Arc::new(setup(None, None).await);
     let stored_before = s.storage.list(&Prefix::new("").unwrap()).await.unwrap();
     let flood = |from: usize, to: usize| {
@@ -263,7 +282,7 @@ async fn a_flood_of_refused_names_reaches_neither_ca_nor_store_and_memory_stays_
     let grown = rss().saturating_sub(before);
     assert_eq!(s.asked.load(Ordering::SeqCst), 10_000, "each new name asked once");
     assert_eq!(s.issued.1.load(Ordering::SeqCst), 0, "zero requests to the CA");
-    assert!(s.storage.list(&Prefix::new("certs").unwrap()).await.unwrap().is_empty(), "zero storage writes");
+    assert!(stored_names(&s.storage).await.is_empty(), "zero storage writes");
     assert_eq!(
         s.storage.list(&Prefix::new("").unwrap()).await.unwrap(),
         stored_before,

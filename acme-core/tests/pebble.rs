@@ -206,7 +206,7 @@ async fn another_node_answers_from_the_shared_store_with_p384_and_rsa_keys() {
     request.key = acme_core::KeyAlgorithm::Rsa2048;
     let bundle = acme.issue(&request).await.unwrap();
     assert_eq!(bundle.meta().key_type, cert_store::KeyType::Rsa { bits: 2048 });
-    let left = storage.list(&cert_store::Prefix::new("challenges").unwrap()).await.unwrap();
+    let left = storage.list(&acme_core::keys::challenges().unwrap()).await.unwrap();
     assert!(left.is_empty(), "shared answers are withdrawn: {left:?}");
 }
 

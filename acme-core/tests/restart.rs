@@ -61,7 +61,7 @@ async fn killed_mid_order_the_next_process_finishes() {
         .unwrap();
     let pebble = PebbleServer::builder().dns_server(dns.addr()).start().unwrap();
     let dir = tempfile_dir();
-    let pending = std::path::Path::new(&dir).join("pending").join(NAME);
+    let pending = std::path::Path::new(&dir).join(acme_core::keys::pending(NAME).unwrap().as_str());
 
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args(["victim", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
@@ -85,13 +85,13 @@ async fn killed_mid_order_the_next_process_finishes() {
     assert!(pending.exists(), "the victim never started its order");
     child.kill().unwrap();
     child.wait().unwrap();
-    let account_before =
-        std::fs::read_dir(std::path::Path::new(&dir).join("accounts")).map(|d| d.count()).unwrap_or(0);
+    let account_before = std::fs::read_dir(accounts_dir(&dir)).map(|d| d.count()).unwrap_or(0);
 
     // The next process: its background task finds the unfinished order.
     let m =
         manager(&dir, &pebble.directory_url(), pebble.tls_root_path().to_str().unwrap(), pebble.http_port())
             .await;
+    m.start_background();
     let mut bundle = None;
     // Up to 60 s: a lease the victim held (account creation: 15 s ttl) must expire first.
     for _ in 0..1200 {
@@ -105,11 +105,18 @@ async fn killed_mid_order_the_next_process_finishes() {
         panic!("not finished: {:?} {:?}\n{}", m.status(NAME), futures_activity(&m), pebble.log())
     });
     common::verify(&bundle, &pebble.issuing_root_pem().unwrap(), NAME).unwrap();
-    let accounts = std::fs::read_dir(std::path::Path::new(&dir).join("accounts")).unwrap().count();
+    let accounts = std::fs::read_dir(accounts_dir(&dir)).unwrap().count();
     assert_eq!(accounts, 1, "one account for the directory");
     assert!(account_before <= 1);
     assert!(!pending.exists(), "the pending record is cleared");
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Where cert-store keeps account credentials (`tls/accounts`, formerly `accounts`).
+fn accounts_dir(dir: &str) -> std::path::PathBuf {
+    let base = std::path::Path::new(dir);
+    let current = base.join("tls").join("accounts");
+    if current.exists() { current } else { base.join("accounts") }
 }
 
 fn tempfile_dir() -> String {

@@ -3,9 +3,8 @@
 
 use std::{convert::Infallible, net::SocketAddr, sync::Arc, time::Duration};
 
-use acme_core::ChallengeResponses;
 use bytes::Bytes;
-use cert_store::Storage;
+use cert_store::ChallengeAnswers;
 use http_body_util::Full;
 use hyper::{Request, Response, StatusCode, body::Incoming, header, service::service_fn};
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -16,10 +15,9 @@ const CHALLENGE_PREFIX: &str = "/.well-known/acme-challenge/";
 /// Settings of the :80 listener.
 #[derive(Clone)]
 pub struct Http80Config {
-    /// Answers published by this process's issuer.
-    pub responses: ChallengeResponses,
-    /// The shared store, for answers another node published (optional).
-    pub store: Option<Arc<dyn Storage>>,
+    /// The HTTP-01 answers (acme-core's `ChallengeResponses`, which can also
+    /// read answers another node published in a shared store).
+    pub answers: Arc<dyn ChallengeAnswers>,
     /// The HTTPS port redirects point to (443 → no port in the URL).
     pub https_port: u16,
     /// Connections served at once; further ones wait in the accept queue.
@@ -35,16 +33,11 @@ impl std::fmt::Debug for Http80Config {
 }
 
 impl Http80Config {
-    /// Defaults: HTTPS on 443, 10,000 connections, 10 s for the request head.
+    /// Answers from `answers`; HTTPS on 443, 10,000 connections, 10 s for
+    /// the request head.
     #[must_use]
-    pub fn new(responses: ChallengeResponses) -> Self {
-        Self {
-            responses,
-            store: None,
-            https_port: 443,
-            max_connections: 10_000,
-            header_timeout: Duration::from_secs(10),
-        }
+    pub fn new(answers: Arc<dyn ChallengeAnswers>) -> Self {
+        Self { answers, https_port: 443, max_connections: 10_000, header_timeout: Duration::from_secs(10) }
     }
 }
 
@@ -58,13 +51,7 @@ fn response(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>>
 async fn answer(config: &Http80Config, request: &Request<Incoming>) -> Response<Full<Bytes>> {
     let path = request.uri().path();
     if let Some(token) = path.strip_prefix(CHALLENGE_PREFIX) {
-        let local = config.responses.http01(token);
-        let found = match (local, &config.store) {
-            (Some(k), _) => Some(k),
-            (None, Some(store)) => acme_core::stored_http01(store.as_ref(), token).await,
-            (None, None) => None,
-        };
-        return match found {
+        return match config.answers.http01(token).await {
             Some(key_authorization) => {
                 let mut r = response(StatusCode::OK, key_authorization);
                 r.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("text/plain"));

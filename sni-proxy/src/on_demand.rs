@@ -4,52 +4,20 @@
 use std::{
     collections::HashMap,
     net::IpAddr,
+    num::NonZeroU32,
     sync::{Arc, Mutex, PoisonError},
     time::{Duration, Instant},
 };
 
-use acme_core::{CertManager, CertRequest, IssueError, TokenBucket};
+use arc_swap::ArcSwap;
+
 use async_trait::async_trait;
-use cert_store::{CertBundle, Storage};
+use cert_store::{AskPolicy, CertBundle, Provision};
+use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota};
 use http_body_util::Empty;
 use hyper::body::Bytes;
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use tokio::sync::Semaphore;
-
-/// Decides whether a certificate may be issued for a name seen in a handshake.
-#[async_trait]
-pub trait AskPolicy: Send + Sync {
-    /// Whether `name`, asked for by `client`, may get a certificate.
-    async fn allow(&self, name: &str, client: IpAddr) -> bool;
-}
-
-/// Issues (or loads) the certificate for a name.
-#[async_trait]
-pub trait Provision: Send + Sync {
-    /// The certificate for `name`, issuing it if needed.
-    async fn provision(&self, name: &str) -> Result<Arc<CertBundle>, IssueError>;
-}
-
-#[async_trait]
-impl<S: Storage + ?Sized> Provision for CertManager<S> {
-    async fn provision(&self, name: &str) -> Result<Arc<CertBundle>, IssueError> {
-        self.ensure(&CertRequest::new([name])).await
-    }
-}
-
-/// Where the listener finds certificates it has not loaded yet.
-#[async_trait]
-pub trait CertSource: Send + Sync {
-    /// The stored certificate for a server name (exact, then wildcard).
-    async fn certificate(&self, server_name: &str) -> Option<Arc<CertBundle>>;
-}
-
-#[async_trait]
-impl<S: Storage + ?Sized> CertSource for CertManager<S> {
-    async fn certificate(&self, server_name: &str) -> Option<Arc<CertBundle>> {
-        self.get(server_name).await
-    }
-}
 
 /// Names refused before any policy is asked: IP addresses, `localhost`,
 /// single labels, internal suffixes, anything that is not a hostname.
@@ -153,45 +121,68 @@ impl AskPolicy for HttpAskPolicy {
 pub struct Rate {
     /// Tokens available at once.
     pub burst: u32,
-    /// Tokens added per minute.
+    /// Tokens added per minute (0: never refilled).
     pub per_minute: u32,
 }
 
+/// The longest a bucket may take to refill entirely: governor counts time
+/// in `u64` nanoseconds (584 years).
+const LONGEST_REFILL: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
 impl Rate {
-    /// A full bucket of this rate.
-    fn bucket(self, now: Instant) -> TokenBucket {
-        TokenBucket::full(self.burst, f64::from(self.per_minute) / 60.0, now)
+    /// This rate as a governor quota (GCRA, equivalent to a token bucket).
+    fn quota(self) -> Quota {
+        let burst = NonZeroU32::new(self.burst).unwrap_or(NonZeroU32::MIN);
+        let longest = LONGEST_REFILL / burst.get();
+        let per_token = match self.per_minute {
+            0 => longest,
+            n => (Duration::from_secs(60) / n).min(longest),
+        };
+        Quota::with_period(per_token).unwrap_or_else(|| Quota::per_second(NonZeroU32::MAX)).allow_burst(burst)
     }
 }
 
 /// Limits on how often unknown names may be asked about: globally and per
 /// client address (an abuser's random names cost the policy nothing).
-#[derive(Debug)]
+/// Token buckets from the `governor` crate.
 pub struct AskLimits {
-    per_client: Rate,
-    buckets: Mutex<(TokenBucket, HashMap<IpAddr, TokenBucket>)>,
+    per_client: Quota,
+    global: DefaultDirectRateLimiter,
+    clients: ArcSwap<DefaultKeyedRateLimiter<IpAddr>>,
 }
 
-/// Client addresses remembered by [`AskLimits`] before the table is reset.
+impl std::fmt::Debug for AskLimits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AskLimits").field("per_client", &self.per_client).finish_non_exhaustive()
+    }
+}
+
+/// Client addresses remembered by [`AskLimits`] before the table is pruned
+/// (and, if every one of them is still limited, reset).
 const MAX_TRACKED_CLIENTS: usize = 100_000;
 
 impl AskLimits {
     /// Limits with the given global and per-client rates.
     #[must_use]
     pub fn new(global: Rate, per_client: Rate) -> Self {
-        Self { per_client, buckets: Mutex::new((global.bucket(Instant::now()), HashMap::new())) }
+        let per_client = per_client.quota();
+        Self {
+            per_client,
+            global: governor::RateLimiter::direct(global.quota()),
+            clients: ArcSwap::from_pointee(governor::RateLimiter::keyed(per_client)),
+        }
     }
 
     /// Takes a token for `client` (and a global one); `false` when either is empty.
     pub fn allow(&self, client: IpAddr) -> bool {
-        let now = Instant::now();
-        let mut guard = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
-        let (global, clients) = &mut *guard;
-        if clients.len() >= MAX_TRACKED_CLIENTS && !clients.contains_key(&client) {
-            clients.clear();
+        let clients = self.clients.load();
+        if clients.len() >= MAX_TRACKED_CLIENTS {
+            clients.retain_recent();
+            if clients.len() >= MAX_TRACKED_CLIENTS {
+                self.clients.store(Arc::new(governor::RateLimiter::keyed(self.per_client)));
+            }
         }
-        let bucket = clients.entry(client).or_insert_with(|| self.per_client.bucket(now));
-        bucket.take(now).is_ok() && global.take(now).is_ok()
+        self.clients.load().check_key(&client).is_ok() && self.global.check().is_ok()
     }
 }
 
@@ -251,10 +242,14 @@ impl OnDemand {
         match tokio::time::timeout(self.timeout, self.provision.provision(name)).await {
             Ok(Ok(bundle)) => Some(bundle),
             Ok(Err(e)) => {
-                tracing::warn!(%name, error = %e, "on-demand issuance failed");
+                let error = &e as &(dyn std::error::Error + 'static);
+                tracing::warn!(%name, error, temporary = e.is_temporary(), "on-demand issuance failed");
                 None
             }
-            Err(_) => None,
+            Err(_) => {
+                tracing::info!(%name, timeout = ?self.timeout, "on-demand issuance did not finish in time");
+                None
+            }
         }
     }
 }

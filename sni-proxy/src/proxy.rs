@@ -26,14 +26,15 @@ pub struct BindError {
 ///
 /// ```no_run
 /// # async fn run(tls: sni_proxy::TlsConfig, http: sni_proxy::Http80Config,
-/// #     manager: std::sync::Arc<acme_core::CertManager<cert_store::MemoryStorage>>) {
+/// #     provisioning: impl Future<Output = ()> + Send + 'static) {
 /// use sni_proxy::Proxy;
 /// let bound = Proxy::new("0.0.0.0:443".parse().unwrap(), tls)
 ///     .with_http("0.0.0.0:80".parse().unwrap(), http)
 ///     .bind()
 ///     .await
 ///     .expect("ports free");
-/// let running = bound.serve_then(async move { manager.start_background() });
+/// // e.g. `async move { manager.start_background() }` with acme-core's CertManager
+/// let running = bound.serve_then(provisioning);
 /// // … later:
 /// running.shutdown().await;
 /// # }

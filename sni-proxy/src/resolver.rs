@@ -110,7 +110,7 @@ impl SniResolver {
     ///
     /// # Errors
     /// When the bundle's key cannot be loaded or does not match.
-    pub fn insert_bundle(&self, bundle: &cert_store::CertBundle) -> Result<Arc<CertifiedKey>, String> {
+    pub fn insert_bundle(&self, bundle: &cert_store::CertBundle) -> Result<Arc<CertifiedKey>, LoadError> {
         let key = certified_key(bundle)?;
         for name in &bundle.meta().names {
             self.insert(name, Arc::clone(&key));
@@ -163,6 +163,14 @@ impl SniResolver {
         exact_then_wildcard(server_name, |name| self.shard_of(name).load().get(name).cloned())
     }
 
+    /// Whether a handshake for `server_name` gets a certificate: a name or
+    /// wildcard in the table, or the default certificate (an empty name has
+    /// only the default).
+    #[must_use]
+    pub fn serves(&self, server_name: &str) -> bool {
+        (!server_name.is_empty() && self.lookup(server_name).is_some()) || self.default.load().is_some()
+    }
+
     /// How many names are served.
     #[must_use]
     pub fn len(&self) -> usize {
@@ -176,17 +184,46 @@ impl SniResolver {
     }
 }
 
+/// Why a certificate bundle cannot be served.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoadError {
+    /// The chain or the key could not be decoded.
+    #[error("the bundle's PEM cannot be decoded")]
+    Pem(#[source] cert_store::CertError),
+    /// rustls refused the key or found that it does not match the leaf.
+    #[error("rustls refused the certificate and key")]
+    Rustls(#[source] rustls::Error),
+}
+
 /// A bundle as rustls serves it (key checked against the leaf).
 ///
 /// # Errors
-/// When the PEM, the key or their match is bad (a bundle from `CertStore`
-/// was validated when saved, so this only fails if storage was tampered with).
-pub fn certified_key(bundle: &cert_store::CertBundle) -> Result<Arc<CertifiedKey>, String> {
-    let chain = bundle.chain_der().map_err(|e| e.to_string())?;
-    let key = bundle.key_der().map_err(|e| e.to_string())?;
+/// [`LoadError`] when the PEM, the key or their match is bad (a bundle from
+/// `CertStore` was validated when saved, so this only fails if storage was
+/// tampered with).
+pub fn certified_key(bundle: &cert_store::CertBundle) -> Result<Arc<CertifiedKey>, LoadError> {
+    let chain = bundle.chain_der().map_err(LoadError::Pem)?;
+    let key = bundle.key_der().map_err(LoadError::Pem)?;
     CertifiedKey::from_der(chain, key, &rustls::crypto::ring::default_provider())
         .map(Arc::new)
-        .map_err(|e| e.to_string())
+        .map_err(LoadError::Rustls)
+}
+
+/// Keeps the table in step with a [`CertSource`](cert_store::CertSource):
+/// an issued or renewed certificate is served from the next handshake on, a
+/// removed name is no longer served (until the source has it again).
+impl cert_store::CertListener for SniResolver {
+    fn updated(&self, bundle: &cert_store::CertBundle) {
+        if let Err(e) = self.insert_bundle(bundle) {
+            let error = &e as &(dyn std::error::Error + 'static);
+            tracing::warn!(name = bundle.meta().primary_name(), error, "new certificate cannot be served");
+        }
+    }
+
+    fn removed(&self, name: &str) {
+        self.remove(name);
+    }
 }
 
 impl ResolvesServerCert for SniResolver {

@@ -3,7 +3,7 @@
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
-use acme_core::ChallengeResponses;
+use cert_store::{CertSource, ChallengeAnswers, NoChallenges};
 use rustls::{
     ServerConfig,
     server::{Acceptor, ClientHello, ResolvesServerCert},
@@ -26,8 +26,8 @@ pub const ACME_TLS_ALPN: &[u8] = b"acme-tls/1";
 pub struct TlsConfig {
     /// Certificates by SNI.
     pub resolver: Arc<SniResolver>,
-    /// TLS-ALPN-01 answers (from acme-core's issuer).
-    pub responses: ChallengeResponses,
+    /// TLS-ALPN-01 answers (acme-core's `ChallengeResponses`); none by default.
+    pub answers: Arc<dyn ChallengeAnswers>,
     /// Per SNI: terminate and forward the plaintext to an upstream, or pass
     /// the TLS stream through to a backend. Changeable while serving.
     pub routes: Arc<Routes>,
@@ -37,8 +37,11 @@ pub struct TlsConfig {
     /// Connections served at once; further ones wait in the accept queue.
     pub max_connections: usize,
     /// Loads certificates missing from the resolver at their first handshake
-    /// (start-up is instant however many the store holds).
-    pub source: Option<Arc<dyn crate::CertSource>>,
+    /// (start-up is instant however many the store holds). Without one, only
+    /// the names inserted into the resolver are served (the listener logs
+    /// this at start); [`TlsConfig::from_source`] sets it and keeps the
+    /// resolver up to date.
+    pub source: Option<Arc<dyn CertSource>>,
     /// Issue certificates for unknown names during the handshake (off by default).
     pub on_demand: Option<crate::OnDemand>,
     /// A connection with no bytes in either direction for this long is
@@ -57,14 +60,17 @@ impl std::fmt::Debug for TlsConfig {
 }
 
 impl TlsConfig {
-    /// Every name terminated and forwarded to `upstream` (add routes with
-    /// [`Routes::set`]); 10 s handshake timeout, 5 min idle timeout, 10,000
-    /// connections.
+    /// Serves the certificates inserted into `resolver` (by hand, see
+    /// [`SniResolver::insert_bundle`]); every name terminated and forwarded to
+    /// `upstream` (add routes with [`Routes::set`]); no challenge answers (add
+    /// them with [`with_answers`](Self::with_answers)); 10 s handshake
+    /// timeout, 5 min idle timeout, 10,000 connections. Names the resolver
+    /// does not have get the `unrecognized_name` alert.
     #[must_use]
-    pub fn new(resolver: Arc<SniResolver>, responses: ChallengeResponses, upstream: SocketAddr) -> Self {
+    pub fn new(resolver: Arc<SniResolver>, upstream: SocketAddr) -> Self {
         Self {
             resolver,
-            responses,
+            answers: Arc::new(NoChallenges),
             routes: Arc::new(Routes::new(Route::Terminate(upstream))),
             handshake_timeout: Duration::from_secs(10),
             max_connections: 10_000,
@@ -74,15 +80,58 @@ impl TlsConfig {
             alpn_protocols: vec![b"http/1.1".to_vec()],
         }
     }
+
+    /// Serves what `source` has (e.g. acme-core's `CertManager`): a
+    /// certificate is loaded at its name's first handshake into a resolver
+    /// holding up to [`DEFAULT_CACHED_NAMES`] names, and replaced or dropped
+    /// as soon as the source says it was issued, renewed or removed.
+    /// Otherwise as [`new`](Self::new).
+    #[must_use]
+    pub fn from_source(source: Arc<dyn CertSource>, upstream: SocketAddr) -> Self {
+        Self::from_source_with(Arc::new(SniResolver::with_capacity(DEFAULT_CACHED_NAMES)), source, upstream)
+    }
+
+    /// [`from_source`](Self::from_source) with a resolver of your own (its
+    /// capacity, or names inserted by hand beside the source's).
+    #[must_use]
+    pub fn from_source_with(
+        resolver: Arc<SniResolver>,
+        source: Arc<dyn CertSource>,
+        upstream: SocketAddr,
+    ) -> Self {
+        source.subscribe(Arc::clone(&resolver) as Arc<dyn cert_store::CertListener>);
+        let mut config = Self::new(resolver, upstream);
+        config.source = Some(source);
+        config
+    }
+
+    /// Answers TLS-ALPN-01 challenges from `answers` (acme-core's
+    /// `ChallengeResponses`).
+    #[must_use]
+    pub fn with_answers(mut self, answers: Arc<dyn ChallengeAnswers>) -> Self {
+        self.answers = answers;
+        self
+    }
+
+    /// Issues certificates for unknown names during the handshake.
+    #[must_use]
+    pub fn with_on_demand(mut self, on_demand: crate::OnDemand) -> Self {
+        self.on_demand = Some(on_demand);
+        self
+    }
 }
 
-/// Presents the TLS-ALPN-01 challenge certificate for the SNI.
+/// Names kept in memory by [`TlsConfig::from_source`]'s resolver; others
+/// are loaded again from the source at their next handshake.
+pub const DEFAULT_CACHED_NAMES: usize = 100_000;
+
+/// Presents one TLS-ALPN-01 challenge certificate.
 #[derive(Debug)]
-struct ChallengeResolver(ChallengeResponses);
+struct ChallengeResolver(Arc<CertifiedKey>);
 
 impl ResolvesServerCert for ChallengeResolver {
-    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        self.0.tls_alpn01(hello.server_name()?)
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(Arc::clone(&self.0))
     }
 }
 
@@ -94,6 +143,32 @@ fn server_config(resolver: Arc<dyn ResolvesServerCert>, alpn: Vec<Vec<u8>>) -> O
         .with_cert_resolver(resolver);
     config.alpn_protocols = alpn;
     Some(Arc::new(config))
+}
+
+/// A fatal `unrecognized_name` alert (RFC 6066 §3, code 112) as a plaintext
+/// TLS record: what a client is told when no certificate is served for the
+/// name it asked for.
+const UNRECOGNIZED_NAME_ALERT: [u8; 7] = [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 112];
+
+/// Why a handshake ended without a connection to serve.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+enum HandshakeError {
+    /// The client sent no complete ClientHello in time.
+    #[error("timed out waiting for the ClientHello")]
+    ClientHelloTimeout,
+    /// The handshake did not complete in time.
+    #[error("handshake timed out")]
+    Timeout,
+    /// No certificate for the requested name: `unrecognized_name` was sent.
+    #[error("no certificate for {sni:?}: sent unrecognized_name")]
+    UnrecognizedName {
+        /// The server name asked for (empty: none).
+        sni: String,
+    },
+    /// The TLS exchange or the connection failed.
+    #[error("TLS handshake failed")]
+    Io(#[source] std::io::Error),
 }
 
 /// Serves `listener` until the task is dropped (see [`serve_tls_until`] for a
@@ -115,11 +190,13 @@ pub async fn serve_tls_until(
         tracing::error!("cannot build the TLS configuration");
         return 0;
     };
-    let Some(challenge) =
-        server_config(Arc::new(ChallengeResolver(config.responses.clone())), vec![ACME_TLS_ALPN.to_vec()])
-    else {
-        return 0;
-    };
+    if config.source.is_none() && config.on_demand.is_none() {
+        tracing::info!(
+            names = config.resolver.len(),
+            "TLS listener has no certificate source: only names inserted into its resolver are served, \
+             others get unrecognized_name (TlsConfig::from_source connects a CertManager)"
+        );
+    }
     let config = Arc::new(config);
     let max = config.max_connections.max(1);
     let permits = Arc::new(Semaphore::new(max));
@@ -139,12 +216,11 @@ pub async fn serve_tls_until(
             continue;
         };
         let _ = tcp.set_nodelay(true);
-        let (config, terminate, challenge) =
-            (Arc::clone(&config), Arc::clone(&terminate), Arc::clone(&challenge));
+        let (config, terminate) = (Arc::clone(&config), Arc::clone(&terminate));
         tokio::spawn(async move {
             // The permit is returned when the connection is done, however it ends.
             let _permit = permit;
-            serve_connection(tcp, peer, &config, &terminate, &challenge).await;
+            serve_connection(tcp, peer, &config, &terminate).await;
         });
     }
     drop(listener);
@@ -163,7 +239,6 @@ async fn serve_connection(
     peer: SocketAddr,
     config: &TlsConfig,
     terminate: &Arc<ServerConfig>,
-    challenge: &Arc<ServerConfig>,
 ) {
     let started = tokio::time::Instant::now();
     if config.routes.has_passthrough() {
@@ -177,8 +252,11 @@ async fn serve_connection(
             return;
         }
     }
-    match handshake(tcp, peer, config, terminate, challenge).await {
-        Err(reason) => tracing::debug!(%peer, %reason, "handshake failed"),
+    match handshake(tcp, peer, config, terminate).await {
+        Err(e) => {
+            let error = &e as &(dyn std::error::Error + 'static);
+            tracing::debug!(%peer, error, "handshake failed");
+        }
         Ok(Handshaken::Challenge { sni }) => tracing::info!(%peer, %sni, "answered TLS-ALPN-01"),
         Ok(Handshaken::Terminated { sni, mut tls }) => {
             let Route::Terminate(upstream) = config.routes.route(&sni) else {
@@ -216,7 +294,8 @@ async fn load_or_issue(config: &TlsConfig, sni: &str, peer: SocketAddr) {
     if let Some(bundle) = bundle
         && let Err(e) = config.resolver.insert_bundle(&bundle)
     {
-        tracing::warn!(%sni, error = %e, "stored certificate could not be loaded");
+        let error = &e as &(dyn std::error::Error + 'static);
+        tracing::warn!(%sni, error, "stored certificate could not be loaded");
     }
 }
 
@@ -374,31 +453,42 @@ enum Handshaken {
 
 /// Reads the ClientHello and completes the handshake, each step within
 /// `handshake_timeout`; an on-demand issuance in between has its own bound.
+/// A name with no certificate gets `unrecognized_name`.
 async fn handshake(
     tcp: TcpStream,
     peer: SocketAddr,
     config: &TlsConfig,
     terminate: &Arc<ServerConfig>,
-    challenge: &Arc<ServerConfig>,
-) -> Result<Handshaken, String> {
+) -> Result<Handshaken, HandshakeError> {
     let deadline = config.handshake_timeout;
-    let start = tokio::time::timeout(deadline, LazyConfigAcceptor::new(Acceptor::default(), tcp))
+    let mut start = tokio::time::timeout(deadline, LazyConfigAcceptor::new(Acceptor::default(), tcp))
         .await
-        .map_err(|_| "timed out waiting for the ClientHello".to_owned())?
-        .map_err(|e| e.to_string())?;
+        .map_err(|_| HandshakeError::ClientHelloTimeout)?
+        .map_err(HandshakeError::Io)?;
     let hello = start.client_hello();
     let sni = hello.server_name().unwrap_or_default().to_owned();
     let is_challenge = hello
         .alpn()
         .is_some_and(|mut protocols| protocols.next() == Some(ACME_TLS_ALPN) && protocols.next().is_none());
-    let server_config = if is_challenge { challenge } else { terminate };
-    if !is_challenge && !sni.is_empty() && config.resolver.lookup(&sni).is_none() {
-        load_or_issue(config, &sni, peer).await;
-    }
-    let mut tls = tokio::time::timeout(deadline, start.into_stream(Arc::clone(server_config)))
+    let server_config = if is_challenge {
+        let answer = if sni.is_empty() { None } else { config.answers.tls_alpn01(&sni).await };
+        answer.and_then(|key| server_config(Arc::new(ChallengeResolver(key)), vec![ACME_TLS_ALPN.to_vec()]))
+    } else {
+        if !sni.is_empty() && config.resolver.lookup(&sni).is_none() {
+            load_or_issue(config, &sni, peer).await;
+        }
+        config.resolver.serves(&sni).then(|| Arc::clone(terminate))
+    };
+    let Some(server_config) = server_config else {
+        // rustls would answer a missing certificate with access_denied.
+        let _ = start.io.write_all(&UNRECOGNIZED_NAME_ALERT).await;
+        let _ = start.io.shutdown().await;
+        return Err(HandshakeError::UnrecognizedName { sni });
+    };
+    let mut tls = tokio::time::timeout(deadline, start.into_stream(server_config))
         .await
-        .map_err(|_| "handshake timed out".to_owned())?
-        .map_err(|e| e.to_string())?;
+        .map_err(|_| HandshakeError::Timeout)?
+        .map_err(HandshakeError::Io)?;
     if is_challenge {
         let _ = tls.shutdown().await;
         return Ok(Handshaken::Challenge { sni });

@@ -1,5 +1,6 @@
 //! The TLS listener with real clients: rustls, openssl s_client, silent
-//! connections, and pebble validating TLS-ALPN-01 through it.
+//! connections (pebble validating TLS-ALPN-01 through it is in acme-core's
+//! `serving` tests: sni-proxy does not depend on an issuer).
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
@@ -7,8 +8,7 @@ mod common;
 
 use std::{net::SocketAddr, process::Command, sync::Arc, time::Duration};
 
-use acme_core::{AcmeIssuer, CertRequest, ChallengeKind, ChallengeResponses, Issuer, LocalCaIssuer};
-use cert_store::{CertStore, MemoryStorage};
+use common::{CertRequest, TestCa};
 use rustls_pki_types::ServerName;
 use sni_proxy::{Route, SniResolver, TlsConfig, serve_tls};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -19,12 +19,12 @@ struct Target {
 }
 
 async fn proxy(handshake_timeout: Duration) -> Target {
-    let ca = LocalCaIssuer::new(Arc::new(MemoryStorage::new()));
+    let ca = TestCa::new();
     let resolver = Arc::new(SniResolver::new());
     for names in [vec!["shop.example.com"], vec!["*.wild.example.com"]] {
         resolver.insert_bundle(&ca.issue(&CertRequest::new(names)).await.unwrap()).unwrap();
     }
-    let mut config = TlsConfig::new(resolver, ChallengeResponses::default(), common::echo_upstream().await);
+    let mut config = TlsConfig::new(resolver, common::echo_upstream().await);
     config.handshake_timeout = handshake_timeout;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -99,29 +99,9 @@ async fn silent_connections_are_closed_by_the_handshake_timeout() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pebble_validates_tls_alpn01_through_the_listener() {
-    let dns = testkit::DnsServer::builder()
-        .zone(testkit::Zone::new("example.test", "alpn A 127.0.0.1\n"))
-        .recursion(true)
-        .start()
-        .unwrap();
-    let pebble = testkit::PebbleServer::builder().dns_server(dns.addr()).start().unwrap();
-    let store = Arc::new(CertStore::new(Arc::new(MemoryStorage::new())));
-    let acme = AcmeIssuer::new(&pebble.directory_url(), store)
-        .with_root(pebble.tls_root_path())
-        .with_challenge(ChallengeKind::TlsAlpn01);
-    let config =
-        TlsConfig::new(Arc::new(SniResolver::new()), acme.responses().clone(), common::echo_upstream().await);
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", pebble.tls_port())).await.unwrap();
-    tokio::spawn(serve_tls(listener, config));
-    let bundle = acme.issue(&CertRequest::new(["alpn.example.test"])).await.unwrap();
-    assert_eq!(bundle.meta().names, ["alpn.example.test"]);
-}
-
 /// A TLS echo server with its own CA: what a passthrough backend looks like.
 async fn tls_backend(name: &str) -> (SocketAddr, String) {
-    let ca = LocalCaIssuer::new(Arc::new(MemoryStorage::new()));
+    let ca = TestCa::new();
     let bundle = ca.issue(&CertRequest::new([name])).await.unwrap();
     let key = sni_proxy::certified_key(&bundle).unwrap();
     #[derive(Debug)]
@@ -158,10 +138,10 @@ async fn tls_backend(name: &str) -> (SocketAddr, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn passthrough_reaches_the_backend_whose_certificate_the_client_sees() {
     let (backend, backend_root) = tls_backend("pass.example.com").await;
-    let ca = LocalCaIssuer::new(Arc::new(MemoryStorage::new()));
+    let ca = TestCa::new();
     let resolver = Arc::new(SniResolver::new());
     resolver.insert_bundle(&ca.issue(&CertRequest::new(["shop.example.com"])).await.unwrap()).unwrap();
-    let config = TlsConfig::new(resolver, ChallengeResponses::default(), common::echo_upstream().await);
+    let config = TlsConfig::new(resolver, common::echo_upstream().await);
     config.routes.set("pass.example.com", Route::Passthrough(backend));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -194,11 +174,11 @@ async fn shouting_upstream() -> SocketAddr {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn routes_pick_the_upstream_by_sni_and_change_while_serving() {
     let (backend, backend_root) = tls_backend("a.pass.example.com").await;
-    let ca = LocalCaIssuer::new(Arc::new(MemoryStorage::new()));
+    let ca = TestCa::new();
     let resolver = Arc::new(SniResolver::new());
     let bundle = ca.issue(&CertRequest::new(["shop.example.com", "api.example.com"])).await.unwrap();
     resolver.insert_bundle(&bundle).unwrap();
-    let config = TlsConfig::new(resolver, ChallengeResponses::default(), common::echo_upstream().await);
+    let config = TlsConfig::new(resolver, common::echo_upstream().await);
     let routes = Arc::clone(&config.routes);
     routes.set("api.example.com", Route::Terminate(shouting_upstream().await));
     routes.set("*.pass.example.com", Route::Passthrough(backend));
@@ -217,10 +197,10 @@ async fn routes_pick_the_upstream_by_sni_and_change_while_serving() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_shutdown_stops_accepting_and_drains() {
-    let ca = LocalCaIssuer::new(Arc::new(MemoryStorage::new()));
+    let ca = TestCa::new();
     let resolver = Arc::new(SniResolver::new());
     resolver.insert_bundle(&ca.issue(&CertRequest::new(["shop.example.com"])).await.unwrap()).unwrap();
-    let config = TlsConfig::new(resolver, ChallengeResponses::default(), common::echo_upstream().await);
+    let config = TlsConfig::new(resolver, common::echo_upstream().await);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -267,10 +247,10 @@ async fn graceful_shutdown_stops_accepting_and_drains() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_connections_are_closed() {
-    let ca = LocalCaIssuer::new(Arc::new(MemoryStorage::new()));
+    let ca = TestCa::new();
     let resolver = Arc::new(SniResolver::new());
     resolver.insert_bundle(&ca.issue(&CertRequest::new(["shop.example.com"])).await.unwrap()).unwrap();
-    let mut config = TlsConfig::new(resolver, ChallengeResponses::default(), common::echo_upstream().await);
+    let mut config = TlsConfig::new(resolver, common::echo_upstream().await);
     config.idle_timeout = Duration::from_millis(200);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -292,7 +272,7 @@ async fn idle_connections_are_closed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn curl_resolve_gets_the_upstream_http_answer_over_verified_tls() {
-    let ca = LocalCaIssuer::new(Arc::new(MemoryStorage::new()));
+    let ca = TestCa::new();
     let resolver = Arc::new(SniResolver::new());
     resolver.insert_bundle(&ca.issue(&CertRequest::new(["shop.example.com"])).await.unwrap()).unwrap();
     // An HTTP upstream: testkit's HTTP-01 responder answers 200 for this token.
@@ -305,7 +285,7 @@ async fn curl_resolve_gets_the_upstream_http_answer_over_verified_tls() {
     .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    tokio::spawn(serve_tls(listener, TlsConfig::new(resolver, ChallengeResponses::default(), upstream)));
+    tokio::spawn(serve_tls(listener, TlsConfig::new(resolver, upstream)));
     let root = std::env::temp_dir().join(format!("curl-root-{}.pem", std::process::id()));
     std::fs::write(&root, ca.root_pem().await.unwrap()).unwrap();
     let out = tokio::task::spawn_blocking(move || {
@@ -347,15 +327,14 @@ fn hex_serial(raw: &[u8]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn swapping_a_certificate_keeps_long_connections_and_serves_the_new_one() {
-    let ca = LocalCaIssuer::new(Arc::new(MemoryStorage::new()));
+    let ca = TestCa::new();
     let root = ca.root_pem().await.unwrap();
     let resolver = Arc::new(SniResolver::new());
     let first = ca.issue(&CertRequest::new(["swap.example.com"])).await.unwrap();
     resolver.insert_bundle(&first).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let config =
-        TlsConfig::new(Arc::clone(&resolver), ChallengeResponses::default(), common::echo_upstream().await);
+    let config = TlsConfig::new(Arc::clone(&resolver), common::echo_upstream().await);
     tokio::spawn(serve_tls(listener, config));
     assert_eq!(served_serial(addr, &root, "swap.example.com").await, first.meta().serial);
 
@@ -379,10 +358,10 @@ async fn swapping_a_certificate_keeps_long_connections_and_serves_the_new_one() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_full_new_connections_wait_and_open_ones_are_unaffected() {
-    let ca = LocalCaIssuer::new(Arc::new(MemoryStorage::new()));
+    let ca = TestCa::new();
     let resolver = Arc::new(SniResolver::new());
     resolver.insert_bundle(&ca.issue(&CertRequest::new(["shop.example.com"])).await.unwrap()).unwrap();
-    let mut config = TlsConfig::new(resolver, ChallengeResponses::default(), common::echo_upstream().await);
+    let mut config = TlsConfig::new(resolver, common::echo_upstream().await);
     config.max_connections = 2;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -413,4 +392,83 @@ async fn when_full_new_connections_wait_and_open_ones_are_unaffected() {
     let mut buf = [0u8; 2];
     third.read_exact(&mut buf).await.unwrap();
     assert_eq!(&buf, b"in");
+}
+
+/// The alert a rustls client received, if the handshake ended with one.
+fn received_alert(e: &std::io::Error) -> Option<rustls::AlertDescription> {
+    match e.get_ref()?.downcast_ref::<rustls::Error>()? {
+        rustls::Error::AlertReceived(alert) => Some(*alert),
+        _ => None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_we_do_not_serve_get_unrecognized_name() {
+    let p = proxy(Duration::from_secs(5)).await;
+    let err = rustls_echo(&p, "unknown.example.com").await.unwrap_err();
+    assert_eq!(received_alert(&err), Some(rustls::AlertDescription::UnrecognisedName), "{err:?}");
+    // Not a single-level wildcard match either.
+    let err = rustls_echo(&p, "a.b.wild.example.com").await.unwrap_err();
+    assert_eq!(received_alert(&err), Some(rustls::AlertDescription::UnrecognisedName), "{err:?}");
+    // The served names still work on the same listener.
+    assert_eq!(rustls_echo(&p, "shop.example.com").await.unwrap(), b"ping through the proxy");
+
+    // An empty table and no certificate source: refused the same way (and logged at start).
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let config = TlsConfig::new(Arc::new(SniResolver::new()), common::echo_upstream().await);
+    tokio::spawn(serve_tls(listener, config));
+    let empty = Target { addr, root_pem: p.root_pem.clone() };
+    let err = rustls_echo(&empty, "shop.example.com").await.unwrap_err();
+    assert_eq!(received_alert(&err), Some(rustls::AlertDescription::UnrecognisedName), "{err:?}");
+}
+
+/// A source that has one certificate and tells its listeners when it changes.
+struct OneSource {
+    bundle: std::sync::Mutex<Option<Arc<cert_store::CertBundle>>>,
+    listeners: std::sync::Mutex<Vec<Arc<dyn sni_proxy::CertListener>>>,
+}
+
+#[async_trait::async_trait]
+impl sni_proxy::CertSource for OneSource {
+    async fn certificate(&self, server_name: &str) -> Option<Arc<cert_store::CertBundle>> {
+        let bundle = self.bundle.lock().unwrap().clone()?;
+        bundle.meta().names.iter().any(|n| n == server_name).then_some(bundle)
+    }
+    fn subscribe(&self, listener: Arc<dyn sni_proxy::CertListener>) {
+        self.listeners.lock().unwrap().push(listener);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn from_source_loads_lazily_and_serves_what_the_source_pushes() {
+    let ca = TestCa::new();
+    let first = Arc::new(ca.issue(&CertRequest::new(["shop.example.com"])).await.unwrap());
+    let source = Arc::new(OneSource {
+        bundle: std::sync::Mutex::new(Some(Arc::clone(&first))),
+        listeners: std::sync::Mutex::default(),
+    });
+    let config = TlsConfig::from_source(source.clone(), common::echo_upstream().await);
+    let resolver = Arc::clone(&config.resolver);
+    assert!(resolver.is_empty(), "nothing loaded before a handshake");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(serve_tls(listener, config));
+    let root_pem = ca.root_pem().await.unwrap();
+    assert_eq!(served_serial(addr, &root_pem, "shop.example.com").await, first.meta().serial);
+
+    // A renewal pushed by the source is served from the next handshake on.
+    let second = ca.issue(&CertRequest::new(["shop.example.com"])).await.unwrap();
+    for listener in source.listeners.lock().unwrap().iter() {
+        listener.updated(&second);
+    }
+    assert_eq!(served_serial(addr, &root_pem, "shop.example.com").await, second.meta().serial);
+    // A removal: gone from the table, and the source no longer has it either.
+    *source.bundle.lock().unwrap() = None;
+    for listener in source.listeners.lock().unwrap().iter() {
+        listener.removed("shop.example.com");
+    }
+    assert!(resolver.lookup("shop.example.com").is_none());
+    let err = rustls_echo(&Target { addr, root_pem }, "shop.example.com").await.unwrap_err();
+    assert_eq!(received_alert(&err), Some(rustls::AlertDescription::UnrecognisedName), "{err:?}");
 }

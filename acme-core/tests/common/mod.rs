@@ -171,7 +171,7 @@ impl acme_core::Issuer for Counting {
     async fn issue(&self, request: &acme_core::CertRequest) -> Result<CertBundle, acme_core::IssueError> {
         if self.fail_first.load(std::sync::atomic::Ordering::SeqCst) > 0 {
             self.fail_first.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
-            return Err(acme_core::IssueError::CaUnavailable("503 from the fault injector".into()));
+            return Err(acme_core::IssueError::ca_unavailable("503 from the fault injector"));
         }
         self.issued.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         // Long enough for concurrent callers to pile up.

@@ -36,12 +36,10 @@ fn main() -> Result<(), Error> {
 async fn serve(dir: &Path, port: u16) -> Result<(), Error> {
     let storage = Arc::new(FileStorage::new(dir)?);
     let store = Arc::new(CertStore::new(Arc::clone(&storage)));
-    let issuer = Arc::new(LocalCaIssuer::new(storage));
-    let config = ManagerConfig { background_at_start: false, ..ManagerConfig::default() };
-    let manager = Arc::new(CertManager::new(store, issuer, config));
+    let issuer = Arc::new(LocalCaIssuer::new(Arc::clone(&store)));
+    let manager = Arc::new(CertManager::new(store, issuer, ManagerConfig::default()));
     let discard = SocketAddr::from(([127, 0, 0, 1], 9));
-    let mut tls = TlsConfig::new(Arc::new(SniResolver::with_capacity(100_000)), Default::default(), discard);
-    tls.source = Some(manager);
+    let tls = TlsConfig::from_source_with(Arc::new(SniResolver::with_capacity(100_000)), manager, discard);
     let _running = Proxy::new(SocketAddr::from(([127, 0, 0, 1], port)), tls).bind().await?.serve();
     std::future::pending::<()>().await;
     Ok(())
@@ -54,9 +52,9 @@ fn name(i: usize) -> String {
 async fn drive(count: usize) -> Result<(), Error> {
     let dir = std::env::temp_dir().join(format!("cold-start-{}", std::process::id()));
     let storage = Arc::new(FileStorage::new(&dir)?);
-    let ca = LocalCaIssuer::new(Arc::clone(&storage));
-    let root_pem = ca.root_pem().await?;
     let store = Arc::new(CertStore::new(storage));
+    let ca = LocalCaIssuer::new(Arc::clone(&store));
+    let root_pem = ca.root_pem().await?;
     println!("storing {count} certificates in {}", dir.display());
     let started = Instant::now();
     let ca = Arc::new(ca);

@@ -42,7 +42,7 @@ const CERTS: usize = 10_000;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let ca = LocalCaIssuer::new(Arc::new(MemoryStorage::new()));
+    let ca = LocalCaIssuer::new(Arc::new(cert_store::CertStore::new(Arc::new(MemoryStorage::new()))));
     // The chains (leaf + CA, as served) and keys, made before counting.
     let bundles = runtime.block_on(async {
         let mut out = Vec::with_capacity(CERTS);

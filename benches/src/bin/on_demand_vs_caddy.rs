@@ -48,10 +48,10 @@ async fn serve(args: &[String]) -> Result<(), Error> {
     let store = Arc::new(CertStore::new(Arc::new(FileStorage::new(dir)?)));
     let acme = AcmeIssuer::new(directory, Arc::clone(&store)).with_root(root);
     let responses = acme.responses().clone();
-    let config = ManagerConfig { background_at_start: false, ..ManagerConfig::default() };
-    let manager = Arc::new(CertManager::new(store, Arc::new(acme), config));
+    let responses = Arc::new(responses);
+    let manager = Arc::new(CertManager::new(store, Arc::new(acme), ManagerConfig::default()));
     let discard = SocketAddr::from(([127, 0, 0, 1], 9));
-    let mut tls = TlsConfig::new(Arc::new(SniResolver::new()), responses.clone(), discard);
+    let mut tls = TlsConfig::new(Arc::new(SniResolver::new()), discard).with_answers(responses.clone());
     let mut on_demand = OnDemand::new(Arc::new(HttpAskPolicy::new(ask)), manager);
     on_demand.pending = Arc::new(tokio::sync::Semaphore::new(256));
     tls.on_demand = Some(on_demand);

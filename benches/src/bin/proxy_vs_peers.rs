@@ -29,7 +29,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use acme_core::{CertRequest, ChallengeResponses, Issuer, LocalCaIssuer};
+use acme_core::{CertRequest, Issuer, LocalCaIssuer};
 use cert_store::{CertBundle, MemoryStorage, Provenance};
 use rustls::{
     DigitallySignedStruct, SignatureScheme,
@@ -153,7 +153,7 @@ async fn proxy(dir: &Path, ports: &[u16]) -> Result<(), Error> {
     }
     resolver.insert_many(entries);
     let local = |port| SocketAddr::from(([127, 0, 0, 1], port));
-    let mut terminate = TlsConfig::new(Arc::clone(&resolver), ChallengeResponses::default(), local(ports[2]));
+    let mut terminate = TlsConfig::new(Arc::clone(&resolver), local(ports[2]));
     terminate.max_connections = 20_000;
     let mut pass = terminate.clone();
     pass.routes = Arc::new(sni_proxy::Routes::new(Route::Terminate(local(ports[2]))));
@@ -209,7 +209,7 @@ async fn wait_listening(addr: SocketAddr, what: &str) -> Result<(), Error> {
 }
 
 async fn write_certificates(dir: &Path, count: usize) -> Result<String, Error> {
-    let ca = LocalCaIssuer::new(Arc::new(MemoryStorage::new()));
+    let ca = LocalCaIssuer::new(Arc::new(cert_store::CertStore::new(Arc::new(MemoryStorage::new()))));
     for i in 0..=count {
         let (stem, subject) = if i == count {
             ("wildcard".to_owned(), "*.bench.test".to_owned())

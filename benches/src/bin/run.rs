@@ -242,7 +242,7 @@ certificate verification on both sides alike (each side's certificates are verif
 round of failed orders). Caddy 2.6.2 answers most of the 100 simultaneous first handshakes at once \
 with a failure (its on-demand issuance is throttled), which is why its latency and total are short: \
 they are over the few it served. Ours issues all 100 while the handshakes wait; the CA-side limit \
-is a token bucket shaped like Let's Encrypt's 300 orders per 3 hours (acme_core::OrderLimit).\n\
+is a token bucket shaped like Let's Encrypt's 300 orders per 3 hours (acme_core::OrderLimit, a governor GCRA bucket).\n\
 - lego runs once per name (its CLI issues one certificate per run); ours orders 10 at a time.\n\
 - dnsperf and our checker both run single-threaded with at most 100 queries in flight.\n";
 

@@ -42,7 +42,7 @@ async fn serve(port: u16, dir: &str) -> Result<(), Error> {
     let resolver = Arc::new(SniResolver::new());
     resolver.insert_bundle(&bundle)?;
     let discard = SocketAddr::from(([127, 0, 0, 1], 9));
-    let mut config = TlsConfig::new(resolver, Default::default(), discard);
+    let mut config = TlsConfig::new(resolver, discard);
     config.handshake_timeout = HANDSHAKE_TIMEOUT;
     config.max_connections = 15_000;
     serve_tls(tokio::net::TcpListener::bind(("127.0.0.1", port)).await?, config).await;
@@ -64,7 +64,7 @@ async fn p99(connector: &tokio_rustls::TlsConnector, addr: SocketAddr) -> Result
 async fn drive(idle: usize) -> Result<(), Error> {
     let dir = std::env::temp_dir().join(format!("slowloris-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let ca = LocalCaIssuer::new(Arc::new(MemoryStorage::new()));
+    let ca = LocalCaIssuer::new(Arc::new(cert_store::CertStore::new(Arc::new(MemoryStorage::new()))));
     let bundle = ca.issue(&CertRequest::new(["shop.slow.test"])).await?;
     std::fs::write(dir.join("chain.pem"), bundle.chain_pem())?;
     std::fs::write(dir.join("key.pem"), bundle.key_pem())?;

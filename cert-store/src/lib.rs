@@ -59,3 +59,9 @@ pub use serving::{
 };
 pub use storage::{KeyInfo, Storage};
 pub use tls_names::{Hostname, HostnameError};
+
+/// The README's example, compiled and run as a doc test so it
+/// stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -56,3 +56,9 @@ pub struct NothingServed;
 impl ServedCertificates for NothingServed {
     fn changed(&self, _hostname: &str) {}
 }
+
+/// The README's example, compiled and run as a doc test so it
+/// stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -43,3 +43,9 @@ pub use report::{RecordReport, RecordStatus, SanReport, SanStatus, ServerAnswer,
 pub use tls_names::{
     Hostname, HostnameError, canonical_hostname, lookup_exact_then_wildcard, name_matches, wildcard_of,
 };
+
+/// The README's example (its example needs feature `local-zone`), compiled and run as a doc test so it
+/// stays true.
+#[cfg(all(doctest, feature = "local-zone"))]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -30,3 +30,9 @@ mod matcher;
 
 pub use hostname::{Hostname, HostnameError, MAX_LABEL_LEN, MAX_NAME_LEN, canonical_hostname};
 pub use matcher::{Candidates, candidates, lookup_exact_then_wildcard, name_matches, wildcard_of};
+
+/// The README's example, compiled and run as a doc test so it
+/// stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

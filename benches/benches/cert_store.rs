@@ -62,14 +62,14 @@ fn load_by_name(c: &mut Criterion) {
     let memory = Arc::new(MemoryStorage::new());
     rt.block_on(async {
         for i in 0..STORED {
-            memory.put(&Key::new(format!("certs/{}", name(i))).expect("key"), &record).await.expect("put");
+            memory.put(&cert_store::keys::certificate(&name(i)).expect("key"), &record).await.expect("put");
         }
     });
     bench_load(&mut group, &rt, "memory", &CertStore::new(Arc::clone(&memory)));
 
     // The filesystem layout written directly (setup speed), read through FileStorage.
     let dir = tempfile::tempdir().expect("tempdir");
-    let certs = dir.path().join("certs");
+    let certs = dir.path().join("tls/certs");
     std::fs::create_dir_all(&certs).expect("mkdir");
     for i in 0..STORED {
         std::fs::write(certs.join(name(i)), &record).expect("write");

@@ -6,22 +6,18 @@ use time::OffsetDateTime;
 use tokio::sync::Mutex;
 
 use crate::{
-    CertBundle, CertError, ExpiryIndex, Key, KeyInfo, Leases, Prefix, Storage, StorageError,
-    hostname::canonical_hostname,
+    CertBundle, CertError, ExpiryIndex, Key, KeyInfo, Leases, Storage, StorageError,
+    keys::{self, legacy},
 };
-
-const CERTS: &str = "certs";
-const ACCOUNTS: &str = "accounts";
-const INDEX_KEY: &str = "index/expiry";
-const INDEX_LEASE: &str = "expiry-index";
 
 /// The typed layer over a [`Storage`]: validated certificate bundles, ACME
 /// account credentials per directory URL, and the expiry index.
 ///
-/// Layout (stable, so several processes and versions share one store):
-/// `certs/<primary name>` (one JSON record per bundle: chain, key and meta,
-/// written in one atomic `put`, so chain and key can never disagree),
-/// `accounts/<directory>`, `index/expiry`.
+/// Layout (stable, so several processes and versions share one store; see
+/// [`keys`](crate::keys)): `tls/certs/<primary name>` (one JSON record per
+/// bundle: chain, key and meta, written in one atomic `put`, so chain and key
+/// can never disagree), `tls/accounts/<directory>`, `tls/index/expiry`.
+/// Records of the layout before `tls/` are still read.
 ///
 /// ```
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -71,9 +67,16 @@ impl<S: Storage + ?Sized> CertStore<S> {
     }
 
     fn cert_key(name: &str) -> Result<Key, CertError> {
-        let name = canonical_hostname(name)
-            .map_err(|reason| CertError::InvalidName { name: name.to_owned(), reason })?;
-        Ok(Key::new(format!("{CERTS}/{name}"))?)
+        keys::certificate(name)
+    }
+
+    /// The value at `key`, else at `legacy` (the layout before `tls/`),
+    /// with the key it was read from.
+    async fn get_or_legacy(&self, key: Key, legacy: Key) -> Result<Option<(Key, Vec<u8>)>, StorageError> {
+        if let Some(bytes) = self.storage.get(&key).await? {
+            return Ok(Some((key, bytes)));
+        }
+        Ok(self.storage.get(&legacy).await?.map(|bytes| (legacy, bytes)))
     }
 
     /// Saves a bundle under its primary name (replacing any previous one) and
@@ -126,8 +129,8 @@ impl<S: Storage + ?Sized> CertStore<S> {
     /// [`CertError::InvalidName`] for a name that is not a hostname;
     /// [`CertError::Storage`] (`Corrupt`) for an unreadable record.
     pub async fn load(&self, name: &str) -> Result<Option<CertBundle>, CertError> {
-        let key = Self::cert_key(name)?;
-        let Some(bytes) = self.storage.get(&key).await? else { return Ok(None) };
+        let found = self.get_or_legacy(Self::cert_key(name)?, legacy::certificate(name)?).await?;
+        let Some((key, bytes)) = found else { return Ok(None) };
         let bundle = serde_json::from_slice(&bytes)
             .map_err(|e| StorageError::Corrupt { key: key.to_string(), reason: e.to_string() })?;
         Ok(Some(bundle))
@@ -140,7 +143,8 @@ impl<S: Storage + ?Sized> CertStore<S> {
     pub async fn delete(&self, name: &str) -> Result<(), CertError> {
         let key = Self::cert_key(name)?;
         self.storage.delete(&key).await?;
-        let name = canonical_hostname(name).unwrap_or_default();
+        self.storage.delete(&legacy::certificate(name)?).await?;
+        let name = keys::certificate_name(&key).unwrap_or_default().to_owned();
         self.update_index(|index| {
             index.remove(&name);
         })
@@ -153,8 +157,13 @@ impl<S: Storage + ?Sized> CertStore<S> {
     /// # Errors
     /// When the storage fails.
     pub async fn names(&self) -> Result<Vec<String>, CertError> {
-        let keys = self.storage.list(&Prefix::new(CERTS)?).await?;
-        Ok(keys.iter().filter_map(|k| k.as_str().strip_prefix("certs/").map(str::to_owned)).collect())
+        let mut found = self.storage.list(&keys::certificates()).await?;
+        found.extend(self.storage.list(&legacy::certificates()).await?);
+        let mut names: Vec<String> =
+            found.iter().filter_map(|k| keys::certificate_name(k).map(str::to_owned)).collect();
+        names.sort();
+        names.dedup();
+        Ok(names)
     }
 
     /// Stores ACME account credentials (opaque bytes, typically JSON) for a
@@ -163,7 +172,7 @@ impl<S: Storage + ?Sized> CertStore<S> {
     /// # Errors
     /// When the storage fails.
     pub async fn save_account(&self, directory_url: &str, credentials: &[u8]) -> Result<(), CertError> {
-        Ok(self.storage.put(&account_key(directory_url)?, credentials).await?)
+        Ok(self.storage.put(&keys::account(directory_url)?, credentials).await?)
     }
 
     /// The credentials stored for `directory_url`, if any.
@@ -171,7 +180,9 @@ impl<S: Storage + ?Sized> CertStore<S> {
     /// # Errors
     /// When the storage fails.
     pub async fn load_account(&self, directory_url: &str) -> Result<Option<Vec<u8>>, CertError> {
-        Ok(self.storage.get(&account_key(directory_url)?).await?)
+        let found =
+            self.get_or_legacy(keys::account(directory_url)?, legacy::account(directory_url)?).await?;
+        Ok(found.map(|(_, bytes)| bytes))
     }
 
     /// Primary names whose attention time ([`CertMeta::attention_at`](crate::CertMeta::attention_at))
@@ -202,8 +213,15 @@ impl<S: Storage + ?Sized> CertStore<S> {
         &self,
         cache: &mut Option<(KeyInfo, Arc<ExpiryIndex>)>,
     ) -> Result<Arc<ExpiryIndex>, StorageError> {
-        let key = Key::new(INDEX_KEY)?;
-        let Some(info) = self.storage.stat(&key).await? else {
+        let mut key = keys::expiry_index();
+        let mut info = self.storage.stat(&key).await?;
+        if info.is_none() {
+            // A store written before the `tls/` layout: its index, until the
+            // next update writes the new one.
+            key = legacy::expiry_index();
+            info = self.storage.stat(&key).await?;
+        }
+        let Some(info) = info else {
             *cache = None;
             return Ok(Arc::new(ExpiryIndex::default()));
         };
@@ -215,7 +233,7 @@ impl<S: Storage + ?Sized> CertStore<S> {
         let bytes = self.storage.get(&key).await?.unwrap_or_default();
         let index = Arc::new(
             ExpiryIndex::decode(&bytes)
-                .map_err(|e| StorageError::Corrupt { key: INDEX_KEY.into(), reason: e.to_string() })?,
+                .map_err(|e| StorageError::Corrupt { key: key.to_string(), reason: e.to_string() })?,
         );
         *cache = Some((info, Arc::clone(&index)));
         Ok(index)
@@ -248,8 +266,8 @@ impl<S: Storage + ?Sized> CertStore<S> {
     /// concurrent writers (tasks or processes) never lose each other's entries.
     /// Starts from the cached copy when the record did not change since.
     async fn update_index(&self, change: impl FnOnce(&mut ExpiryIndex)) -> Result<(), StorageError> {
-        let key = Key::new(INDEX_KEY)?;
-        let guard = self.storage.lock(&Key::new(INDEX_LEASE)?, self.index_lease_ttl).await?;
+        let key = keys::expiry_index();
+        let guard = self.storage.lock(&keys::expiry_index_lease(), self.index_lease_ttl).await?;
         let mut cache = self.index_cache.lock().await;
         let result = async {
             let current = match self.fresh_index(&mut cache).await {
@@ -274,17 +292,4 @@ impl<S: Storage + ?Sized> CertStore<S> {
         guard.release().await;
         result
     }
-}
-
-/// `accounts/<readable part>-<hash>`: readable for operators, unique by hash.
-fn account_key(directory_url: &str) -> Result<Key, StorageError> {
-    let readable: String = directory_url
-        .trim_start_matches("https://")
-        .trim_start_matches("http://")
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
-        .take(80)
-        .collect();
-    let digest = ring::digest::digest(&ring::digest::SHA256, directory_url.as_bytes());
-    Key::new(format!("{ACCOUNTS}/{readable}-{}", hex::encode(&digest.as_ref()[..8])))
 }

@@ -35,6 +35,7 @@ mod file;
 pub mod hostname;
 mod index;
 mod key;
+pub mod keys;
 mod lease;
 mod memory;
 #[cfg(feature = "postgres")]

@@ -49,9 +49,15 @@ async fn invalid_names_are_refused_before_storage() {
 async fn corrupt_record_is_a_typed_error() {
     let storage = Arc::new(MemoryStorage::new());
     let store = CertStore::new(Arc::clone(&storage));
-    storage.put(&"certs/x.example.com".try_into().unwrap(), b"{not json").await.unwrap();
+    storage.put(&"tls/certs/x.example.com".try_into().unwrap(), b"{not json").await.unwrap();
     assert!(matches!(
         store.load("x.example.com").await,
+        Err(CertError::Storage(cert_store::StorageError::Corrupt { .. }))
+    ));
+    // In the layout before `tls/` too.
+    storage.put(&"certs/y.example.com".try_into().unwrap(), b"{not json").await.unwrap();
+    assert!(matches!(
+        store.load("y.example.com").await,
         Err(CertError::Storage(cert_store::StorageError::Corrupt { .. }))
     ));
 }
@@ -72,7 +78,7 @@ async fn due_before_uses_the_index() {
 
     // The query reads the index, not the certificates: remove a certificate
     // behind the store's back and it is still reported until rebuild_index.
-    storage.delete(&"certs/soon.example.com".try_into().unwrap()).await.unwrap();
+    storage.delete(&cert_store::keys::certificate("soon.example.com").unwrap()).await.unwrap();
     assert_eq!(store.due_before(now).await.unwrap().len(), 1);
     store.rebuild_index().await.unwrap();
     assert!(store.due_before(now).await.unwrap().is_empty());
@@ -117,11 +123,12 @@ async fn files_are_private() {
     let mode = |p: std::path::PathBuf| std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
     let root = dir.path().join("store");
     assert_eq!(mode(root.clone()), 0o700);
-    assert_eq!(mode(root.join("certs")), 0o700);
-    assert_eq!(mode(root.join("certs/p.example.com")), 0o600, "bundle holds the private key");
-    assert_eq!(mode(root.join("index/expiry")), 0o600);
+    assert_eq!(mode(root.join("tls")), 0o700);
+    assert_eq!(mode(root.join("tls/certs")), 0o700);
+    assert_eq!(mode(root.join("tls/certs/p.example.com")), 0o600, "bundle holds the private key");
+    assert_eq!(mode(root.join("tls/index/expiry")), 0o600);
     // No temporary file is left behind by a completed write.
-    let leftovers: Vec<_> = std::fs::read_dir(root.join("certs"))
+    let leftovers: Vec<_> = std::fs::read_dir(root.join("tls/certs"))
         .unwrap()
         .filter_map(Result::ok)
         .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
@@ -158,4 +165,61 @@ async fn save_many_writes_every_bundle_and_indexes_them_once() {
     let due: Vec<String> =
         store.due_before(OffsetDateTime::now_utc()).await.unwrap().into_iter().map(|(n, _)| n).collect();
     assert_eq!(due, ["a.example.com"], "indexed: only the one within 30 days is due");
+}
+
+/// Every key cert-store writes is under `tls/`, so an embedder's own keys
+/// elsewhere in the same store are never touched.
+#[tokio::test]
+async fn everything_is_written_under_tls() {
+    let storage = Arc::new(MemoryStorage::new());
+    let store = CertStore::new(Arc::clone(&storage));
+    let mine = cert_store::Key::new("app/settings").unwrap();
+    storage.put(&mine, b"embedder data").await.unwrap();
+    store.save(&bundle(&["a.example.com"])).await.unwrap();
+    store.save_account("https://ca.example/dir", b"{}").await.unwrap();
+    store.delete("a.example.com").await.unwrap();
+    store.rebuild_index().await.unwrap();
+    let tls = cert_store::Prefix::new(cert_store::keys::ROOT).unwrap();
+    for key in storage.list(&cert_store::Prefix::default()).await.unwrap() {
+        assert!(key.is_under(&tls) || key == mine, "{key} outside tls/");
+    }
+    assert_eq!(storage.get(&mine).await.unwrap().as_deref(), Some(&b"embedder data"[..]));
+}
+
+/// A store written before the `tls/` layout (`certs/…`, `accounts/…`,
+/// `index/expiry`) is still read; new writes go to `tls/` and keep the old
+/// index's entries; delete removes both copies.
+#[tokio::test]
+async fn a_store_in_the_old_layout_is_still_read() {
+    let storage = Arc::new(MemoryStorage::new());
+    let old = bundle_expiring_in("old.example.com", 10);
+    let key = |k: &str| cert_store::Key::new(k).unwrap();
+    storage.put(&key("certs/old.example.com"), &serde_json::to_vec(&old).unwrap()).await.unwrap();
+    let mut index = cert_store::ExpiryIndex::default();
+    index.upsert("old.example.com", old.meta().attention_at(), old.meta().not_after);
+    storage.put(&key("index/expiry"), &index.encode()).await.unwrap();
+    // The account record as the previous version named it.
+    let new_account = cert_store::keys::account("https://ca.example/dir").unwrap();
+    let leaf = new_account.as_str().strip_prefix("tls/").unwrap();
+    storage.put(&key(leaf), b"old account").await.unwrap();
+
+    let store = CertStore::new(Arc::clone(&storage));
+    assert_eq!(store.load("old.example.com").await.unwrap().as_ref(), Some(&old));
+    assert_eq!(store.names().await.unwrap(), ["old.example.com"]);
+    assert_eq!(
+        store.load_account("https://ca.example/dir").await.unwrap().as_deref(),
+        Some(&b"old account"[..])
+    );
+    let now = OffsetDateTime::now_utc();
+    assert_eq!(store.due_before(now).await.unwrap().len(), 1);
+
+    store.save(&bundle_expiring_in("new.example.com", 5)).await.unwrap();
+    assert!(storage.get(&cert_store::keys::certificate("new.example.com").unwrap()).await.unwrap().is_some());
+    let due: Vec<String> = store.due_before(now).await.unwrap().into_iter().map(|d| d.0).collect();
+    assert_eq!(due, ["new.example.com", "old.example.com"], "the old index's entries are kept");
+    assert_eq!(store.names().await.unwrap(), ["new.example.com", "old.example.com"]);
+
+    store.delete("old.example.com").await.unwrap();
+    assert_eq!(store.load("old.example.com").await.unwrap(), None);
+    assert!(storage.get(&key("certs/old.example.com")).await.unwrap().is_none());
 }

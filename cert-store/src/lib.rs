@@ -12,6 +12,9 @@
 //!   [`CertMeta`], ACME account credentials per directory URL, and an
 //!   [`ExpiryIndex`] answering "what needs renewing before T" from one record.
 //!
+//! Every key [`CertStore`] writes lies under `tls/`, built in [`keys`] (which
+//! documents the layout), so your own data can share the store.
+//!
 //! Leases come from [`Leases::lock`] on any `Arc<impl Storage>`: the returned
 //! [`LeaseGuard`] renews the lease while held and releases it on drop.
 //!

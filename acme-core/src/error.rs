@@ -41,9 +41,16 @@ pub enum IssueError {
         /// The CA's explanation.
         detail: String,
     },
-    /// A DNS lookup failed temporarily.
-    #[error("DNS lookup failed: {0}")]
-    DnsFetch(String),
+    /// A DNS lookup or a DNS-01 record write failed, or the record did not
+    /// propagate in time (temporary).
+    #[error("DNS lookup failed: {detail}")]
+    DnsFetch {
+        /// What failed.
+        detail: String,
+        /// The DNS provider's or the propagation check's error, when there is one.
+        #[source]
+        source: Option<BoxError>,
+    },
     /// The request named no hostname.
     #[error("the certificate request names no hostname")]
     NoSan,
@@ -122,7 +129,7 @@ impl IssueError {
             Self::TxtConflict { .. } => ErrorClass::TxtConflict,
             Self::RateLimited { .. } => ErrorClass::RateLimited,
             Self::ValidationFailed { .. } => ErrorClass::ValidationFailed,
-            Self::DnsFetch(_) => ErrorClass::DnsFetch,
+            Self::DnsFetch { .. } => ErrorClass::DnsFetch,
             Self::NoSan => ErrorClass::NoSan,
             Self::CaUnavailable { .. } => ErrorClass::CaUnavailable,
             Self::Account { .. } => ErrorClass::Account,
@@ -134,6 +141,11 @@ impl IssueError {
     /// [`IssueError::CaUnavailable`] with no underlying error.
     pub fn ca_unavailable(detail: impl Into<String>) -> Self {
         Self::CaUnavailable { detail: detail.into(), source: None }
+    }
+
+    /// [`IssueError::DnsFetch`] with no underlying error.
+    pub fn dns_fetch(detail: impl Into<String>) -> Self {
+        Self::DnsFetch { detail: detail.into(), source: None }
     }
 
     /// [`IssueError::Account`] with no underlying error.
@@ -177,7 +189,7 @@ impl IssueError {
         let kind = problem_type.and_then(|t| t.rsplit(':').next()).unwrap_or("");
         match kind {
             "rateLimited" => Self::RateLimited { retry_after: None },
-            "dns" => Self::DnsFetch(detail),
+            "dns" => Self::DnsFetch { detail, source: None },
             "unauthorized" | "incorrectResponse" | "caa" | "rejectedIdentifier" | "connection" | "tls"
             | "malformed" | "badCSR" => Self::ValidationFailed { detail },
             "serverInternal" => Self::ca_unavailable(detail),

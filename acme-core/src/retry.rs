@@ -154,7 +154,7 @@ mod tests {
     fn jitter_stays_within_bounds() {
         let p = RetryPolicy::default();
         for _ in 0..200 {
-            let RetryDecision::RetryAfter(d) = p.decide(&IssueError::DnsFetch("t".into()), 0, Duration::ZERO)
+            let RetryDecision::RetryAfter(d) = p.decide(&IssueError::dns_fetch("t"), 0, Duration::ZERO)
             else {
                 panic!()
             };

@@ -255,7 +255,7 @@ impl Dns01Solver {
                 RecordStatus::Duplicate => {
                     return Err(IssueError::TxtConflict { name, records: report.observed });
                 }
-                RecordStatus::LookupFailed => return Err(IssueError::DnsFetch(report.fix)),
+                RecordStatus::LookupFailed => return Err(IssueError::dns_fetch(report.fix)),
                 _ => return Err(IssueError::CnameNotFound { name }),
             }
         }
@@ -268,13 +268,16 @@ impl Dns01Solver {
     /// [`IssueError::DnsFetch`] when the write fails or does not propagate in time.
     pub async fn present(&self, name: &str, value: &str) -> Result<(), IssueError> {
         let record = DnsRecord::txt(&self.txt_name(name)?, value);
-        self.provider
-            .create(&record)
-            .await
-            .map_err(|e| IssueError::DnsFetch(format!("writing {}: {e}", record.name)))?;
-        wait_for_propagation(&self.checker, &record, self.propagation_timeout)
-            .await
-            .map_err(|e| IssueError::DnsFetch(e.to_string()))
+        self.provider.create(&record).await.map_err(|e| IssueError::DnsFetch {
+            detail: format!("writing {}", record.name),
+            source: Some(Box::new(e)),
+        })?;
+        wait_for_propagation(&self.checker, &record, self.propagation_timeout).await.map_err(|e| {
+            IssueError::DnsFetch {
+                detail: format!("waiting for {} on every authoritative server", record.name),
+                source: Some(Box::new(e)),
+            }
+        })
     }
 
     /// Removes the TXT written by [`present`](Self::present); failures are logged.

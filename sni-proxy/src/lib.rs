@@ -69,11 +69,17 @@ mod tls;
 pub use cert_store::serving::{
     AskPolicy, CertListener, CertSource, ChallengeAnswers, NoChallenges, Provision, ProvisionError,
 };
+/// The certificate type the serving traits hand over, and the attribute
+/// that implements them: an embedder implementing a trait of this crate
+/// needs no other dependency.
+pub use cert_store::{CertBundle, async_trait};
 pub use http80::{Http80Config, serve_http80};
 pub use on_demand::{AskLimits, HttpAskPolicy, OnDemand, Rate, plausible_public_name};
 pub use proxy::{BindError, BoundProxy, Proxy, RunningProxy};
 pub use resolver::{LoadError, SniResolver, certified_key};
 pub use routes::{Route, Routes};
+/// rustls, whose `CertifiedKey` a [`ChallengeAnswers`] returns.
+pub use rustls;
 pub use tls::{
     ACME_TLS_ALPN, ClientHelloSni, DEFAULT_CACHED_NAMES, TlsConfig, serve_tls, serve_tls_until,
     sni_from_client_hello,

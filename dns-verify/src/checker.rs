@@ -365,12 +365,12 @@ impl Checker {
     /// # Errors
     /// When the authorities cannot be found or a server fails to answer.
     pub async fn txt_values(&self, name: &str) -> Result<Vec<(SocketAddr, Vec<String>)>, LookupError> {
-        let name = absolute(name).map_err(|e| LookupError::NoAuthority(e.to_string()))?;
+        let name = absolute(name).map_err(|e| LookupError::no_authority(e.to_string()).with_source(e))?;
         let mut out = Vec::new();
         for server in self.servers_for(&name).await? {
             match self.observe(server, &name, RecordType::TXT, None).await {
                 Observation::Answer { values, .. } => out.push((server, values)),
-                Observation::Failed(reason) => return Err(LookupError::Network(reason)),
+                Observation::Failed(reason) => return Err(LookupError::network(reason)),
             }
         }
         Ok(out)
@@ -383,7 +383,8 @@ impl Checker {
         rtype: RecordType,
         rd: bool,
     ) -> Result<Message, LookupError> {
-        let _permit = self.permits.acquire().await.map_err(|e| LookupError::Network(e.to_string()))?;
+        let _permit =
+            self.permits.acquire().await.map_err(|e| LookupError::network(e.to_string()).with_source(e))?;
         self.querier.query(server, name, rtype, rd).await
     }
 
@@ -463,7 +464,7 @@ impl Checker {
         servers.sort();
         servers.dedup();
         if servers.is_empty() {
-            return Err(LookupError::NoAuthority(format!("no NS addresses for {zone}")));
+            return Err(LookupError::no_authority(format!("no NS addresses for {zone}")));
         }
         self.zone_cache
             .lock()
@@ -488,7 +489,7 @@ impl Checker {
                 return Ok(zone);
             }
             if candidate.is_root() {
-                return Err(LookupError::NoAuthority(format!("no SOA above {name}")));
+                return Err(LookupError::no_authority(format!("no SOA above {name}")));
             }
             candidate = candidate.base_name();
         }

@@ -34,11 +34,11 @@ pub use drift::{DriftChange, drift};
 pub use evaluate::{AnswerEnd, Observation, aggregate, judge};
 pub use expect::{ACME_CHALLENGE_LABEL, Expectation, OWNERSHIP_LABEL, Requirements};
 pub use provider::{
-    DnsProvider, DnsRecord, MemoryProvider, PropagationError, ProviderError, RecordData, Rfc2136Provider,
-    wait_for_propagation,
+    BoxError, DnsProvider, DnsRecord, MemoryProvider, PropagationError, ProviderError, RecordData,
+    Rfc2136Provider, wait_for_propagation,
 };
 pub use proxy::{CLOUDFLARE_RANGES, CLOUDFLARE_RANGES_SOURCE_DATE, InvalidRange, ProxyRanges};
-pub use query::LookupError;
+pub use query::{LookupError, SharedError};
 pub use report::{RecordReport, RecordStatus, SanReport, SanStatus, ServerAnswer, fix_for};
 pub use tls_names::{
     Hostname, HostnameError, canonical_hostname, lookup_exact_then_wildcard, name_matches, wildcard_of,

@@ -17,9 +17,22 @@ use hickory_proto::{
 };
 use tokio::{net::UdpSocket, sync::oneshot, task::JoinHandle};
 
+/// The error below a [`LookupError`] (I/O, wire format, hickory), shared so
+/// that the error stays cheap to clone.
+pub type SharedError = Arc<dyn std::error::Error + Send + Sync + 'static>;
+
 /// Why a query got no usable answer. Always temporary from the checker's
 /// point of view: it becomes `LookupFailed`, never `Missing`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+///
+/// ```
+/// use std::error::Error as _;
+/// use dns_verify::LookupError;
+/// let err = LookupError::network("send failed")
+///     .with_source(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+/// assert!(matches!(err, LookupError::Network { .. }));
+/// assert!(err.source().is_some());
+/// ```
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum LookupError {
     /// No answer within the per-query timeout.
@@ -29,11 +42,62 @@ pub enum LookupError {
     #[error("server answered {0}")]
     ServerError(String),
     /// Sending or receiving failed (connection refused, unreachable …).
-    #[error("network error: {0}")]
-    Network(String),
+    #[error("network error: {detail}")]
+    Network {
+        /// What failed.
+        detail: String,
+        /// The error below, if any.
+        #[source]
+        source: Option<SharedError>,
+    },
     /// No authoritative server could be found for the name.
-    #[error("no authoritative server found: {0}")]
-    NoAuthority(String),
+    #[error("no authoritative server found: {detail}")]
+    NoAuthority {
+        /// Why not.
+        detail: String,
+        /// The error below, if any.
+        #[source]
+        source: Option<SharedError>,
+    },
+}
+
+impl LookupError {
+    /// [`LookupError::Network`] without a source.
+    ///
+    /// ```
+    /// let err = dns_verify::LookupError::network("socket closed");
+    /// assert_eq!(err.to_string(), "network error: socket closed");
+    /// ```
+    pub fn network(detail: impl Into<String>) -> Self {
+        Self::Network { detail: detail.into(), source: None }
+    }
+
+    /// [`LookupError::NoAuthority`] without a source.
+    ///
+    /// ```
+    /// let err = dns_verify::LookupError::no_authority("no SOA above example.test.");
+    /// assert!(err.to_string().starts_with("no authoritative server found"));
+    /// ```
+    pub fn no_authority(detail: impl Into<String>) -> Self {
+        Self::NoAuthority { detail: detail.into(), source: None }
+    }
+
+    /// The same error with `source` attached (only [`Network`](LookupError::Network)
+    /// and [`NoAuthority`](LookupError::NoAuthority) carry one; others are
+    /// returned unchanged).
+    ///
+    /// ```
+    /// use std::error::Error as _;
+    /// let err = dns_verify::LookupError::no_authority("bad name").with_source(std::fmt::Error);
+    /// assert!(err.source().is_some());
+    /// ```
+    #[must_use]
+    pub fn with_source(mut self, error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        if let Self::Network { source, .. } | Self::NoAuthority { source, .. } = &mut self {
+            *source = Some(Arc::new(error));
+        }
+        self
+    }
 }
 
 /// Queries sent on one UDP socket before it is replaced by a fresh one on a
@@ -120,7 +184,8 @@ impl Querier {
                 return Ok((Arc::clone(&channel.socket), Arc::clone(&channel.pending)));
             }
         }
-        let channel = UdpChannel::open(server).await.map_err(|e| LookupError::Network(e.to_string()))?;
+        let channel =
+            UdpChannel::open(server).await.map_err(|e| LookupError::network(e.to_string()).with_source(e))?;
         let mut channels = self.channels.lock().unwrap_or_else(PoisonError::into_inner);
         // Another query may have opened one meanwhile: use the fresh one.
         if let Some(existing) = channels.get_mut(&server)
@@ -168,7 +233,7 @@ impl Querier {
         let forget = || pending.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
         let bytes = request.to_vec().map_err(|e| {
             forget();
-            LookupError::Network(e.to_string())
+            LookupError::network(e.to_string()).with_source(e)
         })?;
         // A send error is usually an earlier ICMP "port unreachable" reported
         // late on this shared socket: treat it like a lost datagram.
@@ -187,8 +252,8 @@ impl Querier {
         };
         match answer {
             Ok(Ok(answer)) if answer.queries.first().is_some_and(|q| same_question(q, query)) => Ok(answer),
-            Ok(Ok(_)) => Err(LookupError::Network("answer for another question".into())),
-            Ok(Err(_)) => Err(LookupError::Network("socket closed".into())),
+            Ok(Ok(_)) => Err(LookupError::network("answer for another question")),
+            Ok(Err(_)) => Err(LookupError::network("socket closed")),
             Err(_) => {
                 forget();
                 Err(LookupError::Timeout(self.timeout))
@@ -249,7 +314,7 @@ impl Querier {
             Err(_) => Err(LookupError::Timeout(self.timeout)),
             // hickory's UDP stream ends without an item when its own timer fires.
             Ok(None) if started.elapsed() >= self.timeout => Err(LookupError::Timeout(self.timeout)),
-            Ok(None) => Err(LookupError::Network("connection closed without an answer".into())),
+            Ok(None) => Err(LookupError::network("connection closed without an answer")),
             Ok(Some(Err(e))) => Err(net_error(e, self.timeout)),
             Ok(Some(Ok(response))) => Ok(response.into_message()),
         }
@@ -267,6 +332,6 @@ fn net_error(e: NetError, timeout: Duration) -> LookupError {
         NetError::Dns(hickory_net::DnsError::ResponseCode(code)) => {
             LookupError::ServerError(code.to_string())
         }
-        other => LookupError::Network(other.to_string()),
+        other => LookupError::network(other.to_string()).with_source(other),
     }
 }

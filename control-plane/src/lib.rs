@@ -14,6 +14,11 @@
 //! - [`ActivityLog`]: every event of a hostname as an independent record;
 //! - [`WidgetKey`]: tokens that let a customer's browser check one connection.
 //!
+//! What is served follows the [`acme_core::CertManager`] the control plane
+//! issues through: connect it to the TLS server with
+//! `sni_proxy::TlsConfig::from_source`, and every issue, upload and archive
+//! reaches the proxy at once.
+//!
 //! An HTTP layer maps [`ErrorCode`] to statuses in one place; the `edge`
 //! binary in this workspace's `examples` crate is such a layer (axum).
 
@@ -41,24 +46,3 @@ pub use webhooks::{
     CertificateEvents, DeliveryError, Outbox, WebhookEvent, WebhookTransport, signature, verify_signature,
 };
 pub use widget::WidgetKey;
-
-/// Told when the certificate a hostname serves changed (issued, renewed,
-/// uploaded, removed), so that whatever serves TLS drops what it cached.
-pub trait ServedCertificates: Send + Sync {
-    /// `hostname`'s certificate changed or is gone.
-    fn changed(&self, hostname: &str);
-}
-
-/// Serves nothing: for a control plane without a TLS server in the process.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NothingServed;
-
-impl ServedCertificates for NothingServed {
-    fn changed(&self, _hostname: &str) {}
-}
-
-/// The README's example, compiled and run as a doc test so it
-/// stays true.
-#[cfg(doctest)]
-#[doc = include_str!("../README.md")]
-struct ReadmeDoctests;

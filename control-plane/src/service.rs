@@ -6,13 +6,16 @@ use std::{sync::Arc, time::Duration};
 
 use acme_core::{CertManager, CertRequest, Event, EventKind, EventSink};
 use cert_store::{CertBundle, CertStore, LeaseGuard, Provenance, Storage};
-use dns_verify::{Checker, Expectation, Hostname, RecordReport, RecordStatus, Requirements, SanStatus};
+use dns_verify::{
+    Checker, DnsProvider, DnsRecord, Expectation, Hostname, RecordReport, RecordStatus, Requirements,
+    SanStatus,
+};
 use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::{
-    ActivityLog, CertificateInfo, CertificateRejected, Connection, DesiredRecord, DomainState, Error,
-    NothingServed, Outbox, Problem, ProblemCode, Repo, ServedCertificates, Settings, WidgetKey,
+    ActivityLog, CertificateInfo, CertificateRejected, Connection, DesiredRecord, DomainState, Error, Outbox,
+    Problem, ProblemCode, Repo, Settings, WidgetKey,
 };
 
 /// The custom-domain control plane over one shared store.
@@ -27,10 +30,10 @@ pub struct ControlPlane {
     checker: Checker,
     manager: Arc<CertManager<dyn Storage>>,
     store: Arc<CertStore<dyn Storage>>,
-    served: Arc<dyn ServedCertificates>,
     outbox: Outbox,
     activity: ActivityLog,
     widget: WidgetKey,
+    record_writer: Option<Arc<dyn DnsProvider>>,
 }
 
 impl std::fmt::Debug for ControlPlane {
@@ -46,10 +49,10 @@ pub struct ControlPlaneBuilder {
     checker: Checker,
     requirements: Requirements,
     settings: Settings,
-    served: Arc<dyn ServedCertificates>,
     outbox: Option<Outbox>,
     activity: Option<ActivityLog>,
     widget: Option<WidgetKey>,
+    record_writer: Option<Arc<dyn DnsProvider>>,
 }
 
 impl std::fmt::Debug for ControlPlaneBuilder {
@@ -63,13 +66,6 @@ impl ControlPlaneBuilder {
     #[must_use]
     pub fn settings(mut self, settings: Settings) -> Self {
         self.settings = settings;
-        self
-    }
-
-    /// Told when a hostname's certificate changes (default: nothing is).
-    #[must_use]
-    pub fn served(mut self, served: Arc<dyn ServedCertificates>) -> Self {
-        self.served = served;
         self
     }
 
@@ -94,6 +90,16 @@ impl ControlPlaneBuilder {
         self
     }
 
+    /// Writes each new connection's records through `provider` itself (a
+    /// zone the platform controls for the customer, or a local development
+    /// zone), and removes them when the connection is archived. Without
+    /// one, the customer creates them.
+    #[must_use]
+    pub fn apply_records_with(mut self, provider: Arc<dyn DnsProvider>) -> Self {
+        self.record_writer = Some(provider);
+        self
+    }
+
     /// The control plane.
     #[must_use]
     pub fn build(self) -> ControlPlane {
@@ -108,7 +114,7 @@ impl ControlPlaneBuilder {
             checker: self.checker,
             manager: self.manager,
             store: self.store,
-            served: self.served,
+            record_writer: self.record_writer,
         }
     }
 }
@@ -199,6 +205,16 @@ fn dns_backoff(failed: u32) -> Duration {
 /// Connections one worker tick takes on at most (the rest wait for the next tick).
 const MAX_STEPS_PER_TICK: usize = 1000;
 
+/// The record a provider writes for `desired` (`None` for a type no provider writes).
+fn dns_record(desired: &DesiredRecord) -> Option<DnsRecord> {
+    match desired.record_type.as_str() {
+        "TXT" => Some(DnsRecord::txt(&desired.name, &desired.value)),
+        "CNAME" => Some(DnsRecord::cname(&desired.name, &desired.value)),
+        "A" => desired.value.parse().ok().map(|ip| DnsRecord::a(&desired.name, ip)),
+        _ => None,
+    }
+}
+
 /// Moves `c` to `to` if the lifecycle table allows it.
 fn go(c: &mut Connection, to: DomainState) -> Result<(), Error> {
     c.state = c.state.go_to(to)?;
@@ -222,10 +238,10 @@ impl ControlPlane {
             checker,
             requirements,
             settings: Settings::default(),
-            served: Arc::new(NothingServed),
             outbox: None,
             activity: None,
             widget: None,
+            record_writer: None,
         }
     }
 
@@ -324,7 +340,20 @@ impl ControlPlane {
             ownership_token: token,
         };
         self.repo.put(&c).await?;
+        self.write_records(&c, true).await;
         Ok(c)
+    }
+
+    /// With a record writer: creates (or deletes) the connection's records.
+    /// A failure is logged; the records check then shows what is missing.
+    async fn write_records(&self, c: &Connection, create: bool) {
+        let Some(writer) = &self.record_writer else { return };
+        for record in c.records.iter().filter_map(dns_record) {
+            let written = if create { writer.create(&record).await } else { writer.delete(&record).await };
+            if let Err(e) = written {
+                tracing::warn!(hostname = %c.hostname, record = %record.name, error = %e, "record not written");
+            }
+        }
     }
 
     /// One connection.
@@ -417,8 +446,11 @@ impl ControlPlane {
             if let Err(e) = self.store.delete(&c.hostname).await {
                 tracing::warn!(hostname = %c.hostname, error = %e, "certificate not deleted");
             }
-            self.served.changed(&c.hostname);
+            // Out of every cache, and no longer served by whatever the
+            // manager feeds (the proxy): at once, not at the next handshake.
+            self.manager.forget(&c.hostname);
         }
+        self.write_records(&c, false).await;
         self.event(&c, "domain.archived", serde_json::json!({})).await?;
         Ok(c)
     }
@@ -441,11 +473,7 @@ impl ControlPlane {
         }
         let bundle = CertBundle::from_pem(chain_pem, key_pem, Provenance::SelfManaged)
             .map_err(CertificateRejected::Invalid)?;
-        let covers = bundle.meta().names.iter().any(|n| {
-            n == &c.hostname
-                || n.strip_prefix("*.")
-                    .is_some_and(|base| c.hostname.split_once('.').is_some_and(|(_, p)| p == base))
-        });
+        let covers = bundle.meta().names.iter().any(|n| dns_verify::name_matches(n, &c.hostname));
         if !covers {
             return Err(CertificateRejected::NotCovering {
                 names: bundle.meta().names.clone(),
@@ -466,7 +494,6 @@ impl ControlPlane {
         c.next_check_at = OffsetDateTime::now_utc();
         c.updated_at = c.next_check_at;
         self.repo.put(&c).await?;
-        self.served.changed(&c.hostname);
         self.activity
             .publish(&Event::now(&c.hostname, EventKind::Issued { serial: stored.meta().serial.clone() }))
             .await;
@@ -600,7 +627,6 @@ impl ControlPlane {
                 c.failed_checks = 0;
                 c.next_check_at = now + self.settings.drift_interval;
                 self.repo.put(c).await?;
-                self.served.changed(&c.hostname);
                 self.event(c, "domain.live", serde_json::json!({ "serial": bundle.meta().serial })).await
             }
             Err(e) => {

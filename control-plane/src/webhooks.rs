@@ -11,7 +11,7 @@ use cert_store::{Key, Leases, Storage, StorageError};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::{ServedCertificates, keys};
+use crate::keys;
 
 /// Sends one signed webhook request. The control plane has no HTTP client
 /// of its own: the embedding application brings one (the edge uses hyper
@@ -245,12 +245,11 @@ impl Outbox {
 }
 
 /// Turns `CertManager` events into certificate webhooks (issued, renewed,
-/// failed, expiring) and tells what serves certificates about new ones.
+/// failed, expiring).
+#[derive(Debug)]
 pub struct CertificateEvents {
     /// Where events go.
     pub outbox: Outbox,
-    /// Told when a name's certificate changed, so the next handshake loads the new one.
-    pub served: Arc<dyn ServedCertificates>,
 }
 
 #[async_trait]
@@ -268,9 +267,6 @@ impl EventSink for CertificateEvents {
             EventKind::RateLimited => ("certificate.rate_limited", serde_json::json!({})),
             _ => return,
         };
-        if matches!(event.kind, EventKind::Issued { .. } | EventKind::Renewed { .. }) {
-            self.served.changed(&event.hostname);
-        }
         if let Err(e) = self.outbox.enqueue(kind, &event.hostname, None, data).await {
             tracing::error!(error = %e, event = kind, "could not store a webhook event");
         }

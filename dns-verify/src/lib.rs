@@ -24,6 +24,8 @@ mod checker;
 mod drift;
 mod evaluate;
 mod expect;
+#[cfg(feature = "local-zone")]
+mod local_zone;
 mod provider;
 mod proxy;
 mod query;
@@ -33,6 +35,8 @@ pub use checker::{Authorities, Checker, CheckerBuilder, MAX_CNAME_CHAIN, interpr
 pub use drift::{DriftChange, drift};
 pub use evaluate::{AnswerEnd, Observation, aggregate, judge};
 pub use expect::{ACME_CHALLENGE_LABEL, Expectation, OWNERSHIP_LABEL, Requirements};
+#[cfg(feature = "local-zone")]
+pub use local_zone::{LocalZone, LocalZoneError};
 pub use provider::{
     BoxError, DnsProvider, DnsRecord, MemoryProvider, PropagationError, ProviderError, RecordData,
     Rfc2136Provider, wait_for_propagation,

@@ -585,7 +585,7 @@ async fn kill_9_during_issuance_then_restart_ends_live_with_no_lost_webhook() {
     assert_eq!(again["certificate"]["serial"], live["certificate"]["serial"]);
     let certs: Vec<_> = std::fs::read_dir(dir.join("store/certs")).unwrap().collect();
     assert_eq!(certs.len(), 1, "{certs:?}");
-    let accounts: Vec<_> = std::fs::read_dir(dir.join("store/accounts")).unwrap().collect();
+    let accounts: Vec<_> = std::fs::read_dir(dir.join("store/tls/accounts")).unwrap().collect();
     assert_eq!(accounts.len(), 1, "no second ACME account: {accounts:?}");
     // DNS unreachable while live: still live, the failure is temporary.
     dns.stop();
@@ -611,7 +611,8 @@ async fn self_managed_certificate_is_validated_served_and_never_renewed() {
     let path = format!("/v1/connections/{id}/certificate");
 
     // The customer's own CA (not the edge's).
-    let theirs = LocalCaIssuer::new(Arc::new(cert_store::MemoryStorage::new()));
+    let theirs =
+        LocalCaIssuer::new(Arc::new(cert_store::CertStore::new(Arc::new(cert_store::MemoryStorage::new()))));
     let good = theirs.issue(&CertRequest::new(["own.customer.test"])).await.unwrap();
     let other = theirs.issue(&CertRequest::new(["other.customer.test"])).await.unwrap();
     let upload = |chain: &str, key: &str| json!({"certificate_pem": chain, "private_key_pem": key});
@@ -844,7 +845,7 @@ async fn twenty_kill_9_at_random_points_lose_nothing() {
         assert_eq!(record.certificate.unwrap().serial, bundle.meta().serial, "{}", record.hostname);
     }
     store.index().await.unwrap();
-    assert_eq!(std::fs::read_dir(dir.join("store/accounts")).unwrap().count(), 1, "no second account");
+    assert_eq!(std::fs::read_dir(dir.join("store/tls/accounts")).unwrap().count(), 1, "no second account");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -854,7 +855,7 @@ async fn twenty_kill_9_at_random_points_lose_nothing() {
 async fn assert_store_whole(store_dir: &Path, hostnames: &[String]) {
     let storage = Arc::new(cert_store::FileStorage::new(store_dir).unwrap());
     let store = cert_store::CertStore::new(Arc::clone(&storage));
-    for entry in std::fs::read_dir(store_dir.join("certs")).into_iter().flatten() {
+    for entry in std::fs::read_dir(store_dir.join("tls/certs")).into_iter().flatten() {
         let name = entry.unwrap().file_name().to_string_lossy().into_owned();
         assert!(store.load(&name).await.unwrap().is_some(), "{name}: stored bundle does not load");
     }
@@ -863,7 +864,7 @@ async fn assert_store_whole(store_dir: &Path, hostnames: &[String]) {
     }
     control_plane::Repo::new(storage).list().await.unwrap();
     store.index().await.unwrap();
-    let accounts = std::fs::read_dir(store_dir.join("accounts")).map(|d| d.count()).unwrap_or(0);
+    let accounts = std::fs::read_dir(store_dir.join("tls/accounts")).map(|d| d.count()).unwrap_or(0);
     assert!(accounts <= 1, "no second account: {accounts}");
 }
 
@@ -970,7 +971,7 @@ async fn assert_secrets_kept(dir: &Path, secrets: &[&str]) {
     let store_dir = dir.join("store");
     let store = cert_store::CertStore::new(Arc::new(cert_store::FileStorage::new(&store_dir).unwrap()));
     let mut keys = 0;
-    for entry in std::fs::read_dir(store_dir.join("certs")).unwrap() {
+    for entry in std::fs::read_dir(store_dir.join("tls/certs")).unwrap() {
         let name = entry.unwrap().file_name().to_string_lossy().into_owned();
         let Some(bundle) = store.load(&name).await.unwrap() else { continue };
         for line in bundle.key_pem().lines().filter(|l| l.len() > 20) {
@@ -979,7 +980,7 @@ async fn assert_secrets_kept(dir: &Path, secrets: &[&str]) {
         keys += 1;
     }
     assert!(keys > 0, "the run stored a certificate");
-    for account in std::fs::read_dir(store_dir.join("accounts")).unwrap() {
+    for account in std::fs::read_dir(store_dir.join("tls/accounts")).unwrap() {
         let credentials: Value =
             serde_json::from_slice(&std::fs::read(account.unwrap().path()).unwrap()).unwrap();
         let key = credentials["key_pkcs8"].as_str().unwrap();
@@ -998,4 +999,60 @@ async fn assert_secrets_kept(dir: &Path, secrets: &[&str]) {
             }
         }
     }
+}
+
+/// The README's quick start, as a newcomer runs it: `edge --dev` from a
+/// fresh store, no DNS server or CA of ours, one `POST`, and the hostname
+/// goes `pending_ownership → live` on the local CA by itself (the edge
+/// writes the records into its own zone and checks them there); `curl
+/// --resolve` then reaches the upstream through the served certificate, and
+/// `dig` against the development zone shows the records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_mode_quick_start_reaches_live_with_no_public_dns() {
+    let dir = temp_dir("dev");
+    let https = SocketAddr::from(([127, 0, 0, 1], testkit::free_port().unwrap()));
+    let dev_dns = SocketAddr::from(([127, 0, 0, 1], testkit::free_port().unwrap()));
+    let env = vec![
+        ("EDGE_DEV", "1".to_owned()),
+        ("EDGE_DEV_DNS_ADDR", dev_dns.to_string()),
+        ("EDGE_API_KEYS", KEY.to_owned()),
+        ("EDGE_STORE", dir.join("store").display().to_string()),
+        ("EDGE_HTTPS_ADDR", https.to_string()),
+        ("EDGE_HTTP_ADDR", format!("127.0.0.1:{}", testkit::free_port().unwrap())),
+        ("EDGE_UPSTREAM", upstream().await.to_string()),
+    ];
+    let edge = Edge::start(&env, &dir.join("edge.log"));
+
+    let (status, c) = edge.api("POST", "/v1/connections", Some(json!({"hostname": "shop.customer.example"})));
+    assert_eq!(status, 201, "{c}");
+    assert_eq!(c["state"], "pending_ownership");
+    let id = c["id"].as_str().unwrap().to_owned();
+    let live = edge.wait_state(&id, "live").await;
+    assert_eq!(live["certificate"]["source"], "local_ca", "{live}");
+    let (_, check) = edge.api("GET", &format!("/v1/connections/{id}/records:check"), None);
+    assert_eq!(check["san_status"], "valid", "{check}");
+
+    // The development zone answers what the connection asked for.
+    let txt = c["records"].as_array().unwrap().iter().find(|r| r["type"] == "TXT").unwrap();
+    let answer = dns_verify::Checker::builder()
+        .authorities(dns_verify::Authorities::fixed(vec![dev_dns]))
+        .build()
+        .check(&[dns_verify::Expectation::OwnershipTxt {
+            host: dns_verify::Hostname::parse("shop.customer.example").unwrap(),
+            token: txt["value"].as_str().unwrap().to_owned(),
+        }])
+        .await;
+    assert_eq!(answer[0].status, dns_verify::RecordStatus::Valid, "{answer:?}");
+
+    // What the README tells the newcomer to run next.
+    let out = Command::new("curl")
+        .args(["-sk", "--resolve", &format!("shop.customer.example:{}:127.0.0.1", https.port())])
+        .arg(format!("https://shop.customer.example:{}/", https.port()))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello from upstream\n", "{out:?}");
+    let serial = live["certificate"]["serial"].as_str().unwrap().trim_start_matches('0').to_ascii_lowercase();
+    assert_eq!(served_serial(https.port(), "shop.customer.example"), serial);
+    drop(edge);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -88,6 +88,15 @@ pub struct Config {
     #[arg(long, env = "EDGE_MAINTENANCE_INTERVAL_SECS", default_value = "600")]
     pub maintenance_interval_secs: u64,
 
+    /// Development mode: serve an authoritative DNS zone in this process
+    /// (at `--dev-dns-addr`), write every new connection's records into it
+    /// and check against it, so a hostname goes live with no public DNS.
+    #[arg(long, env = "EDGE_DEV", value_parser = parse_flag, num_args = 0..=1, default_missing_value = "1", default_value = "0", action = clap::ArgAction::Set)]
+    pub dev: bool,
+    /// Where the development zone answers (UDP and TCP), with `--dev`.
+    #[arg(long, env = "EDGE_DEV_DNS_ADDR", default_value = "127.0.0.1:8053")]
+    pub dev_dns_addr: SocketAddr,
+
     /// A directory (filesystem store) or a `postgres://` URL shared by a fleet of edges.
     #[arg(long, env = "EDGE_STORE", default_value = "./data")]
     pub store: String,
@@ -253,5 +262,7 @@ mod tests {
                 .unwrap();
         assert_eq!(c.issuer, IssuerChoice::Acme("https://ca.example/dir".into()));
         assert!(c.uses_dns01());
+        assert!(!c.dev);
+        assert!(Config::try_parse_from(["edge", "--dev"]).unwrap().dev);
     }
 }

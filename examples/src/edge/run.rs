@@ -3,14 +3,12 @@
 use std::{sync::Arc, time::Duration};
 
 use acme_core::{
-    AcmeIssuer, CertManager, ChallengeKind, ChallengeResponses, Dns01Solver, EventSink, Issuer,
-    LocalCaIssuer, ManagerConfig, RenewalPolicy, SystemClock,
+    AcmeIssuer, CertManager, ChallengeKind, ChallengeResponses, Dns01Solver, Issuer, LocalCaIssuer,
+    ManagerConfig, RenewalPolicy,
 };
-use cert_store::{CertStore, FileStorage, PostgresStorage, Storage};
-use control_plane::{
-    ActivityLog, CertificateEvents, ControlPlane, Outbox, ServedCertificates, WORK_LEASE_TTL, WidgetKey,
-};
-use dns_verify::{Authorities, Checker, Requirements, Rfc2136Provider};
+use cert_store::{CertSource, CertStore, ChallengeAnswers, FileStorage, PostgresStorage, Provision, Storage};
+use control_plane::{ActivityLog, CertificateEvents, ControlPlane, Outbox, WORK_LEASE_TTL, WidgetKey};
+use dns_verify::{Authorities, Checker, DnsProvider, DnsRecord, LocalZone, Requirements, Rfc2136Provider};
 use sni_proxy::{Http80Config, HttpAskPolicy, OnDemand, Proxy, SniResolver, TlsConfig};
 
 use super::{
@@ -18,16 +16,6 @@ use super::{
     config::{ChallengeFlag, Config, IssuerChoice},
     webhook_client::HyperWebhooks,
 };
-
-/// The proxy's certificate table as the control plane sees it: a changed
-/// name is dropped, so the next handshake loads what is stored now.
-struct Resolver(Arc<SniResolver>);
-
-impl ServedCertificates for Resolver {
-    fn changed(&self, hostname: &str) {
-        self.0.remove(hostname);
-    }
-}
 
 /// Why the edge could not start.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +29,9 @@ pub enum StartError {
     /// A listener could not be bound.
     #[error(transparent)]
     Bind(#[from] sni_proxy::BindError),
+    /// The development DNS zone could not start.
+    #[error(transparent)]
+    DevZone(#[from] dns_verify::LocalZoneError),
     /// The API listener could not be bound.
     #[error("API listener {0}: {1}")]
     Api(std::net::SocketAddr, std::io::Error),
@@ -76,15 +67,12 @@ fn dns01(config: &Config, requirements: &Requirements, checker: &Checker) -> Res
 
 fn issuer(
     config: &Config,
-    store: Arc<CertStore<dyn Storage>>,
+    store: &Arc<CertStore<dyn Storage>>,
     dns01: Option<Dns01Solver>,
 ) -> Result<(Arc<dyn Issuer>, ChallengeResponses), StartError> {
     let directory = match &config.issuer {
         IssuerChoice::Local => {
-            return Ok((
-                Arc::new(LocalCaIssuer::new(Arc::clone(store.storage()))),
-                ChallengeResponses::default(),
-            ));
+            return Ok((Arc::new(LocalCaIssuer::new(Arc::clone(store))), ChallengeResponses::default()));
         }
         IssuerChoice::Acme(directory) => directory,
     };
@@ -93,7 +81,7 @@ fn issuer(
         ChallengeFlag::TlsAlpn01 => ChallengeKind::TlsAlpn01,
         ChallengeFlag::Dns01 => ChallengeKind::Dns01,
     };
-    let mut acme = AcmeIssuer::new(directory, store)
+    let mut acme = AcmeIssuer::new(directory, Arc::clone(store))
         .with_challenge(kind)
         .with_poll_timeout(Duration::from_secs(config.acme_timeout_secs.max(1)));
     if let Some(solver) = dns01 {
@@ -125,6 +113,23 @@ pub async fn run(mut config: Config) -> Result<(), StartError> {
     let mut requirements =
         Requirements::delegating_to(&config.delegation_zone).routing_cname(&config.routing_cname);
     requirements = requirements.routing_addresses(config.routing_addresses.clone());
+    // Development mode: our own authoritative zone, written by the control
+    // plane, asked by the checker; the routing target points here.
+    let dev_zone = if config.dev {
+        let zone = Arc::new(LocalZone::start(config.dev_dns_addr).await?);
+        let edge_ip = config.https_addr.ip();
+        let routing = match edge_ip {
+            std::net::IpAddr::V4(ip) => DnsRecord::a(&config.routing_cname, ip),
+            std::net::IpAddr::V6(_) => DnsRecord::a(&config.routing_cname, std::net::Ipv4Addr::LOCALHOST),
+        };
+        if let Err(e) = zone.create(&routing).await {
+            tracing::warn!(error = %e, "development zone: routing target not written");
+        }
+        config.dns_authorities = vec![zone.addr()];
+        Some(zone)
+    } else {
+        None
+    };
     let authorities = if config.dns_authorities.is_empty() {
         Authorities::Discover { resolver: config.dns_resolver, port: 53 }
     } else {
@@ -136,9 +141,7 @@ pub async fn run(mut config: Config) -> Result<(), StartError> {
     } else {
         None
     };
-    let (issuer, responses) = issuer(&config, Arc::clone(&store), solver)?;
-    let resolver = Arc::new(SniResolver::with_capacity(100_000));
-    let served: Arc<dyn ServedCertificates> = Arc::new(Resolver(Arc::clone(&resolver)));
+    let (issuer, responses) = issuer(&config, &store, solver)?;
     let outbox = Outbox::new(
         Arc::clone(&storage),
         config.webhook_urls.clone(),
@@ -146,12 +149,7 @@ pub async fn run(mut config: Config) -> Result<(), StartError> {
         Arc::new(HyperWebhooks::default()),
     );
     let activity = ActivityLog::new(Arc::clone(&storage));
-    let sinks: Vec<Arc<dyn EventSink>> = vec![
-        Arc::new(CertificateEvents { outbox: outbox.clone(), served: Arc::clone(&served) }),
-        Arc::new(activity.clone()),
-    ];
     let manager_config = ManagerConfig {
-        background_at_start: false,
         lease_ttl: WORK_LEASE_TTL,
         renewal: RenewalPolicy {
             before_expiry: time::Duration::days(config.renew_before_days.into()),
@@ -160,13 +158,14 @@ pub async fn run(mut config: Config) -> Result<(), StartError> {
         check_interval: Duration::from_secs(config.maintenance_interval_secs.max(1)),
         ..ManagerConfig::default()
     };
-    let manager: Arc<CertManager<dyn Storage>> = Arc::new(CertManager::with_clock(
-        Arc::clone(&store),
-        issuer,
-        manager_config,
-        Arc::new(SystemClock),
-        sinks,
-    ));
+    // Maintenance (renewals, resumed orders) starts only once the listeners are bound, below.
+    let manager: Arc<CertManager<dyn Storage>> = Arc::new(
+        CertManager::builder(Arc::clone(&store), issuer)
+            .config(manager_config)
+            .sink(Arc::new(CertificateEvents { outbox: outbox.clone() }))
+            .sink(Arc::new(activity.clone()))
+            .build(),
+    );
 
     let api_listener = tokio::net::TcpListener::bind(config.api_addr)
         .await
@@ -174,24 +173,31 @@ pub async fn run(mut config: Config) -> Result<(), StartError> {
     let api_addr = api_listener.local_addr().map_err(|e| StartError::Api(config.api_addr, e))?;
     let controlplane = config.controlplane_url.clone().unwrap_or_else(|| format!("http://{api_addr}"));
 
-    let mut tls = TlsConfig::new(Arc::clone(&resolver), responses.clone(), config.upstream);
-    tls.source = Some(manager.clone());
+    // Every node answers the challenges any node of the fleet published.
+    let answers: Arc<dyn ChallengeAnswers> = Arc::new(responses.with_shared_store(Arc::clone(&storage)));
     let ask = HttpAskPolicy::new(&format!("{}/internal/ask", controlplane.trim_end_matches('/')));
-    tls.on_demand = Some(OnDemand::new(Arc::new(ask), manager.clone()));
-    let mut http = Http80Config::new(responses);
-    http.store = Some(Arc::clone(&storage));
+    // One call connects the manager: certificates load at first handshake
+    // and are replaced or dropped as soon as they are issued, renewed or archived.
+    let tls = TlsConfig::from_source_with(
+        Arc::new(SniResolver::with_capacity(100_000)),
+        Arc::clone(&manager) as Arc<dyn CertSource>,
+        config.upstream,
+    )
+    .with_answers(Arc::clone(&answers))
+    .with_on_demand(OnDemand::new(Arc::new(ask), Arc::clone(&manager) as Arc<dyn Provision>));
+    let mut http = Http80Config::new(answers);
     http.https_port = config.https_addr.port();
     let bound = Proxy::new(config.https_addr, tls).with_http(config.http_addr, http).bind().await?;
 
-    let cp = Arc::new(
-        ControlPlane::builder(store, Arc::clone(&manager), checker, requirements)
-            .settings(config.control_plane_settings())
-            .served(served)
-            .outbox(outbox)
-            .activity(activity)
-            .widget_key(widget_key)
-            .build(),
-    );
+    let mut cp = ControlPlane::builder(store, Arc::clone(&manager), checker, requirements)
+        .settings(config.control_plane_settings())
+        .outbox(outbox)
+        .activity(activity)
+        .widget_key(widget_key);
+    if let Some(zone) = &dev_zone {
+        cp = cp.apply_records_with(Arc::clone(zone) as Arc<dyn DnsProvider>);
+    }
+    let cp = Arc::new(cp.build());
     let worker = config.worker_enabled.then(|| {
         let cp = Arc::clone(&cp);
         let tick = config.tick();
@@ -211,7 +217,7 @@ pub async fn run(mut config: Config) -> Result<(), StartError> {
         }
     });
 
-    print_banner(&config, api_addr, generated_key.as_deref());
+    print_banner(&config, api_addr, generated_key.as_deref(), dev_zone.as_deref());
     let app = router(ApiState::new(Arc::clone(&cp), &config.api_keys, config.worker_enabled));
     let served = axum::serve(api_listener, app).with_graceful_shutdown(shutdown_signal()).await;
     if let Err(e) = served {
@@ -239,7 +245,12 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
-fn print_banner(config: &Config, api: std::net::SocketAddr, generated_key: Option<&str>) {
+fn print_banner(
+    config: &Config,
+    api: std::net::SocketAddr,
+    generated_key: Option<&str>,
+    dev: Option<&LocalZone>,
+) {
     let key = generated_key.unwrap_or("<your API key>");
     let issuer = match &config.issuer {
         IssuerChoice::Local => "the local CA",
@@ -252,7 +263,24 @@ fn print_banner(config: &Config, api: std::net::SocketAddr, generated_key: Optio
     if generated_key.is_some() {
         println!("edge: no EDGE_API_KEYS set; generated API key for this run: {key}");
     }
+    if let Some(zone) = dev {
+        let dns = zone.addr();
+        println!(
+            "edge: development mode: DNS records are written into the local zone at {dns} (dig @{} -p {} …)",
+            dns.ip(),
+            dns.port()
+        );
+    }
     println!(
         "edge: add a first hostname:\n  curl -s -H 'Authorization: Bearer {key}' -H 'content-type: application/json' \\\n    -d '{{\"hostname\":\"shop.customer.example\"}}' http://{api}/v1/connections"
     );
+    if dev.is_some() {
+        let https = config.https_addr;
+        println!(
+            "edge: it goes live in seconds; then:\n  curl -vk --resolve shop.customer.example:{}:{} https://shop.customer.example:{}/",
+            https.port(),
+            https.ip(),
+            https.port()
+        );
+    }
 }

@@ -59,9 +59,7 @@ impl OrderLimit {
     /// # Errors
     /// The wait until the next token.
     pub fn try_take(&self) -> Result<(), Duration> {
-        self.limiter
-            .check()
-            .map_err(|not_until| not_until.wait_time_from(governor::clock::DefaultClock::default().now()))
+        self.limiter.check().map_err(|not_until| not_until.wait_time_from(self.limiter.clock().now()))
     }
 }
 

@@ -193,7 +193,7 @@ impl CertBundle {
     pub fn from_pem(chain_pem: &str, key_pem: &str, provenance: Provenance) -> Result<Self, CertError> {
         let chain = parse_chain(chain_pem)?;
         let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
-            .map_err(|e| CertError::MalformedPem(format!("private key: {e}")))?;
+            .map_err(|e| malformed_pem(format!("private key: {e}"), e))?;
         let meta = inspect(&chain, &key, provenance)?;
         Ok(Self { chain_pem: chain_pem.to_owned(), key_pem: key_pem.to_owned(), meta })
     }
@@ -243,16 +243,19 @@ impl CertBundle {
     /// [`CertError::MalformedPem`] only if the stored PEM was altered.
     pub fn key_der(&self) -> Result<PrivateKeyDer<'static>, CertError> {
         PrivateKeyDer::from_pem_slice(self.key_pem.as_bytes())
-            .map_err(|e| CertError::MalformedPem(format!("private key: {e}")))
+            .map_err(|e| malformed_pem(format!("private key: {e}"), e))
     }
 }
 
 fn parse_chain(chain_pem: &str) -> Result<Vec<CertificateDer<'static>>, CertError> {
     let chain = CertificateDer::pem_slice_iter(chain_pem.as_bytes())
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| CertError::MalformedPem(format!("certificate chain: {e}")))?;
+        .map_err(|e| malformed_pem(format!("certificate chain: {e}"), e))?;
     if chain.is_empty() {
-        return Err(CertError::MalformedPem("no CERTIFICATE block in the chain".into()));
+        return Err(CertError::MalformedPem {
+            detail: "no CERTIFICATE block in the chain".into(),
+            source: None,
+        });
     }
     Ok(chain)
 }
@@ -264,14 +267,16 @@ fn inspect(
 ) -> Result<CertMeta, CertError> {
     let mut parsed = Vec::with_capacity(chain.len());
     for (index, der) in chain.iter().enumerate() {
-        let (_, cert) = x509_parser::certificate::X509Certificate::from_der(der.as_ref())
-            .map_err(|e| CertError::BadCertificate { index, reason: e.to_string() })?;
+        let (_, cert) = x509_parser::certificate::X509Certificate::from_der(der.as_ref()).map_err(|e| {
+            CertError::BadCertificate { index, reason: e.to_string(), source: Some(Box::new(e)) }
+        })?;
         // RFC 5280 4.1.1.2: both signature algorithm fields must be the same;
         // TLS clients (and rustls itself) reject a certificate where they differ.
         if cert.signature_algorithm != cert.tbs_certificate.signature {
             return Err(CertError::BadCertificate {
                 index,
                 reason: "the signature algorithm inside the certificate differs from the outer one".into(),
+                source: None,
             });
         }
         parsed.push(cert);
@@ -279,9 +284,11 @@ fn inspect(
     let leaf = &parsed[0];
 
     let mut names = Vec::new();
-    let san = leaf
-        .subject_alternative_name()
-        .map_err(|e| CertError::BadCertificate { index: 0, reason: e.to_string() })?;
+    let san = leaf.subject_alternative_name().map_err(|e| CertError::BadCertificate {
+        index: 0,
+        reason: e.to_string(),
+        source: Some(Box::new(e)),
+    })?;
     for general in san.iter().flat_map(|ext| ext.value.general_names.iter()) {
         if let GeneralName::DNSName(name) = general {
             let canonical = canonical_hostname(name)
@@ -299,11 +306,11 @@ fn inspect(
     let signing_key = default_provider()
         .key_provider
         .load_private_key(key.clone_key())
-        .map_err(|e| CertError::UnsupportedKey(e.to_string()))?;
+        .map_err(|e| CertError::UnsupportedKey { detail: e.to_string(), source: Some(Box::new(e)) })?;
     match signing_key.public_key() {
         Some(spki) if spki.as_ref() == leaf.tbs_certificate.subject_pki.raw => {}
         Some(_) => return Err(CertError::KeyMismatch),
-        None => return Err(CertError::UnsupportedKey("cannot derive the public key".into())),
+        None => return Err(unsupported_key("cannot derive the public key".into())),
     }
     // The leaf must also parse with webpki, the stricter parser rustls serves
     // it with: a bundle stored here is always one the proxy can serve.
@@ -311,7 +318,13 @@ fn inspect(
     match certified.keys_match() {
         Ok(()) | Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => {}
         Err(rustls::Error::InconsistentKeys(_)) => return Err(CertError::KeyMismatch),
-        Err(e) => return Err(CertError::BadCertificate { index: 0, reason: e.to_string() }),
+        Err(e) => {
+            return Err(CertError::BadCertificate {
+                index: 0,
+                reason: e.to_string(),
+                source: Some(Box::new(e)),
+            });
+        }
     }
 
     let not_before = leaf.validity().not_before.to_datetime();
@@ -330,23 +343,34 @@ fn inspect(
 
 fn leaf_key_type(leaf: &x509_parser::certificate::X509Certificate<'_>) -> Result<KeyType, CertError> {
     let spki = leaf.public_key();
-    let parsed = spki.parsed().map_err(|e| CertError::UnsupportedKey(format!("leaf public key: {e}")))?;
+    let parsed = spki.parsed().map_err(|e| CertError::UnsupportedKey {
+        detail: format!("leaf public key: {e}"),
+        source: Some(Box::new(e)),
+    })?;
     match parsed {
         PublicKey::RSA(rsa) => {
             let bits = u32::try_from(rsa.key_size()).unwrap_or(u32::MAX);
             if bits < 2048 {
-                return Err(CertError::UnsupportedKey(format!("RSA key of {bits} bits (minimum 2048)")));
+                return Err(unsupported_key(format!("RSA key of {bits} bits (minimum 2048)")));
             }
             Ok(KeyType::Rsa { bits })
         }
         PublicKey::EC(point) => match point.key_size() {
             256 => Ok(KeyType::EcdsaP256),
             384 => Ok(KeyType::EcdsaP384),
-            other => Err(CertError::UnsupportedKey(format!("ECDSA key of {other} bits"))),
+            other => Err(unsupported_key(format!("ECDSA key of {other} bits"))),
         },
         PublicKey::Unknown(_) if spki.algorithm.algorithm == x509_parser::oid_registry::OID_SIG_ED25519 => {
             Ok(KeyType::Ed25519)
         }
-        other => Err(CertError::UnsupportedKey(format!("{other:?}").chars().take(60).collect())),
+        other => Err(unsupported_key(format!("{other:?}").chars().take(60).collect())),
     }
+}
+
+fn malformed_pem(detail: String, source: impl std::error::Error + Send + Sync + 'static) -> CertError {
+    CertError::MalformedPem { detail, source: Some(Box::new(source)) }
+}
+
+fn unsupported_key(detail: String) -> CertError {
+    CertError::UnsupportedKey { detail, source: None }
 }

@@ -2,6 +2,9 @@
 
 use std::path::PathBuf;
 
+/// An error from below (a parser, a database driver), kept as a source.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// What can go wrong in a [`Storage`](crate::Storage) backend.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -58,8 +61,14 @@ impl StorageError {
 #[non_exhaustive]
 pub enum CertError {
     /// The PEM text holds no usable block of the expected kind, or is malformed.
-    #[error("malformed PEM: {0}")]
-    MalformedPem(String),
+    #[error("malformed PEM: {detail}")]
+    MalformedPem {
+        /// Which part, and what is wrong with it.
+        detail: String,
+        /// The PEM parser's error, if any.
+        #[source]
+        source: Option<BoxError>,
+    },
     /// A certificate in the chain is not valid DER X.509.
     #[error("certificate {index} of the chain does not parse: {reason}")]
     BadCertificate {
@@ -67,13 +76,22 @@ pub enum CertError {
         index: usize,
         /// The parser's message.
         reason: String,
+        /// The parser's error, if any.
+        #[source]
+        source: Option<BoxError>,
     },
     /// The private key does not belong to the leaf certificate.
     #[error("the private key does not match the leaf certificate")]
     KeyMismatch,
     /// The key (or the leaf's public key) is of a type this crate does not serve.
-    #[error("unsupported key type: {0}")]
-    UnsupportedKey(String),
+    #[error("unsupported key type: {detail}")]
+    UnsupportedKey {
+        /// The key's type or size.
+        detail: String,
+        /// The key loader's error, if any.
+        #[source]
+        source: Option<BoxError>,
+    },
     /// The leaf carries no DNS subject alternative name.
     #[error("the certificate has no DNS subject alternative name")]
     NoSan,

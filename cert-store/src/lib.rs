@@ -50,7 +50,7 @@ mod storage;
 pub use async_trait::async_trait;
 pub use bundle::{CertBundle, CertMeta, KeyType, Provenance};
 pub use cert_store::CertStore;
-pub use error::{CertError, StorageError};
+pub use error::{BoxError, CertError, StorageError};
 pub use file::FileStorage;
 pub use index::{ExpiryIndex, IndexDecodeError, IndexEntry};
 pub use key::{Key, MAX_KEY_LEN, Prefix};

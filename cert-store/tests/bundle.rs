@@ -55,12 +55,12 @@ fn unsupported_key_type_is_typed() {
         openssl_cert(&["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-521"], "p521.example.com", false);
     assert!(matches!(
         CertBundle::from_pem(&c, &k, Provenance::SelfManaged),
-        Err(CertError::UnsupportedKey(_))
+        Err(CertError::UnsupportedKey { .. })
     ));
     let (c, k) = openssl_cert(&["-newkey", "rsa:1024"], "weak.example.com", false);
     assert!(matches!(
         CertBundle::from_pem(&c, &k, Provenance::SelfManaged),
-        Err(CertError::UnsupportedKey(_))
+        Err(CertError::UnsupportedKey { .. })
     ));
 }
 
@@ -69,7 +69,10 @@ fn malformed_pem_is_typed() {
     let (chain, key) = self_signed(&["a.example.com"]);
     for bad in ["", "not pem at all", "-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n"] {
         assert!(
-            matches!(CertBundle::from_pem(bad, &key, Provenance::LocalCa), Err(CertError::MalformedPem(_))),
+            matches!(
+                CertBundle::from_pem(bad, &key, Provenance::LocalCa),
+                Err(CertError::MalformedPem { .. })
+            ),
             "{bad:?}"
         );
     }
@@ -77,14 +80,14 @@ fn malformed_pem_is_typed() {
     assert!(CertBundle::from_pem(truncated, &key, Provenance::LocalCa).is_err());
     assert!(matches!(
         CertBundle::from_pem(&chain, "garbage", Provenance::LocalCa),
-        Err(CertError::MalformedPem(_))
+        Err(CertError::MalformedPem { .. })
     ));
     // Well-formed PEM around bytes that are not a certificate.
     let junk = "-----BEGIN CERTIFICATE-----\nAAECAwQFBgcICQ==\n-----END CERTIFICATE-----\n";
-    assert!(matches!(
-        CertBundle::from_pem(junk, &key, Provenance::LocalCa),
-        Err(CertError::BadCertificate { index: 0, .. })
-    ));
+    let err = CertBundle::from_pem(junk, &key, Provenance::LocalCa).unwrap_err();
+    assert!(matches!(err, CertError::BadCertificate { index: 0, .. }), "{err:?}");
+    // The parser's own error is kept as the source.
+    assert!(std::error::Error::source(&err).is_some(), "{err:?}");
     // A bad intermediate is reported with its position.
     let with_junk = format!("{chain}{junk}");
     assert!(matches!(

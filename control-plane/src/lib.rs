@@ -46,3 +46,9 @@ pub use webhooks::{
     CertificateEvents, DeliveryError, Outbox, WebhookEvent, WebhookTransport, signature, verify_signature,
 };
 pub use widget::WidgetKey;
+
+/// The README's example, compiled and run as a doc test so it
+/// stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

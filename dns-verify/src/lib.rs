@@ -16,6 +16,8 @@
 //! - [`drift`] compares a fresh report with the last good one.
 //! - [`DnsProvider`] writes records: [`MemoryProvider`], and
 //!   [`Rfc2136Provider`] (dynamic update signed with TSIG, via hickory).
+//!   `provider_conformance` (feature `testing`) checks a provider of your own
+//!   through the [`Checker`].
 //!
 //! Wire format and transport are hickory's; this crate only decides what to
 //! ask and what the answers mean (the judging in `evaluate` is pure).
@@ -27,6 +29,8 @@ mod expect;
 #[cfg(feature = "local-zone")]
 mod local_zone;
 mod provider;
+#[cfg(feature = "testing")]
+pub mod provider_conformance;
 mod proxy;
 mod query;
 mod report;

@@ -37,11 +37,10 @@ pub struct TlsConfig {
     /// Connections served at once; further ones wait in the accept queue.
     pub max_connections: usize,
     /// Loads certificates missing from the resolver at their first handshake
-    /// (start-up is instant however many the store holds). Without one, only
-    /// the names inserted into the resolver are served (the listener logs
-    /// this at start); [`TlsConfig::from_source`] sets it and keeps the
-    /// resolver up to date.
-    pub source: Option<Arc<dyn CertSource>>,
+    /// (start-up is instant however many the store holds). Set only by
+    /// [`TlsConfig::from_source`], which also subscribes the resolver to it,
+    /// so that a renewed certificate is never left unserved.
+    source: Option<Arc<dyn CertSource>>,
     /// Issue certificates for unknown names during the handshake (off by default).
     pub on_demand: Option<crate::OnDemand>,
     /// A connection with no bytes in either direction for this long is
@@ -103,6 +102,14 @@ impl TlsConfig {
         let mut config = Self::new(resolver, upstream);
         config.source = Some(source);
         config
+    }
+
+    /// The certificate source, when the configuration was made by
+    /// [`from_source`](Self::from_source). Without one, only the names
+    /// inserted into the resolver are served (the listener logs this at start).
+    #[must_use]
+    pub fn source(&self) -> Option<&Arc<dyn CertSource>> {
+        self.source.as_ref()
     }
 
     /// Answers TLS-ALPN-01 challenges from `answers` (acme-core's

@@ -409,8 +409,8 @@ async fn on_demand_issues_for_verified_hostnames_only() {
     assert_eq!(String::from_utf8_lossy(&curl("ok.customer.test").stdout), "hello from upstream\n");
     let refused = curl("unverified.customer.test");
     assert!(!refused.status.success());
-    assert!(!dir.join("store/certs/unverified.customer.test").exists());
-    assert!(dir.join("store/certs/ok.customer.test").exists());
+    assert!(!dir.join("store/tls/certs/unverified.customer.test").exists());
+    assert!(dir.join("store/tls/certs/ok.customer.test").exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -583,7 +583,7 @@ async fn kill_9_during_issuance_then_restart_ends_live_with_no_lost_webhook() {
     // One certificate: the one the connection names is the one served.
     let (_, again) = edge.api("GET", &format!("/v1/connections/{id}"), None);
     assert_eq!(again["certificate"]["serial"], live["certificate"]["serial"]);
-    let certs: Vec<_> = std::fs::read_dir(dir.join("store/certs")).unwrap().collect();
+    let certs: Vec<_> = std::fs::read_dir(dir.join("store/tls/certs")).unwrap().collect();
     assert_eq!(certs.len(), 1, "{certs:?}");
     let accounts: Vec<_> = std::fs::read_dir(dir.join("store/tls/accounts")).unwrap().collect();
     assert_eq!(accounts.len(), 1, "no second ACME account: {accounts:?}");
@@ -917,7 +917,7 @@ async fn kill_9_during_renewals_loses_nothing_and_serves_the_renewed_certificate
     for _ in 0..20 {
         tokio::time::sleep(Duration::from_millis(rng.random_range(100..1500))).await;
         edge.kill();
-        let pending = std::fs::read_dir(dir.join("store/pending")).map(|d| d.count()).unwrap_or(0);
+        let pending = std::fs::read_dir(dir.join("store/tls/manager/pending")).map(|d| d.count()).unwrap_or(0);
         mid_order += usize::from(pending > 0);
         assert_store_whole(&dir.join("store"), &hostnames).await;
         edge.restart();

@@ -114,6 +114,15 @@ pub fn local_ca() -> Result<Key, StorageError> {
     Key::new(format!("{ROOT}/local-ca/ca"))
 }
 
+/// `local-ca/ca`: where the local CA was kept before the `tls/` layout;
+/// read once to carry an existing CA over (its root is what clients trust).
+///
+/// # Errors
+/// Never in practice (a constant).
+pub fn legacy_local_ca() -> Result<Key, StorageError> {
+    Key::new("local-ca/ca")
+}
+
 /// Lease `tls/leases/issue/<name>`.
 ///
 /// # Errors

@@ -59,10 +59,15 @@ impl<S: Storage + ?Sized> LocalCaIssuer<S> {
         let storage = self.store.storage();
         let lease_name = crate::keys::local_ca_lease().map_err(storage_err)?;
         let lease = storage.lock(&lease_name, Duration::from_secs(30)).await.map_err(storage_err)?;
+        let legacy = crate::keys::legacy_local_ca().map_err(storage_err)?;
         let ca = match self.read(&key).await? {
             Some(ca) => ca,
             None => {
-                let ca = generate_ca()?;
+                // A store from before the `tls/` layout keeps its CA (clients trust its root).
+                let ca = match self.read(&legacy).await? {
+                    Some(ca) => ca,
+                    None => generate_ca()?,
+                };
                 let bytes =
                     serde_json::to_vec(&ca).map_err(|e| IssueError::storage("encoding the local CA", e))?;
                 storage.put(&key, &bytes).await.map_err(storage_err)?;

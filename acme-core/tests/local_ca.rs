@@ -57,3 +57,20 @@ async fn key_algorithms() {
         verify(&bundle, &ca.root_pem().await.unwrap(), "k.example.com").unwrap();
     }
 }
+
+#[tokio::test]
+async fn a_ca_stored_before_the_tls_layout_is_kept() {
+    use cert_store::Storage;
+    let storage = Arc::new(MemoryStorage::new());
+    let old = LocalCaIssuer::new(Arc::new(CertStore::new(Arc::clone(&storage))));
+    let root = old.root_pem().await.unwrap();
+    // Move the record to where older versions kept it.
+    let current = acme_core::keys::local_ca().unwrap();
+    let record = storage.get(&current).await.unwrap().unwrap();
+    storage.delete(&current).await.unwrap();
+    storage.put(&acme_core::keys::legacy_local_ca().unwrap(), &record).await.unwrap();
+
+    let again = LocalCaIssuer::new(Arc::new(CertStore::new(Arc::clone(&storage))));
+    assert_eq!(again.root_pem().await.unwrap(), root, "the same CA, not a new one");
+    assert!(storage.get(&current).await.unwrap().is_some(), "carried over to tls/");
+}

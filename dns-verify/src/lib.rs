@@ -35,6 +35,9 @@ mod proxy;
 mod query;
 mod report;
 
+/// The attribute that implements [`DnsProvider`]: a provider of your own
+/// needs no other dependency.
+pub use async_trait::async_trait;
 pub use checker::{Authorities, Checker, CheckerBuilder, MAX_CNAME_CHAIN, interpret_response};
 pub use drift::{DriftChange, drift};
 pub use evaluate::{AnswerEnd, Observation, aggregate, judge};

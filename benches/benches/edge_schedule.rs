@@ -7,7 +7,7 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use examples::edge::schedule::Schedule;
+use control_plane::Schedule;
 use time::{Duration, OffsetDateTime};
 
 const CONNECTIONS: usize = 1_000_000;

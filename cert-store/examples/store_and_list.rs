@@ -1,7 +1,7 @@
 //! Stores a freshly made certificate in a filesystem store and lists the store.
 //!
 //! ```text
-//! cargo run -p cert-store --example store_and_list -- [DIR] [HOSTNAME]
+//! cargo run -p tls-cert-store --example store_and_list -- [DIR] [HOSTNAME]
 //! ```
 //! `DIR` defaults to `./data`, `HOSTNAME` to `shop.example.com`.
 

@@ -184,11 +184,16 @@ pub struct Config {
     pub drift_interval_secs: u64,
 }
 
-fn parse_flag(value: &str) -> Result<bool, String> {
+/// A yes/no setting that is neither.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("expected 1/0, true/false, yes/no or on/off, not `{0}`")]
+pub struct InvalidFlag(String);
+
+fn parse_flag(value: &str) -> Result<bool, InvalidFlag> {
     match value.to_ascii_lowercase().as_str() {
         "1" | "true" | "yes" | "on" => Ok(true),
         "0" | "false" | "no" | "off" | "" => Ok(false),
-        other => Err(format!("expected 1/0, true/false, yes/no or on/off, not `{other}`")),
+        other => Err(InvalidFlag(other.to_owned())),
     }
 }
 

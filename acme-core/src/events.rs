@@ -1,9 +1,11 @@
 //! Events and the per-hostname activity log.
 
-use std::sync::Arc;
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::{Mutex, PoisonError},
+};
 
 use async_trait::async_trait;
-use cert_store::{Key, Storage, StorageError};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -77,75 +79,60 @@ pub trait EventSink: Send + Sync {
     async fn publish(&self, event: &Event);
 }
 
-/// How many entries the activity log keeps per hostname.
-pub const ACTIVITY_LOG_LIMIT: usize = 100;
+/// Events kept per hostname by an [`EventLog`] (older ones are dropped).
+pub const EVENT_LOG_PER_NAME: usize = 1000;
 
-/// The per-hostname activity log, stored at `activity/<hostname>` (newest
-/// first, bounded to [`ACTIVITY_LOG_LIMIT`] entries).
-pub struct ActivityLog<S: Storage + ?Sized> {
-    storage: Arc<S>,
+/// An [`EventSink`] that keeps events in memory, newest first, per
+/// hostname: for tests and for looking at a manager from a debugger or an
+/// admin page. A durable, fleet-wide log is the embedder's (control-plane's
+/// `ActivityLog` is one).
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// use acme_core::{Event, EventKind, EventLog, EventSink};
+/// let log = EventLog::default();
+/// log.publish(&Event::now("shop.example.com", EventKind::IssuanceStarted)).await;
+/// log.publish(&Event::now("shop.example.com", EventKind::Issued { serial: "01".into() })).await;
+/// assert_eq!(log.events("shop.example.com")[0].kind, EventKind::Issued { serial: "01".into() });
+/// # });
+/// ```
+#[derive(Debug, Default)]
+pub struct EventLog {
+    by_name: Mutex<HashMap<String, VecDeque<Event>>>,
 }
 
-impl<S: Storage + ?Sized> ActivityLog<S> {
-    /// A log over `storage`.
-    pub fn new(storage: Arc<S>) -> Self {
-        Self { storage }
-    }
-
-    fn key(hostname: &str) -> Result<Key, StorageError> {
-        Key::new(format!("activity/{}", hostname.to_ascii_lowercase()))
-    }
-
-    /// The hostname's events, newest first.
-    ///
-    /// # Errors
-    /// When the storage fails or the record is corrupt.
-    pub async fn read(&self, hostname: &str) -> Result<Vec<Event>, StorageError> {
-        let key = Self::key(hostname)?;
-        match self.storage.get(&key).await? {
-            None => Ok(Vec::new()),
-            Some(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|e| StorageError::Corrupt { key: key.to_string(), reason: e.to_string() }),
-        }
-    }
-
-    /// Prepends `event` to its hostname's log.
-    ///
-    /// # Errors
-    /// When the storage fails.
-    pub async fn append(&self, event: &Event) -> Result<(), StorageError> {
-        let key = Self::key(&event.hostname)?;
-        let mut events = self.read(&event.hostname).await.unwrap_or_default();
-        events.insert(0, event.clone());
-        events.truncate(ACTIVITY_LOG_LIMIT);
-        let bytes = serde_json::to_vec(&events).map_err(StorageError::backend)?;
-        self.storage.put(&key, &bytes).await
+impl EventLog {
+    /// `hostname`'s events, newest first.
+    #[must_use]
+    pub fn events(&self, hostname: &str) -> Vec<Event> {
+        let by_name = self.by_name.lock().unwrap_or_else(PoisonError::into_inner);
+        by_name.get(&hostname.to_ascii_lowercase()).map(|q| q.iter().cloned().collect()).unwrap_or_default()
     }
 }
 
 #[async_trait]
-impl<S: Storage + ?Sized> EventSink for ActivityLog<S> {
+impl EventSink for EventLog {
     async fn publish(&self, event: &Event) {
-        if let Err(e) = self.append(event).await {
-            tracing::warn!(hostname = %event.hostname, error = %e, "activity log write failed");
-        }
+        let mut by_name = self.by_name.lock().unwrap_or_else(PoisonError::into_inner);
+        let events = by_name.entry(event.hostname.to_ascii_lowercase()).or_default();
+        events.push_front(event.clone());
+        events.truncate(EVENT_LOG_PER_NAME);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cert_store::MemoryStorage;
 
     #[tokio::test]
-    async fn log_is_newest_first_and_bounded() {
-        let log = ActivityLog::new(Arc::new(MemoryStorage::new()));
-        for i in 0..(ACTIVITY_LOG_LIMIT + 5) {
-            log.publish(&Event::now("shop.example.com", EventKind::Issued { serial: i.to_string() })).await;
+    async fn log_is_newest_first_bounded_and_per_name() {
+        let log = EventLog::default();
+        for i in 0..(EVENT_LOG_PER_NAME + 5) {
+            log.publish(&Event::now("Shop.example.com", EventKind::Issued { serial: i.to_string() })).await;
         }
-        let events = log.read("shop.example.com").await.unwrap();
-        assert_eq!(events.len(), ACTIVITY_LOG_LIMIT);
-        assert_eq!(events[0].kind, EventKind::Issued { serial: (ACTIVITY_LOG_LIMIT + 4).to_string() });
-        assert!(log.read("other.example.com").await.unwrap().is_empty());
+        let events = log.events("shop.example.com");
+        assert_eq!(events.len(), EVENT_LOG_PER_NAME);
+        assert_eq!(events[0].kind, EventKind::Issued { serial: (EVENT_LOG_PER_NAME + 4).to_string() });
+        assert!(log.events("other.example.com").is_empty());
     }
 }

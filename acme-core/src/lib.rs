@@ -11,7 +11,7 @@
 //!   documents, and [`RetryPolicy`] deciding what happens after each failure.
 //! - [`RenewalPolicy`]: when to renew, when to warn about self-managed
 //!   certificates (never renewed); time comes from a [`Clock`].
-//! - [`Event`], [`EventSink`] and the per-hostname [`ActivityLog`].
+//! - [`Event`], [`EventSink`] and the in-memory [`EventLog`].
 //! - [`keys`]: every storage key this crate writes, all under `tls/`.
 //!
 //! [`CertManager`] and [`ChallengeResponses`] implement the serving traits of
@@ -86,7 +86,7 @@ mod solver;
 pub use acme::AcmeIssuer;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{BoxError, ErrorClass, IssueError, RetryDecision};
-pub use events::{ACTIVITY_LOG_LIMIT, ActivityLog, Event, EventKind, EventSink};
+pub use events::{EVENT_LOG_PER_NAME, Event, EventKind, EventLog, EventSink};
 pub use issuer::{CertRequest, Issuer, KeyAlgorithm};
 pub use local_ca::LocalCaIssuer;
 pub use manager::{CertManager, CertManagerBuilder, CertStatus, ManagerConfig, RetryState};

@@ -16,8 +16,8 @@ use time::OffsetDateTime;
 use tokio::task::JoinHandle;
 
 use crate::{
-    ActivityLog, CertRequest, Clock, ErrorClass, Event, EventKind, EventSink, IssueError, Issuer,
-    KeyAlgorithm, RenewalAction, RenewalPolicy, RetryDecision, RetryPolicy, SystemClock,
+    CertRequest, Clock, ErrorClass, Event, EventKind, EventSink, IssueError, Issuer, KeyAlgorithm,
+    RenewalAction, RenewalPolicy, RetryDecision, RetryPolicy, SystemClock,
 };
 
 /// The state of a certificate name as the manager sees it.
@@ -98,7 +98,6 @@ struct Inner<S: Storage + ?Sized> {
     issuer: Arc<dyn Issuer>,
     sinks: RwLock<Vec<Arc<dyn EventSink>>>,
     listeners: RwLock<Vec<Arc<dyn CertListener>>>,
-    activity: ActivityLog<S>,
     clock: Arc<dyn Clock>,
     config: ManagerConfig,
     inflight: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -118,8 +117,8 @@ struct Inner<S: Storage + ?Sized> {
 ///   self-managed certificates nearing expiry, and finishes orders a crashed
 ///   process left (see [`keys`](crate::keys)).
 /// - Every state change is an [`Event`] for the [`EventSink`]s (added with
-///   [`with_sink`](Self::with_sink) or the [`builder`](Self::builder)), also
-///   kept in the per-hostname [`ActivityLog`].
+///   [`with_sink`](Self::with_sink) or the [`builder`](Self::builder)); an
+///   [`EventLog`](crate::EventLog) keeps them in memory.
 /// - It is a [`CertSource`] (with updates pushed to subscribed
 ///   [`CertListener`]s such as sni-proxy's resolver) and a [`Provision`]
 ///   hook for on-demand TLS: `sni_proxy::TlsConfig::from_source(manager, upstream)`
@@ -197,7 +196,6 @@ impl<S: Storage + ?Sized> CertManagerBuilder<S> {
     #[must_use]
     pub fn build(self) -> CertManager<S> {
         let inner = Arc::new(Inner {
-            activity: ActivityLog::new(Arc::clone(self.store.storage())),
             store: self.store,
             issuer: self.issuer,
             sinks: RwLock::new(self.sinks),
@@ -345,14 +343,6 @@ impl<S: Storage + ?Sized> CertManager<S> {
         self.inner.retry_state(name).await
     }
 
-    /// The activity log of `hostname`, newest first.
-    ///
-    /// # Errors
-    /// When the storage fails.
-    pub async fn activity(&self, hostname: &str) -> Result<Vec<Event>, StorageError> {
-        self.inner.activity.read(hostname).await
-    }
-
     /// Runs one round of background maintenance now (renewals, retries,
     /// warnings, unfinished orders). The background task does this every
     /// `check_interval`.
@@ -402,7 +392,6 @@ impl<S: Storage + ?Sized> Inner<S> {
 
     async fn publish(&self, hostname: &str, kind: EventKind) {
         let event = Event { hostname: hostname.to_owned(), at: self.clock.now(), kind };
-        self.activity.publish(&event).await;
         let sinks = self.sinks.read().unwrap_or_else(PoisonError::into_inner).clone();
         for sink in &sinks {
             sink.publish(&event).await;

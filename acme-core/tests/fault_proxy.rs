@@ -194,11 +194,6 @@ async fn check_round(
                 );
             }
         }
-        // The activity log holds the same events as the sink, newest first.
-        let mut logged: Vec<EventKind> =
-            m.activity(name).await.unwrap().into_iter().map(|e| e.kind).collect();
-        logged.reverse();
-        assert_eq!(logged, kinds, "{name}: activity log and sink agree");
     }
 }
 

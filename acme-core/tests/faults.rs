@@ -60,9 +60,10 @@ async fn the_manager_records_rate_limits_as_events() {
         AcmeIssuer::new(&format!("https://127.0.0.1:{}/dir", addr.port()), Arc::clone(&store))
             .with_root(pebble.tls_root_path()),
     );
-    let m = CertManager::new(store, acme, ManagerConfig::default());
+    let events = Arc::new(acme_core::EventLog::default());
+    let m = CertManager::new(store, acme, ManagerConfig::default()).with_sink(events.clone());
     assert!(m.ensure(&CertRequest::new(["limited.example.test"])).await.is_err());
-    let log = m.activity("limited.example.test").await.unwrap();
+    let log = events.events("limited.example.test");
     assert!(log.iter().any(|e| e.kind == EventKind::RateLimited), "{log:?}");
     assert!(log.iter().any(|e| matches!(e.kind, EventKind::Failed { class: ErrorClass::RateLimited, .. })));
 }

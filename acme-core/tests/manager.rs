@@ -11,8 +11,8 @@ use std::{
 };
 
 use acme_core::{
-    CertManager, CertRequest, CertStatus, Clock, ErrorClass, EventKind, IssueError, Issuer, LocalCaIssuer,
-    ManagerConfig, ManualClock,
+    CertManager, CertRequest, CertStatus, Clock, ErrorClass, EventKind, EventLog, IssueError, Issuer,
+    LocalCaIssuer, ManagerConfig, ManualClock,
 };
 use async_trait::async_trait;
 use cert_store::{
@@ -21,17 +21,43 @@ use cert_store::{
 };
 use common::Counting;
 
-fn manager<S: Storage + ?Sized>(store: Arc<CertStore<S>>, issuer: Arc<dyn Issuer>) -> CertManager<S> {
-    CertManager::new(store, issuer, ManagerConfig::default())
+/// A manager with an in-memory [`EventLog`] that [`Logged::activity`] reads.
+struct Logged<S: Storage + ?Sized> {
+    m: CertManager<S>,
+    log: Arc<EventLog>,
 }
 
-/// A manager on a manual clock (starting now), no extra event sinks.
+impl<S: Storage + ?Sized> std::ops::Deref for Logged<S> {
+    type Target = CertManager<S>;
+
+    fn deref(&self) -> &CertManager<S> {
+        &self.m
+    }
+}
+
+impl<S: Storage + ?Sized> Logged<S> {
+    fn of(m: CertManager<S>) -> Self {
+        let log = Arc::new(EventLog::default());
+        Self { m: m.with_sink(log.clone()), log }
+    }
+
+    /// The events of `name`, newest first.
+    async fn activity(&self, name: &str) -> Result<Vec<acme_core::Event>, std::convert::Infallible> {
+        Ok(self.log.events(name))
+    }
+}
+
+fn manager<S: Storage + ?Sized>(store: Arc<CertStore<S>>, issuer: Arc<dyn Issuer>) -> Logged<S> {
+    Logged::of(CertManager::new(store, issuer, ManagerConfig::default()))
+}
+
+/// A manager on a manual clock (starting now), with an event log.
 fn clocked(
     store: Arc<CertStore<MemoryStorage>>,
     issuer: Arc<dyn Issuer>,
-) -> (CertManager<MemoryStorage>, Arc<ManualClock>) {
+) -> (Logged<MemoryStorage>, Arc<ManualClock>) {
     let clock = Arc::new(ManualClock::starting_now());
-    (CertManager::builder(store, issuer).clock(clock.clone()).build(), clock)
+    (Logged::of(CertManager::builder(store, issuer).clock(clock.clone()).build()), clock)
 }
 
 fn memory_setup() -> (Arc<CertStore<MemoryStorage>>, Arc<Counting>) {
@@ -174,7 +200,7 @@ async fn self_managed_certificates_are_warned_about_never_renewed() {
     m.import_self_managed(&cert.pem(), &key.serialize_pem()).await.unwrap();
     assert!(m.import_self_managed(&cert.pem(), "garbage").await.is_err());
 
-    let expiring = |m: &CertManager<MemoryStorage>| {
+    let expiring = |m: &Logged<MemoryStorage>| {
         let log = futures_block(m.activity("own.example.com")).unwrap();
         log.iter().filter(|e| matches!(e.kind, EventKind::Expiring { .. })).count()
     };

@@ -6,8 +6,8 @@
 
 use std::hint::black_box;
 
-use criterion::{Criterion, criterion_group, criterion_main};
 use control_plane::Schedule;
+use criterion::{Criterion, criterion_group, criterion_main};
 use time::{Duration, OffsetDateTime};
 
 const CONNECTIONS: usize = 1_000_000;

@@ -917,7 +917,8 @@ async fn kill_9_during_renewals_loses_nothing_and_serves_the_renewed_certificate
     for _ in 0..20 {
         tokio::time::sleep(Duration::from_millis(rng.random_range(100..1500))).await;
         edge.kill();
-        let pending = std::fs::read_dir(dir.join("store/tls/manager/pending")).map(|d| d.count()).unwrap_or(0);
+        let pending =
+            std::fs::read_dir(dir.join("store/tls/manager/pending")).map(|d| d.count()).unwrap_or(0);
         mid_order += usize::from(pending > 0);
         assert_store_whole(&dir.join("store"), &hostnames).await;
         edge.restart();

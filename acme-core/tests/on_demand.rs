@@ -33,7 +33,8 @@ use rustls_pki_types::ServerName;
 use sni_proxy::{HttpAskPolicy, OnDemand, TlsConfig, plausible_public_name, serve_tls};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// An ask endpoint: 200 for names starting with "ok", 403 otherwise; counts requests.
+/// An ask endpoint: 200 `{"allow":true}` for names starting with "ok", 403
+/// `{"allow":false}` otherwise; counts requests.
 async fn ask_endpoint(asked: Arc<AtomicUsize>) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -48,9 +49,12 @@ async fn ask_endpoint(asked: Arc<AtomicUsize>) -> SocketAddr {
                 let head = String::from_utf8_lossy(&buf[..n]).into_owned();
                 let allowed = head.contains("domain=ok")
                     && head.to_ascii_lowercase().contains("x-client-ip: 127.0.0.1");
-                let status = if allowed { "200 OK" } else { "403 Forbidden" };
+                let (status, body) =
+                    if allowed { ("200 OK", r#"{"allow":true}"#) } else { ("403 Forbidden", r#"{"allow":false}"#) };
                 let response = format!(
-                    "HTTP/1.1 {status}\r\nCache-Control: max-age=60\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    "HTTP/1.1 {status}\r\nCache-Control: max-age=60\r\nContent-Type: application/json\r\n\
+                     Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
                 );
                 let _ = s.write_all(response.as_bytes()).await;
             });
@@ -118,7 +122,7 @@ async fn serve(
         None => format!("http://{}/internal/ask", ask_endpoint(Arc::clone(&asked)).await),
     };
     let upstream = common::echo_upstream().await;
-    let mut on_demand = OnDemand::new(Arc::new(HttpAskPolicy::new(&url)), manager.clone());
+    let mut on_demand = OnDemand::new(Arc::new(HttpAskPolicy::new(&url).unwrap()), manager.clone());
     on_demand.limits = limits;
     let config =
         TlsConfig::from_source(manager, upstream).with_answers(Arc::new(responses)).with_on_demand(on_demand);

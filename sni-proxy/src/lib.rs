@@ -74,7 +74,10 @@ pub use cert_store::serving::{
 /// needs no other dependency.
 pub use cert_store::{CertBundle, async_trait};
 pub use http80::{Http80Config, serve_http80};
-pub use on_demand::{AskLimits, HttpAskPolicy, OnDemand, Rate, plausible_public_name};
+pub use on_demand::{
+    AskLimits, AskRefusal, AskRootError, AskUrlError, ExtraRoot, HttpAskPolicy, OnDemand, Rate, RefusedNames,
+    plausible_public_name,
+};
 pub use proxy::{BindError, BoundProxy, Proxy, RunningProxy};
 pub use resolver::{LoadError, SniResolver, certified_key};
 pub use routes::{Route, Routes};

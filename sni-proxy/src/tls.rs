@@ -32,7 +32,8 @@ pub struct TlsConfig {
     /// the TLS stream through to a backend. Changeable while serving.
     pub routes: Arc<Routes>,
     /// Time allowed for the ClientHello, and again for the rest of the
-    /// handshake (an on-demand issuance in between has its own timeout).
+    /// handshake (an on-demand pass in between — storage read, ask, wait for
+    /// an issuance permit, issuance — is bounded by [`OnDemand::timeout`](crate::OnDemand::timeout)).
     pub handshake_timeout: Duration,
     /// Connections served at once; further ones wait in the accept queue.
     pub max_connections: usize,
@@ -287,17 +288,15 @@ async fn serve_connection(
 }
 
 /// Brings the certificate for `sni` into the resolver: from the store, else
-/// (when enabled and allowed) by on-demand issuance.
+/// (when enabled and allowed) by on-demand issuance. With [`OnDemand`](crate::OnDemand),
+/// the store read is part of its pass (shared by concurrent handshakes for the
+/// name, skipped for a name refused recently, bounded by its timeout).
 async fn load_or_issue(config: &TlsConfig, sni: &str, peer: SocketAddr) {
-    let mut bundle = None;
-    if let Some(source) = &config.source {
-        bundle = source.certificate(sni).await;
-    }
-    if bundle.is_none()
-        && let Some(on_demand) = &config.on_demand
-    {
-        bundle = on_demand.obtain(sni, peer.ip()).await;
-    }
+    let bundle = match (&config.on_demand, &config.source) {
+        (Some(on_demand), source) => on_demand.resolve(sni, peer.ip(), source.as_ref()).await,
+        (None, Some(source)) => source.certificate(sni).await,
+        (None, None) => None,
+    };
     if let Some(bundle) = bundle
         && let Err(e) = config.resolver.insert_bundle(&bundle)
     {

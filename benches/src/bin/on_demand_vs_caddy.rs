@@ -52,7 +52,9 @@ async fn serve(args: &[String]) -> Result<(), Error> {
     let manager = Arc::new(CertManager::new(store, Arc::new(acme), ManagerConfig::default()));
     let discard = SocketAddr::from(([127, 0, 0, 1], 9));
     let mut tls = TlsConfig::new(Arc::new(SniResolver::new()), discard).with_answers(responses.clone());
-    let mut on_demand = OnDemand::new(Arc::new(HttpAskPolicy::new(ask)), manager);
+    // nginx answers `return 200;` with no body, as Caddy's ask expects.
+    let policy = HttpAskPolicy::new(ask)?.allow_bodiless_2xx(true);
+    let mut on_demand = OnDemand::new(Arc::new(policy), manager);
     on_demand.pending = Arc::new(tokio::sync::Semaphore::new(256));
     tls.on_demand = Some(on_demand);
     let local = |port: &String| -> Result<SocketAddr, Error> {

@@ -69,6 +69,22 @@ impl TestCa {
         cert_store::CertBundle::from_pem(&chain, &key.serialize_pem(), cert_store::Provenance::SelfManaged)
     }
 
+    /// A leaf for `names` (DNS names or IP addresses): (chain PEM, key PEM).
+    pub fn leaf_pem(&self, names: &[&str]) -> (String, String) {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+        let mut params = rcgen::CertificateParams::new(names).unwrap();
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+        params.use_authority_key_identifier_extension = true;
+        let leaf = params.signed_by(&key, &self.issuer).unwrap();
+        (format!("{}{}", leaf.pem(), self.root_pem), key.serialize_pem())
+    }
+
+    /// The root certificate, PEM (synchronously).
+    pub fn root(&self) -> &str {
+        &self.root_pem
+    }
+
     /// The root certificate, PEM.
     pub async fn root_pem(&self) -> Result<String, std::convert::Infallible> {
         Ok(self.root_pem.clone())

@@ -49,8 +49,11 @@ async fn ask_endpoint(asked: Arc<AtomicUsize>) -> SocketAddr {
                 let head = String::from_utf8_lossy(&buf[..n]).into_owned();
                 let allowed = head.contains("domain=ok")
                     && head.to_ascii_lowercase().contains("x-client-ip: 127.0.0.1");
-                let (status, body) =
-                    if allowed { ("200 OK", r#"{"allow":true}"#) } else { ("403 Forbidden", r#"{"allow":false}"#) };
+                let (status, body) = if allowed {
+                    ("200 OK", r#"{"allow":true}"#)
+                } else {
+                    ("403 Forbidden", r#"{"allow":false}"#)
+                };
                 let response = format!(
                     "HTTP/1.1 {status}\r\nCache-Control: max-age=60\r\nContent-Type: application/json\r\n\
                      Content-Length: {}\r\nConnection: close\r\n\r\n{body}",

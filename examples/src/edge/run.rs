@@ -176,7 +176,8 @@ pub async fn run(mut config: Config) -> Result<(), StartError> {
     // Every node answers the challenges any node of the fleet published.
     let answers: Arc<dyn ChallengeAnswers> = Arc::new(responses.with_shared_store(Arc::clone(&storage)));
     let ask_url = format!("{}/internal/ask", controlplane.trim_end_matches('/'));
-    let ask = HttpAskPolicy::new(&ask_url).map_err(|e| StartError::Config(format!("CONTROLPLANE_URL: {e}")))?;
+    let ask =
+        HttpAskPolicy::new(&ask_url).map_err(|e| StartError::Config(format!("CONTROLPLANE_URL: {e}")))?;
     // One call connects the manager: certificates load at first handshake
     // and are replaced or dropped as soon as they are issued, renewed or archived.
     let tls = TlsConfig::from_source_with(

@@ -6,8 +6,7 @@
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
-#[path = "proxy_common/mod.rs"]
-mod common;
+use testkit as common;
 
 use std::{
     net::SocketAddr,

@@ -5,6 +5,7 @@
 //! [`TestkitError::MissingBinary`] that names the Debian package to install
 //! (`scripts/test` installs them all).
 
+mod clients;
 mod dns;
 mod error;
 mod fault_proxy;
@@ -15,6 +16,7 @@ mod postgres;
 mod process;
 mod tcp;
 
+pub use clients::{client_config, echo_upstream};
 pub use dns::{DnsServer, DnsServerBuilder, TSIG_KEY_NAME, Zone};
 pub use error::TestkitError;
 pub use fault_proxy::{Exchange, Fault, FaultPlan, FaultProxy};

@@ -1,13 +1,14 @@
-//! Helpers of the tests that run acme-core behind sni-proxy (moved from
-//! sni-proxy, which does not depend on acme-core).
-
-#![allow(dead_code, clippy::unwrap_used)]
+//! Clients and trivial servers the TLS tests of several crates share.
 
 use std::{net::SocketAddr, sync::Arc};
 
 use rustls_pki_types::{CertificateDer, pem::PemObject};
 
-/// A rustls client trusting only `root_pem`.
+/// A rustls client (ring provider) trusting only `root_pem`.
+///
+/// # Panics
+/// When `root_pem` holds no certificate rustls accepts as a root (a test bug).
+#[allow(clippy::unwrap_used)] // test-only crate: a bad fixture is a failed test
 pub fn client_config(root_pem: impl AsRef<str>) -> rustls::ClientConfig {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(CertificateDer::from_pem_slice(root_pem.as_ref().as_bytes()).unwrap()).unwrap();
@@ -18,9 +19,9 @@ pub fn client_config(root_pem: impl AsRef<str>) -> rustls::ClientConfig {
         .with_no_client_auth()
 }
 
-/// A TCP server that echoes every byte back.
+/// A TCP server on 127.0.0.1 that echoes every byte back (an upstream).
 pub async fn echo_upstream() -> SocketAddr {
-    testkit::tcp_server(|mut s| async move {
+    crate::tcp_server(|mut s| async move {
         let (mut r, mut w) = s.split();
         let _ = tokio::io::copy(&mut r, &mut w).await;
     })

@@ -139,7 +139,12 @@ pub struct AcmeIssuer<S: Storage + ?Sized> {
     poll: Duration,
     order_timeout: Option<Duration>,
     orders: Arc<crate::OrderLimit>,
+    in_flight: Arc<tokio::sync::Semaphore>,
+    max_in_flight: usize,
 }
+
+/// Orders an [`AcmeIssuer`] has with its CA at once by default.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 20;
 
 impl<S: Storage + ?Sized> AcmeIssuer<S> {
     /// An issuer for `directory` keeping its account in `store`, answering HTTP-01.
@@ -156,7 +161,31 @@ impl<S: Storage + ?Sized> AcmeIssuer<S> {
             poll: Duration::from_secs(60),
             order_timeout: None,
             orders: Arc::new(crate::OrderLimit::default()),
+            in_flight: Arc::new(tokio::sync::Semaphore::new(DEFAULT_MAX_IN_FLIGHT)),
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
         }
+    }
+
+    /// Has at most `n` orders with the CA at once (default
+    /// [`DEFAULT_MAX_IN_FLIGHT`], 20; 0 counts as 1): further
+    /// [`issue`](Issuer::issue) calls wait in line, first come first served,
+    /// before any request to the CA — a burst of on-demand names does not
+    /// all reach the CA together (a CA can stall under a hundred new orders
+    /// at once), and a caller that gives up (a handshake's deadline) leaves
+    /// the line. An order holds its place from its first request to its
+    /// last (new order or resumption, challenges, finalize, download).
+    #[must_use]
+    pub fn with_max_in_flight(mut self, n: usize) -> Self {
+        let n = n.clamp(1, tokio::sync::Semaphore::MAX_PERMITS);
+        self.in_flight = Arc::new(tokio::sync::Semaphore::new(n));
+        self.max_in_flight = n;
+        self
+    }
+
+    /// Orders in flight with the CA right now.
+    #[must_use]
+    pub fn in_flight(&self) -> usize {
+        self.max_in_flight - self.in_flight.available_permits()
     }
 
     /// Trusts this PEM root for the CA's API (private and test CAs).
@@ -650,6 +679,21 @@ impl<S: Storage + ?Sized> Issuer for AcmeIssuer<S> {
                 dns.preflight(&dns_names).await?;
             }
         }
+        // A place among the orders in flight, held until this call returns.
+        let _in_flight = match Arc::clone(&self.in_flight).try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                tracing::debug!(
+                    names = ?request.names,
+                    max = self.max_in_flight,
+                    "orders in flight at their bound: waiting in line"
+                );
+                Arc::clone(&self.in_flight)
+                    .acquire_owned()
+                    .await
+                    .map_err(|e| IssueError::internal("the in-flight limit was closed", e))?
+            }
+        };
         for attempt in 1..=BAD_NONCE_ATTEMPTS {
             let mut published = Vec::new();
             // A CA that stops answering mid-request must not hold the name

@@ -83,7 +83,7 @@ mod renewal;
 mod retry;
 mod solver;
 
-pub use acme::AcmeIssuer;
+pub use acme::{AcmeIssuer, DEFAULT_MAX_IN_FLIGHT};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{BoxError, ErrorClass, IssueError, RetryDecision};
 pub use events::{EVENT_LOG_PER_NAME, Event, EventKind, EventLog, EventSink};

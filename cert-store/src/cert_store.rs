@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 use tokio::sync::Mutex;
 
 use crate::{
-    CertBundle, CertError, ExpiryIndex, Key, KeyInfo, Leases, Storage, StorageError,
+    CertBundle, CertError, ExpiryIndex, IndexGeneration, Key, Leases, Storage, StorageError,
     keys::{self, legacy},
 };
 
@@ -16,8 +16,23 @@ use crate::{
 /// Layout (stable, so several processes and versions share one store; see
 /// [`keys`](crate::keys)): `tls/certs/<primary name>` (one JSON record per
 /// bundle: chain, key and meta, written in one atomic `put`, so chain and key
-/// can never disagree), `tls/accounts/<directory>`, `tls/index/expiry`.
-/// Records of the layout before `tls/` are still read.
+/// can never disagree), `tls/accounts/<directory>`, `tls/index/expiry` and
+/// `tls/index/expiry-generation`. Records of the layout before `tls/` are
+/// still read.
+///
+/// # The cached expiry index
+/// Each `CertStore` keeps the last index it read or wrote in memory. Whether
+/// it is still current is decided by the [`IndexGeneration`]: every update
+/// (under the lease `tls/leases/expiry-index`) writes the next generation to
+/// the small record `tls/index/expiry-generation` *first*, then the index
+/// with that generation in its first line. A reader gets the small record
+/// and re-reads the index only when it differs from the cached index's
+/// generation. As the small record is written before the index, it never
+/// names an older write than the index holds: a cached index whose generation
+/// still matches is the latest, whatever the storage's clock or timestamp
+/// resolution (`stat` is not used). If a writer dies between the two writes,
+/// readers see a mismatch and read the index (one extra read per call) until
+/// the next update.
 ///
 /// ```
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -38,7 +53,8 @@ use crate::{
 pub struct CertStore<S: Storage + ?Sized> {
     storage: Arc<S>,
     index_lease_ttl: Duration,
-    index_cache: Mutex<Option<(KeyInfo, Arc<ExpiryIndex>)>>,
+    /// The last index read or written, when it had a generation.
+    index_cache: Mutex<Option<Arc<ExpiryIndex>>>,
 }
 
 impl<S: Storage + ?Sized> std::fmt::Debug for CertStore<S> {
@@ -189,7 +205,8 @@ impl<S: Storage + ?Sized> CertStore<S> {
     /// is before `t`, earliest first.
     ///
     /// Reads the index record only when it changed since the last call (one
-    /// `stat` otherwise), never the certificates.
+    /// read of the few-byte generation record otherwise), never the
+    /// certificates.
     ///
     /// # Errors
     /// When the storage fails or the index record is corrupt.
@@ -198,45 +215,60 @@ impl<S: Storage + ?Sized> CertStore<S> {
         Ok(index.due_before(t).map(|(n, at)| (n.to_owned(), at)).collect())
     }
 
-    /// The current expiry index (cached while its record is unchanged).
+    /// The current expiry index (cached while its generation is unchanged).
     ///
     /// # Errors
     /// When the storage fails or the index record is corrupt.
     pub async fn index(&self) -> Result<Arc<ExpiryIndex>, CertError> {
         let mut cache = self.index_cache.lock().await;
-        Ok(self.fresh_index(&mut cache).await?)
+        Ok(self.fresh_index(&mut cache).await?.0)
     }
 
-    /// The index as stored now: the cached copy when the record's `stat`
-    /// is unchanged, else read and decoded (and cached).
+    /// The generation record as stored now; `None` when missing, or
+    /// unreadable (then the index is read every time until the next update
+    /// rewrites it).
+    async fn stored_generation(&self) -> Result<Option<IndexGeneration>, StorageError> {
+        let key = keys::expiry_generation();
+        let Some(bytes) = self.storage.get(&key).await? else { return Ok(None) };
+        let generation = std::str::from_utf8(&bytes).ok().and_then(IndexGeneration::parse);
+        if generation.is_none() {
+            tracing::warn!(%key, "unreadable index generation record; reading the index every time until the next update");
+        }
+        Ok(generation)
+    }
+
+    /// The index as stored now, and the generation record read to decide it:
+    /// the cached copy when its generation is the one recorded, else the
+    /// record read and decoded (and cached when it has a generation).
     async fn fresh_index(
         &self,
-        cache: &mut Option<(KeyInfo, Arc<ExpiryIndex>)>,
-    ) -> Result<Arc<ExpiryIndex>, StorageError> {
-        let mut key = keys::expiry_index();
-        let mut info = self.storage.stat(&key).await?;
-        if info.is_none() {
-            // A store written before the `tls/` layout: its index, until the
-            // next update writes the new one.
-            key = legacy::expiry_index();
-            info = self.storage.stat(&key).await?;
-        }
-        let Some(info) = info else {
-            *cache = None;
-            return Ok(Arc::new(ExpiryIndex::default()));
-        };
-        if let Some((cached_info, index)) = cache.as_ref()
-            && *cached_info == info
+        cache: &mut Option<Arc<ExpiryIndex>>,
+    ) -> Result<(Arc<ExpiryIndex>, Option<IndexGeneration>), StorageError> {
+        let recorded = self.stored_generation().await?;
+        if let (Some(recorded), Some(index)) = (recorded, cache.as_ref())
+            && index.generation() == Some(recorded)
         {
-            return Ok(Arc::clone(index));
+            return Ok((Arc::clone(index), Some(recorded)));
         }
-        let bytes = self.storage.get(&key).await?.unwrap_or_default();
+        let mut found = None;
+        // A store written before the `tls/` layout: its index, until the
+        // next update writes the new one.
+        for key in [keys::expiry_index(), legacy::expiry_index()] {
+            if let Some(bytes) = self.storage.get(&key).await? {
+                found = Some((key, bytes));
+                break;
+            }
+        }
+        let Some((key, bytes)) = found else {
+            *cache = None;
+            return Ok((Arc::new(ExpiryIndex::default()), recorded));
+        };
         let index = Arc::new(
             ExpiryIndex::decode(&bytes)
                 .map_err(|e| StorageError::Corrupt { key: key.to_string(), reason: e.to_string() })?,
         );
-        *cache = Some((info, Arc::clone(&index)));
-        Ok(index)
+        *cache = index.generation().is_some().then(|| Arc::clone(&index));
+        Ok((index, recorded))
     }
 
     /// Rebuilds the expiry index from every stored bundle (after a crash
@@ -264,27 +296,32 @@ impl<S: Storage + ?Sized> CertStore<S> {
 
     /// Read–modify–write of the index record under a lease, so that
     /// concurrent writers (tasks or processes) never lose each other's entries.
-    /// Starts from the cached copy when the record did not change since.
+    /// Starts from the cached copy when its generation is the recorded one;
+    /// writes the next generation to the generation record, then the index.
     async fn update_index(&self, change: impl FnOnce(&mut ExpiryIndex)) -> Result<(), StorageError> {
-        let key = keys::expiry_index();
         let guard = self.storage.lock(&keys::expiry_index_lease(), self.index_lease_ttl).await?;
         let mut cache = self.index_cache.lock().await;
         let result = async {
-            let current = match self.fresh_index(&mut cache).await {
-                Ok(index) => index,
+            let (current, recorded) = match self.fresh_index(&mut cache).await {
+                Ok(found) => found,
                 Err(StorageError::Corrupt { reason, .. }) => {
                     tracing::warn!(%reason, "expiry index corrupt; starting a new one (run rebuild_index)");
-                    Arc::new(ExpiryIndex::default())
+                    (Arc::new(ExpiryIndex::default()), self.stored_generation().await?)
                 }
                 Err(e) => return Err(e),
             };
             *cache = None; // drop the cache's reference so the index is not copied
             let mut index = Arc::unwrap_or_clone(current);
+            // After both the record and the index: after a writer that died
+            // between its two writes, the number still moves forward.
+            let previous =
+                [recorded, index.generation()].into_iter().flatten().max_by_key(IndexGeneration::number);
+            let next = IndexGeneration::after(previous);
             change(&mut index);
-            self.storage.put(&key, &index.encode()).await?;
-            if let Some(info) = self.storage.stat(&key).await? {
-                *cache = Some((info, Arc::new(index)));
-            }
+            index.set_generation(Some(next));
+            self.storage.put(&keys::expiry_generation(), next.to_string().as_bytes()).await?;
+            self.storage.put(&keys::expiry_index(), &index.encode()).await?;
+            *cache = Some(Arc::new(index));
             Ok(())
         }
         .await;

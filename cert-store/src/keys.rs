@@ -9,7 +9,8 @@
 //! |---|---|
 //! | `tls/certs/<name>` | one [`CertBundle`](crate::CertBundle) (chain, **private key**, meta) per primary name, JSON, written in one atomic `put` |
 //! | `tls/accounts/<readable>-<digest>` | ACME account credentials (**private key**) for one directory URL |
-//! | `tls/index/expiry` | the [`ExpiryIndex`](crate::ExpiryIndex) record |
+//! | `tls/index/expiry` | the [`ExpiryIndex`](crate::ExpiryIndex) record (its first line: the [`IndexGeneration`](crate::IndexGeneration) it was written as) |
+//! | `tls/index/expiry-generation` | the generation of the latest index write, a few bytes: what [`CertStore`](crate::CertStore) reads to know whether its cached index is current |
 //! | `tls/leases/expiry-index` | lease: index updates are serialised under it |
 //!
 //! `<name>` is a canonical hostname (`*.example.com` for a wildcard);
@@ -103,6 +104,17 @@ pub fn expiry_index() -> Key {
     constant_key(format!("{ROOT}/index/expiry"))
 }
 
+/// `tls/index/expiry-generation`: the [`IndexGeneration`](crate::IndexGeneration)
+/// of the latest index write (written just before the index itself).
+///
+/// ```
+/// assert_eq!(cert_store::keys::expiry_generation().as_str(), "tls/index/expiry-generation");
+/// ```
+#[must_use]
+pub fn expiry_generation() -> Key {
+    constant_key(format!("{ROOT}/index/expiry-generation"))
+}
+
 /// `tls/leases/expiry-index`: the lease index updates run under.
 ///
 /// ```
@@ -183,6 +195,7 @@ mod tests {
             certificate("a.example.com").unwrap(),
             account("https://ca.example/directory").unwrap(),
             expiry_index(),
+            expiry_generation(),
             expiry_index_lease(),
         ] {
             assert!(key.is_under(&root), "{key}");

@@ -52,7 +52,7 @@ pub use bundle::{CertBundle, CertMeta, KeyType, Provenance};
 pub use cert_store::CertStore;
 pub use error::{BoxError, CertError, StorageError};
 pub use file::FileStorage;
-pub use index::{ExpiryIndex, IndexDecodeError, IndexEntry};
+pub use index::{ExpiryIndex, IndexDecodeError, IndexEntry, IndexGeneration};
 pub use key::{Key, MAX_KEY_LEN, Prefix};
 pub use lease::{LeaseGuard, Leases, MIN_LEASE_TTL};
 pub use memory::MemoryStorage;

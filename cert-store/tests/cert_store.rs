@@ -223,3 +223,111 @@ async fn a_store_in_the_old_layout_is_still_read() {
     assert_eq!(store.load("old.example.com").await.unwrap(), None);
     assert!(storage.get(&key("certs/old.example.com")).await.unwrap().is_none());
 }
+
+/// Counts reads per key on top of `MemoryStorage`.
+#[derive(Default)]
+struct CountingReads {
+    inner: MemoryStorage,
+    reads: std::sync::Mutex<std::collections::HashMap<String, usize>>,
+}
+
+impl CountingReads {
+    fn reads_of(&self, key: &cert_store::Key) -> usize {
+        self.reads.lock().unwrap().get(key.as_str()).copied().unwrap_or(0)
+    }
+}
+
+#[cert_store::async_trait]
+impl Storage for CountingReads {
+    async fn get(&self, key: &cert_store::Key) -> Result<Option<Vec<u8>>, cert_store::StorageError> {
+        *self.reads.lock().unwrap().entry(key.to_string()).or_default() += 1;
+        self.inner.get(key).await
+    }
+    async fn put(&self, key: &cert_store::Key, value: &[u8]) -> Result<(), cert_store::StorageError> {
+        self.inner.put(key, value).await
+    }
+    async fn delete(&self, key: &cert_store::Key) -> Result<(), cert_store::StorageError> {
+        self.inner.delete(key).await
+    }
+    async fn list(
+        &self,
+        prefix: &cert_store::Prefix,
+    ) -> Result<Vec<cert_store::Key>, cert_store::StorageError> {
+        self.inner.list(prefix).await
+    }
+    async fn stat(
+        &self,
+        key: &cert_store::Key,
+    ) -> Result<Option<cert_store::KeyInfo>, cert_store::StorageError> {
+        panic!("CertStore must not need stat (asked for {key})")
+    }
+    async fn try_acquire_lease(
+        &self,
+        name: &cert_store::Key,
+        holder: &str,
+        ttl: std::time::Duration,
+    ) -> Result<bool, cert_store::StorageError> {
+        self.inner.try_acquire_lease(name, holder, ttl).await
+    }
+    async fn renew_lease(
+        &self,
+        name: &cert_store::Key,
+        holder: &str,
+        ttl: std::time::Duration,
+    ) -> Result<bool, cert_store::StorageError> {
+        self.inner.renew_lease(name, holder, ttl).await
+    }
+    async fn release_lease(
+        &self,
+        name: &cert_store::Key,
+        holder: &str,
+    ) -> Result<(), cert_store::StorageError> {
+        self.inner.release_lease(name, holder).await
+    }
+}
+
+/// The cached index is checked by reading the small generation record; the
+/// index itself is read again only after another store wrote it, and a
+/// writer that died between the generation and the index costs an extra read,
+/// not a stale index.
+#[tokio::test]
+async fn the_index_cache_follows_the_generation_record() {
+    use cert_store::keys;
+    let storage = Arc::new(CountingReads::default());
+    let a = CertStore::new(Arc::clone(&storage));
+    let b = CertStore::new(Arc::clone(&storage));
+    a.save(&bundle_expiring_in("a.example.com", 5)).await.unwrap();
+    let generation = storage.get(&keys::expiry_generation()).await.unwrap().unwrap();
+    let generation = cert_store::IndexGeneration::parse(std::str::from_utf8(&generation).unwrap()).unwrap();
+    assert_eq!(generation.number(), 1);
+    assert_eq!(a.index().await.unwrap().generation(), Some(generation));
+
+    // The writer's own cache is current: no index read.
+    let index_reads = storage.reads_of(&keys::expiry_index());
+    for _ in 0..5 {
+        assert_eq!(a.index().await.unwrap().len(), 1);
+    }
+    assert_eq!(storage.reads_of(&keys::expiry_index()), index_reads, "unchanged index read again");
+
+    // Another store's write: read once, then cached again.
+    assert_eq!(b.index().await.unwrap().len(), 1);
+    b.save(&bundle_expiring_in("b.example.com", 5)).await.unwrap();
+    let index_reads = storage.reads_of(&keys::expiry_index());
+    assert_eq!(a.index().await.unwrap().len(), 2);
+    assert_eq!(a.index().await.unwrap().len(), 2);
+    assert_eq!(storage.reads_of(&keys::expiry_index()), index_reads + 1);
+
+    // A writer that died after the generation record, before the index: the
+    // record names a write the index does not hold, so readers read the index
+    // (and see what is stored) until the next update, which moves on from both.
+    let dead = cert_store::IndexGeneration::after(Some(cert_store::IndexGeneration::after(Some(generation))));
+    storage.put(&keys::expiry_generation(), dead.to_string().as_bytes()).await.unwrap();
+    let index_reads = storage.reads_of(&keys::expiry_index());
+    assert_eq!(a.index().await.unwrap().len(), 2);
+    assert_eq!(a.index().await.unwrap().len(), 2);
+    assert_eq!(storage.reads_of(&keys::expiry_index()), index_reads + 2);
+    b.save(&bundle_expiring_in("c.example.com", 5)).await.unwrap();
+    let after = a.index().await.unwrap();
+    assert_eq!(after.len(), 3);
+    assert_eq!(after.generation().map(|g| g.number()), Some(dead.number() + 1));
+}

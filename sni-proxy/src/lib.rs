@@ -13,8 +13,11 @@
 //!   resolver picks and forwards the plaintext to an upstream, passes chosen
 //!   names through untouched (SNI read with `peek`, parsed by rustls),
 //!   answers TLS-ALPN-01 (`acme-tls/1`), and with [`OnDemand`] issues
-//!   certificates for unknown names that an [`AskPolicy`] allows. A name it
-//!   has no certificate for gets the `unrecognized_name` alert.
+//!   certificates for unknown names that an [`AskPolicy`] allows
+//!   ([`HttpAskPolicy`]: an HTTP or HTTPS endpoint answering
+//!   `{"allow": true}`), behind [`AskLimits`] and a cache of
+//!   [`RefusedNames`]. A name it has no certificate for gets the
+//!   `unrecognized_name` alert.
 //!
 //! [`serve_tls_until`] stops accepting on a signal and drains the
 //! connections in flight within a deadline.

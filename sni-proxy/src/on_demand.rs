@@ -231,6 +231,18 @@ const MAX_ASK_BODY: usize = 64 * 1024;
 /// `https://` endpoints are verified against the webpki roots (Mozilla's)
 /// plus any [`with_extra_root`](Self::with_extra_root) (a private control
 /// plane's CA), with rustls on ring.
+///
+/// ```no_run
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::{path::Path, sync::Arc};
+/// use sni_proxy::{HttpAskPolicy, OnDemand, Provision};
+///
+/// let policy = HttpAskPolicy::new("https://cp.internal.example/internal/ask")?
+///     .with_extra_root(Path::new("/etc/edge/control-plane-ca.pem"))?;
+/// # let provision: Arc<dyn Provision> = unimplemented!();
+/// let on_demand = OnDemand::new(Arc::new(policy), provision);
+/// # Ok(()) }
+/// ```
 pub struct HttpAskPolicy {
     url: String,
     timeout: Duration,

@@ -8,8 +8,8 @@ use std::{
 
 use async_trait::async_trait;
 use cert_store::{
-    CertBundle, CertListener, CertSource, CertStore, Leases, Prefix, Provenance, Provision, ProvisionError,
-    Storage, StorageError,
+    CertBundle, CertListener, CertSource, CertStore, ChangeCursor, Leases, Prefix, Provenance, Provision,
+    ProvisionError, Storage, StorageError,
 };
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -61,6 +61,10 @@ pub struct ManagerConfig {
     /// How many retries and renewals one maintenance round runs at once
     /// (default 8).
     pub concurrency: usize,
+    /// How often the background task reads the store's change feed to serve
+    /// what other processes sharing the store issued, renewed or deleted
+    /// (default 1 s; see [`CertStore::changes_since`]).
+    pub follow_interval: Duration,
 }
 
 impl Default for ManagerConfig {
@@ -71,6 +75,7 @@ impl Default for ManagerConfig {
             check_interval: Duration::from_secs(600),
             lease_ttl: Duration::from_secs(120),
             concurrency: 8,
+            follow_interval: Duration::from_secs(1),
         }
     }
 }
@@ -244,8 +249,10 @@ impl<S: Storage + ?Sized> CertManager<S> {
         self.inner.sinks.write().unwrap_or_else(PoisonError::into_inner).push(sink);
     }
 
-    /// Starts the background task (renewals, retries, unfinished orders)
-    /// unless it runs already. Call it once the challenge listeners are bound
+    /// Starts the background task (renewals, retries, unfinished orders;
+    /// following the store's change feed, so that a certificate another
+    /// process renewed, replaced or deleted is served or dropped here within
+    /// [`ManagerConfig::follow_interval`]) unless it runs already. Call it once the challenge listeners are bound
     /// (sni-proxy's `BoundProxy::serve_then` runs its argument after binding).
     /// Outside a Tokio runtime it logs an error and starts nothing.
     pub fn start_background(&self) {
@@ -258,11 +265,22 @@ impl<S: Storage + ?Sized> CertManager<S> {
             return;
         };
         let background = Arc::clone(&self.inner);
+        let follower = Arc::clone(&self.inner);
         *timer = Some(runtime.spawn(async move {
-            loop {
-                background.maintain().await;
-                tokio::time::sleep(background.config.check_interval).await;
-            }
+            let following = async move {
+                let mut cursor = ChangeCursor::default();
+                loop {
+                    follower.follow(&mut cursor).await;
+                    tokio::time::sleep(follower.config.follow_interval.max(Duration::from_millis(10))).await;
+                }
+            };
+            let maintaining = async move {
+                loop {
+                    background.maintain().await;
+                    tokio::time::sleep(background.config.check_interval).await;
+                }
+            };
+            tokio::join!(following, maintaining);
         }));
     }
 
@@ -314,12 +332,7 @@ impl<S: Storage + ?Sized> CertManager<S> {
     /// is left alone: delete it from the [`CertStore`] first, or the next
     /// handshake for the name loads it again.
     pub fn forget(&self, name: &str) {
-        let name = name.trim_end_matches('.').to_ascii_lowercase();
-        self.inner.cache.write().unwrap_or_else(PoisonError::into_inner).remove(&name);
-        self.inner.statuses.write().unwrap_or_else(PoisonError::into_inner).remove(&name);
-        for listener in self.inner.listeners() {
-            listener.removed(&name);
-        }
+        self.inner.forget(name);
     }
 
     /// The status of a name.
@@ -373,6 +386,43 @@ impl<S: Storage + ?Sized> Inner<S> {
             self.tell_listeners(&bundle);
         }
         bundle
+    }
+
+    fn forget(&self, name: &str) {
+        let name = name.trim_end_matches('.').to_ascii_lowercase();
+        self.cache.write().unwrap_or_else(PoisonError::into_inner).remove(&name);
+        self.statuses.write().unwrap_or_else(PoisonError::into_inner).remove(&name);
+        for listener in self.listeners() {
+            listener.removed(&name);
+        }
+    }
+
+    /// One look at the store's change feed: a name another process (or
+    /// this one) saved is reloaded if this manager holds it, and its
+    /// listeners get the stored certificate; a deleted one is forgotten.
+    async fn follow(&self, cursor: &mut ChangeCursor) {
+        let names = match self.store.changes_since(cursor).await {
+            Ok(names) => names,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the change feed; retrying");
+                return;
+            }
+        };
+        for name in names {
+            match self.store.load(&name).await {
+                Ok(Some(stored)) => {
+                    let held = self.cache.read().unwrap_or_else(PoisonError::into_inner).get(&name).cloned();
+                    let Some(held) = held else { continue };
+                    if held.meta().serial != stored.meta().serial {
+                        let stored = Arc::new(stored);
+                        self.remember(&name, Arc::clone(&stored));
+                        self.tell_listeners(&stored);
+                    }
+                }
+                Ok(None) => self.forget(&name),
+                Err(e) => tracing::warn!(%name, error = %e, "changed certificate not reloaded"),
+            }
+        }
     }
 
     fn listeners(&self) -> Vec<Arc<dyn CertListener>> {

@@ -6,7 +6,8 @@ use time::OffsetDateTime;
 use tokio::sync::Mutex;
 
 use crate::{
-    CertBundle, CertError, ExpiryIndex, IndexGeneration, Key, Leases, Storage, StorageError,
+    CertBundle, CertError, ChangeCursor, ExpiryIndex, IndexGeneration, Key, Leases, Storage, StorageError,
+    changes,
     keys::{self, legacy},
 };
 
@@ -113,6 +114,7 @@ impl<S: Storage + ?Sized> CertStore<S> {
             index.upsert(meta.primary_name(), meta.attention_at(), meta.not_after);
         })
         .await?;
+        changes::record(self.storage.as_ref(), meta.primary_name()).await?;
         Ok(())
     }
 
@@ -136,6 +138,9 @@ impl<S: Storage + ?Sized> CertStore<S> {
             }
         })
         .await?;
+        for bundle in bundles {
+            changes::record(self.storage.as_ref(), bundle.meta().primary_name()).await?;
+        }
         Ok(())
     }
 
@@ -165,7 +170,20 @@ impl<S: Storage + ?Sized> CertStore<S> {
             index.remove(&name);
         })
         .await?;
+        changes::record(self.storage.as_ref(), &name).await?;
         Ok(())
+    }
+
+    /// The names whose certificates were saved or deleted (by any process
+    /// sharing the storage) since `cursor` last looked; the first call only
+    /// primes the cursor. One `list` of the change feed per call: poll it
+    /// about every second to serve what other processes issued, renewed or
+    /// deleted (see [`changes`](crate::changes)).
+    ///
+    /// # Errors
+    /// [`CertError::Storage`] when the storage fails (the cursor is unchanged).
+    pub async fn changes_since(&self, cursor: &mut ChangeCursor) -> Result<Vec<String>, CertError> {
+        Ok(changes::since(self.storage.as_ref(), cursor).await?)
     }
 
     /// The primary names of every stored bundle, sorted.

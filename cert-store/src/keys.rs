@@ -12,6 +12,7 @@
 //! | `tls/index/expiry` | the [`ExpiryIndex`](crate::ExpiryIndex) record (its first line: the [`IndexGeneration`](crate::IndexGeneration) it was written as) |
 //! | `tls/index/expiry-generation` | the generation of the latest index write, a few bytes: what [`CertStore`](crate::CertStore) reads to know whether its cached index is current |
 //! | `tls/leases/expiry-index` | lease: index updates are serialised under it |
+//! | `tls/changes/<time>-<random>` | the name of a certificate just saved or deleted: the change feed other processes poll (kept 5 minutes) |
 //!
 //! `<name>` is a canonical hostname (`*.example.com` for a wildcard);
 //! `<readable>` is the directory URL without its scheme, every character
@@ -123,6 +124,25 @@ pub fn expiry_generation() -> Key {
 #[must_use]
 pub fn expiry_index_lease() -> Key {
     constant_key(format!("{ROOT}/leases/expiry-index"))
+}
+
+/// `tls/changes/<record>`: one change-feed record (its value: the name of
+/// the certificate saved or deleted), see [`changes`](crate::changes).
+///
+/// # Errors
+/// When `record` cannot be part of a key.
+///
+/// ```
+/// assert_eq!(cert_store::keys::change("0001-ab").unwrap().as_str(), "tls/changes/0001-ab");
+/// ```
+pub fn change(record: &str) -> Result<Key, StorageError> {
+    Key::new(format!("{ROOT}/changes/{record}"))
+}
+
+/// The change feed: every record under `tls/changes`.
+#[must_use]
+pub fn changes() -> Prefix {
+    constant_prefix(format!("{ROOT}/changes"))
 }
 
 /// `<readable>-<digest>` of an ACME directory URL.

@@ -31,6 +31,7 @@
 
 mod bundle;
 mod cert_store;
+pub mod changes;
 #[cfg(feature = "testing")]
 pub mod conformance;
 mod error;
@@ -50,6 +51,7 @@ mod storage;
 pub use async_trait::async_trait;
 pub use bundle::{CertBundle, CertMeta, KeyType, Provenance};
 pub use cert_store::CertStore;
+pub use changes::{CHANGE_RETENTION, ChangeCursor};
 pub use error::{BoxError, CertError, StorageError};
 pub use file::FileStorage;
 pub use index::{ExpiryIndex, IndexDecodeError, IndexEntry, IndexGeneration};

@@ -30,8 +30,14 @@ const TEMP_PREFIX: &str = ".tmp-";
 ///   private keys.
 /// - Several processes may share one directory. Leases are files under
 ///   `.leases/`, read and written under an exclusive `flock`, with the expiry
-///   as wall-clock time; a crashed holder's lease expires after its ttl.
-///   (`flock` is local to one machine: for a fleet, use the PostgreSQL backend.)
+///   as wall-clock time; a crashed holder's lease expires after its ttl (at
+///   once when its process is gone). A released lease's file is deleted
+///   (under its lock; a process that was waiting for that lock notices the
+///   file is gone and starts over), so the directory holds about one file per
+///   lease held, not one per lease ever taken. (`flock` is local to one
+///   machine: for a fleet, use the PostgreSQL backend.)
+/// - `stat` reports the file's size and mtime: the mtime has the
+///   filesystem's resolution (see the [`Storage`] contract).
 ///
 /// ```
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -181,42 +187,97 @@ fn now_ms() -> u128 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis())
 }
 
+/// What to do with a lease file once `decide` has seen its record.
+enum LeaseWrite {
+    /// Leave the file as it is.
+    Keep,
+    /// Write this record.
+    Record(LeaseRecord),
+    /// The lease is free: delete the file (under the lock, see [`with_lease_file`]).
+    Remove,
+}
+
+/// Whether `file` (open) is still the file at `path`: a lease file deleted by
+/// a release while we waited for its lock is not the lease any more.
+fn is_current(file: &File, path: &Path) -> io::Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let open = file.metadata()?;
+    match fs::symlink_metadata(path) {
+        Ok(at_path) => Ok(at_path.dev() == open.dev() && at_path.ino() == open.ino()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// Runs `decide` on the current lease record of `path` under an exclusive
-/// `flock`; writes back what it returns (`Some(Some(r))` = write r,
-/// `Some(None)` = clear, `None` = leave as is).
+/// `flock` and applies what it returns.
+///
+/// A free lease has no file: a release deletes the file while it still holds
+/// the lock. Another process may have opened the same file before that and be
+/// waiting for the lock; once it gets it, the file is no longer at `path`
+/// (checked by device and inode), so it starts again on whatever is at
+/// `path` now instead of taking a lease in a deleted file. Every lease
+/// operation locks the file found at `path` and acts only if it still is, so
+/// two holders can never work on two different files of one lease.
+///
+/// With `create` false a missing file is a free lease (`decide(None)`) and
+/// nothing is created: renewing or releasing a lease nobody holds leaves no
+/// file behind.
 fn with_lease_file<T>(
     path: &Path,
-    decide: impl FnOnce(Option<LeaseRecord>) -> (T, Option<Option<LeaseRecord>>),
+    create: bool,
+    mut decide: impl FnMut(Option<LeaseRecord>) -> (T, LeaseWrite),
 ) -> Result<T, StorageError> {
     let io_err = |e| StorageError::io(path, e);
-    if let Some(dir) = path.parent() {
-        create_dirs(dir)?;
-    }
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(path)
-        .map_err(io_err)?;
-    file.lock().map_err(io_err)?;
-    let mut text = String::new();
-    file.read_to_string(&mut text).map_err(io_err)?;
-    // A torn record (crash while writing) counts as no lease.
-    let current = serde_json::from_str::<LeaseRecord>(&text).ok();
-    let (answer, write) = decide(current);
-    if let Some(record) = write {
-        let bytes = match record {
-            Some(r) => serde_json::to_vec(&r).map_err(StorageError::backend)?,
-            None => Vec::new(),
+    loop {
+        if create && let Some(dir) = path.parent() {
+            create_dirs(dir)?;
+        }
+        let opened =
+            OpenOptions::new().read(true).write(true).create(create).truncate(false).mode(0o600).open(path);
+        let mut file = match opened {
+            Ok(file) => file,
+            // Not creating: no file, no lease. Creating: a release removed
+            // the directory entry between `create_dirs` and `open` (only the
+            // file, never the directory, so this is just a retry).
+            Err(e) if e.kind() == io::ErrorKind::NotFound && !create => {
+                return Ok(decide(None).0);
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(io_err(e)),
         };
-        file.set_len(0).map_err(io_err)?;
-        file.rewind().map_err(io_err)?;
-        file.write_all(&bytes).map_err(io_err)?;
+        file.lock().map_err(io_err)?;
+        if !is_current(&file, path).map_err(io_err)? {
+            // Released (deleted) while we waited for the lock: try again on
+            // the file at `path` now, if any.
+            drop(file);
+            continue;
+        }
+        let mut text = String::new();
+        file.read_to_string(&mut text).map_err(io_err)?;
+        // A torn record (crash while writing) counts as no lease.
+        let current = serde_json::from_str::<LeaseRecord>(&text).ok();
+        let (answer, write) = decide(current);
+        match write {
+            LeaseWrite::Keep => {}
+            LeaseWrite::Record(record) => {
+                let bytes = serde_json::to_vec(&record).map_err(StorageError::backend)?;
+                file.set_len(0).map_err(io_err)?;
+                file.rewind().map_err(io_err)?;
+                file.write_all(&bytes).map_err(io_err)?;
+            }
+            // Deleted before the lock is dropped: whoever waits for this
+            // file's lock sees that it is gone (above) and starts over.
+            LeaseWrite::Remove => match fs::remove_file(path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_err(e)),
+            },
+        }
+        // Closing the file drops the lock.
+        drop(file);
+        return Ok(answer);
     }
-    file.unlock().map_err(io_err)?;
-    Ok(answer)
 }
 
 #[async_trait]
@@ -282,7 +343,7 @@ impl Storage for FileStorage {
         let path = self.lease_path(name);
         let holder = holder.to_owned();
         self.blocking(move |_| {
-            with_lease_file(&path, |current| {
+            with_lease_file(&path, true, |current| {
                 let now = now_ms();
                 let free = current.as_ref().is_none_or(|r| {
                     r.holder == holder
@@ -291,13 +352,13 @@ impl Storage for FileStorage {
                 });
                 if free {
                     let record = LeaseRecord {
-                        holder,
+                        holder: holder.clone(),
                         expires_unix_ms: now + ttl.as_millis(),
                         process: ProcessId::current(),
                     };
-                    (true, Some(Some(record)))
+                    (true, LeaseWrite::Record(record))
                 } else {
-                    (false, None)
+                    (false, LeaseWrite::Keep)
                 }
             })
         })
@@ -308,16 +369,16 @@ impl Storage for FileStorage {
         let path = self.lease_path(name);
         let holder = holder.to_owned();
         self.blocking(move |_| {
-            with_lease_file(&path, |current| match current {
+            with_lease_file(&path, false, |current| match current {
                 Some(r) if r.holder == holder => {
                     let record = LeaseRecord {
-                        holder,
+                        holder: holder.clone(),
                         expires_unix_ms: now_ms() + ttl.as_millis(),
                         process: ProcessId::current(),
                     };
-                    (true, Some(Some(record)))
+                    (true, LeaseWrite::Record(record))
                 }
-                _ => (false, None),
+                _ => (false, LeaseWrite::Keep),
             })
         })
         .await
@@ -327,9 +388,9 @@ impl Storage for FileStorage {
         let path = self.lease_path(name);
         let holder = holder.to_owned();
         self.blocking(move |_| {
-            with_lease_file(&path, |current| match current {
-                Some(r) if r.holder == holder => ((), Some(None)),
-                _ => ((), None),
+            with_lease_file(&path, false, |current| match current {
+                Some(r) if r.holder == holder => ((), LeaseWrite::Remove),
+                _ => ((), LeaseWrite::Keep),
             })
         })
         .await

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 
 use crate::{Key, Prefix, StorageError};
 
-/// Size and modification time of a stored value.
+/// Size and modification time of a stored value ([`Storage::stat`]).
 ///
 /// ```
 /// use std::time::SystemTime;
@@ -17,7 +17,7 @@ use crate::{Key, Prefix, StorageError};
 pub struct KeyInfo {
     /// Length of the value in bytes.
     pub size: u64,
-    /// When the value was last written.
+    /// When the value was last written, at the backend's timestamp resolution.
     pub modified: SystemTime,
 }
 
@@ -40,11 +40,23 @@ pub struct KeyInfo {
 ///   new one, never a mixture, even if the process dies during the write.
 /// - `delete` of a missing key succeeds.
 /// - `list` returns every key at or below the prefix (segment-wise), sorted.
-/// - `stat` returns the value's size and the time of the last `put`; every
-///   `put` changes what `stat` returns (`modified` moves forward — a backend
-///   whose clock is coarser than its writes must still make it increase), so
-///   that comparing two `stat`s tells whether the value was replaced:
-///   [`CertStore`](crate::CertStore) re-reads its expiry index only then.
+/// - `stat` describes the value `get` would return now: `None` exactly when
+///   the key does not exist, otherwise
+///   - `size`: the exact length of the current value, read-your-writes (once
+///     `put` returned, `stat` reports the new length, even a microsecond
+///     later — no attribute cache that lags behind the data);
+///   - `modified`: the wall-clock time of the last `put`, at the backend's
+///     timestamp resolution. It is within the clock skew of the real time,
+///     never goes back for one key, and is later after a `put` that comes
+///     more than a second after the previous one.
+///
+///   `stat` is **not** a change detector: two `put`s of equal length within
+///   one tick of the timestamp resolution (filesystems with whole-second
+///   times, coarse kernel clocks) may give equal results.
+///   [`CertStore`](crate::CertStore) does not use it to know whether its
+///   cached expiry index is current (it reads a generation record, see
+///   [`IndexGeneration`](crate::IndexGeneration)); caches of your own should
+///   do likewise.
 /// - Leases: at most one holder per name at any instant while the lease is
 ///   fresh. A holder is an opaque string; [`Leases::lock`](crate::Leases::lock)
 ///   makes a new random one per guard, which polls, refreshes every ttl/3 and
@@ -185,8 +197,8 @@ pub trait Storage: Send + Sync + 'static {
     /// Every key at or below `prefix`, sorted.
     async fn list(&self, prefix: &Prefix) -> Result<Vec<Key>, StorageError>;
 
-    /// Size and time of the last `put`; `None` when the key does not exist.
-    /// Every `put` changes the result (see the contract above).
+    /// Size of the current value and time of the last `put`; `None` when the
+    /// key does not exist (see the contract above for what it guarantees).
     async fn stat(&self, key: &Key) -> Result<Option<KeyInfo>, StorageError>;
 
     /// Takes the lease `name` for `holder` for `ttl` if it is free, expired, or

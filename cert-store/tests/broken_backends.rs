@@ -27,6 +27,10 @@ enum Breakage {
     NeverExpire,
     /// `stat` reports the same modification time forever.
     FrozenStat,
+    /// `stat` answers from an attribute cache kept for a second (as NFS
+    /// clients do): right after a put it may describe the previous value.
+    /// (Only found keys are cached.)
+    CachedStat,
 }
 
 struct Broken {
@@ -34,11 +38,18 @@ struct Broken {
     breakage: Breakage,
     /// The last holder that acquired each lease (for `ReleaseByAnyone`).
     holders: Mutex<HashMap<Key, String>>,
+    /// `CachedStat`'s cache: the answer and when it was taken.
+    stat_cache: Mutex<HashMap<Key, (Option<KeyInfo>, std::time::Instant)>>,
 }
 
 impl Broken {
     fn new(breakage: Breakage) -> Arc<Self> {
-        Arc::new(Self { inner: MemoryStorage::new(), breakage, holders: Mutex::default() })
+        Arc::new(Self {
+            inner: MemoryStorage::new(),
+            breakage,
+            holders: Mutex::default(),
+            stat_cache: Mutex::default(),
+        })
     }
 }
 
@@ -61,6 +72,19 @@ impl Storage for Broken {
     }
 
     async fn stat(&self, key: &Key) -> Result<Option<KeyInfo>, StorageError> {
+        if let Breakage::CachedStat = self.breakage {
+            let mut cache = self.stat_cache.lock().unwrap();
+            if let Some((info, at)) = cache.get(key)
+                && at.elapsed() < Duration::from_secs(1)
+            {
+                return Ok(*info);
+            }
+            let info = futures_lite_now(self.inner.stat(key))?;
+            if info.is_some() {
+                cache.insert(key.clone(), (info, std::time::Instant::now()));
+            }
+            return Ok(info);
+        }
         let info = self.inner.stat(key).await?;
         Ok(match self.breakage {
             Breakage::FrozenStat => info.map(|i| KeyInfo { size: i.size, modified: SystemTime::UNIX_EPOCH }),
@@ -99,6 +123,17 @@ impl Storage for Broken {
     }
 }
 
+/// Polls a future that is ready at once (`MemoryStorage` never waits), so a
+/// std mutex can stay locked around it.
+fn futures_lite_now<T>(future: impl std::future::Future<Output = T>) -> T {
+    let mut future = std::pin::pin!(future);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match future.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(value) => value,
+        std::task::Poll::Pending => panic!("MemoryStorage waited"),
+    }
+}
+
 /// The suite on `breakage` must fail, in `expected_check`.
 async fn suite_rejects(breakage: Breakage, expected_check: &str) -> ConformanceFailure {
     let failure = conformance::run_all(Broken::new(breakage))
@@ -133,6 +168,12 @@ async fn a_stat_that_never_changes_is_caught() {
     assert!(failure.message.contains("modified"), "{failure}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stat_that_lags_behind_puts_is_caught() {
+    let failure = suite_rejects(Breakage::CachedStat, "stat_follows_puts").await;
+    assert!(failure.message.contains("new length"), "{failure}");
+}
+
 /// Each check can also be run on its own, and the healthy backend passes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn single_checks_and_the_reference_backend() {
@@ -143,6 +184,6 @@ async fn single_checks_and_the_reference_backend() {
     .await
     .unwrap_err();
     assert!(failure.message.contains("an expired lease must be free"), "{failure}");
-    assert_eq!(conformance::CHECKS.len(), 13);
+    assert_eq!(conformance::CHECKS.len(), 14);
     conformance::run_all(Arc::new(MemoryStorage::new())).await.unwrap();
 }

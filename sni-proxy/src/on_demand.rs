@@ -378,7 +378,7 @@ impl HttpAskPolicy {
             Err(e) => return (Err(AskRefusal::Tls { source: e.clone() }), None),
         };
         let separator = if self.url.contains('?') { '&' } else { '?' };
-        let uri = format!("{}{separator}domain={name}", self.url);
+        let uri = format!("{}{separator}domain={}", self.url, query_value(name));
         let request = match hyper::Request::get(uri)
             .header("X-Client-IP", client.to_string())
             .header(hyper::header::ACCEPT, "application/json")
@@ -423,6 +423,22 @@ impl HttpAskPolicy {
             Err(AskRefusal::Denied { status })
         }
     }
+}
+
+/// `name` as a query value: hostname characters as they are, anything else
+/// percent-encoded (a name handed to the policy directly cannot add
+/// parameters of its own).
+fn query_value(name: &str) -> String {
+    use std::fmt::Write;
+    let mut value = String::with_capacity(name.len());
+    for byte in name.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'-' | b'_' | b'*') {
+            value.push(char::from(byte));
+        } else {
+            let _ = write!(value, "%{byte:02X}");
+        }
+    }
+    value
 }
 
 fn max_age(headers: &hyper::HeaderMap) -> Option<Duration> {

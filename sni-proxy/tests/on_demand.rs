@@ -179,6 +179,31 @@ async fn other_answers_refuse() {
     assert!(matches!(refusal, AskRefusal::Timeout { .. }), "{refusal:?}");
 }
 
+#[tokio::test]
+async fn the_name_asked_about_cannot_add_query_parameters() {
+    let seen = Arc::new(Mutex::new(String::new()));
+    let head = Arc::clone(&seen);
+    let addr = testkit::tcp_server(move |mut s| {
+        let head = Arc::clone(&head);
+        async move {
+            let mut buf = vec![0u8; 2048];
+            let n = s.read(&mut buf).await.unwrap_or(0);
+            *head.lock().unwrap() =
+                String::from_utf8_lossy(&buf[..n]).lines().next().unwrap_or_default().to_owned();
+            let body = r#"{"allow":true}"#;
+            let response = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = s.write_all(response.as_bytes()).await;
+        }
+    })
+    .await;
+    let policy = HttpAskPolicy::new(&format!("http://{addr}/ask?token=t")).unwrap();
+    assert!(policy.allow("shop.example.com&allow=1", CLIENT).await);
+    assert_eq!(*seen.lock().unwrap(), "GET /ask?token=t&domain=shop.example.com%26allow%3D1 HTTP/1.1");
+}
+
 #[test]
 fn ask_urls_are_validated_when_the_policy_is_made() {
     assert!(HttpAskPolicy::new("http://127.0.0.1:8080/internal/ask").is_ok());

@@ -59,7 +59,7 @@ pub use key::{Key, MAX_KEY_LEN, Prefix};
 pub use lease::{LeaseGuard, Leases, MIN_LEASE_TTL};
 pub use memory::MemoryStorage;
 #[cfg(feature = "postgres")]
-pub use postgres::PostgresStorage;
+pub use postgres::{PgTls, PostgresOptions, PostgresSetupError, PostgresStorage};
 pub use serving::{
     AskPolicy, CertListener, CertSource, ChallengeAnswers, NoChallenges, Provision, ProvisionError,
 };

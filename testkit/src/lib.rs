@@ -23,5 +23,5 @@ pub use fault_proxy::{Exchange, Fault, FaultPlan, FaultProxy};
 pub use http01::{TokenLookup, serve_http01};
 pub use pebble::{PebbleBuilder, PebbleServer};
 pub use ports::free_port;
-pub use postgres::PostgresServer;
+pub use postgres::{PostgresBuilder, PostgresServer};
 pub use tcp::tcp_server;

@@ -12,6 +12,11 @@ use crate::{TestkitError, free_port, process::run};
 /// A PostgreSQL server in a temporary directory on 127.0.0.1, trust auth,
 /// user `postgres`. Stopped (immediate mode) and deleted on drop.
 ///
+/// [`PostgresServer::builder`]`().with_tls()` starts it with `ssl=on`, a
+/// server certificate for `localhost` and `127.0.0.1` issued by a fresh test
+/// CA ([`tls_ca_pem`](Self::tls_ca_pem)), and only `hostssl` connections
+/// allowed, so a client that connects at all used TLS.
+///
 /// `initdb` refuses to run as root, so the cluster is created and run as
 /// the `postgres` system user (via `runuser`) when the tests run as root.
 ///
@@ -23,6 +28,51 @@ pub struct PostgresServer {
     dir: tempfile::TempDir,
     bin: PathBuf,
     port: u16,
+    /// The test CA's certificate (PEM) when started with TLS.
+    tls_ca_pem: Option<String>,
+}
+
+/// Options for [`PostgresServer`]; start with [`start`](Self::start).
+#[derive(Debug, Default, Clone)]
+pub struct PostgresBuilder {
+    tls: bool,
+}
+
+impl PostgresBuilder {
+    /// Serve TLS only (`ssl=on`, `hostssl` in `pg_hba.conf`), with a server
+    /// certificate from a test CA made with rcgen.
+    #[must_use]
+    pub fn with_tls(mut self) -> Self {
+        self.tls = true;
+        self
+    }
+
+    /// Creates the cluster and starts it; returns once it accepts connections.
+    ///
+    /// # Errors
+    /// As [`PostgresServer::start`]; also when the certificates cannot be
+    /// made or written.
+    pub fn start(self) -> Result<PostgresServer, TestkitError> {
+        PostgresServer::start_with(&self)
+    }
+}
+
+/// A test CA and a server certificate for `localhost` + `127.0.0.1` issued by
+/// it: (CA PEM, server certificate PEM, server key PEM).
+fn test_ca_and_server_cert() -> Result<(String, String, String), TestkitError> {
+    let err = |e: rcgen::Error| TestkitError::Io(std::io::Error::other(e));
+    let ca_key = rcgen::KeyPair::generate().map_err(err)?;
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(err)?;
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params.distinguished_name.push(rcgen::DnType::CommonName, "testkit PostgreSQL CA");
+    ca_params.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign, rcgen::KeyUsagePurpose::CrlSign];
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).map_err(err)?;
+    let key = rcgen::KeyPair::generate().map_err(err)?;
+    let mut params =
+        rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).map_err(err)?;
+    params.distinguished_name.push(rcgen::DnType::CommonName, "localhost");
+    let cert = params.signed_by(&key, &ca).map_err(err)?;
+    Ok((ca.pem(), cert.pem(), key.serialize_pem()))
 }
 
 impl std::fmt::Debug for PostgresServer {
@@ -74,6 +124,16 @@ impl PostgresServer {
     /// [`TestkitError::MissingBinary`] when PostgreSQL is not installed;
     /// [`TestkitError::NotReady`] with the server log when it does not start.
     pub fn start() -> Result<Self, TestkitError> {
+        Self::start_with(&PostgresBuilder::default())
+    }
+
+    /// Options: [`PostgresBuilder::with_tls`].
+    #[must_use]
+    pub fn builder() -> PostgresBuilder {
+        PostgresBuilder::default()
+    }
+
+    fn start_with(options: &PostgresBuilder) -> Result<Self, TestkitError> {
         let bin = find_bin_dir()?;
         let dir = tempfile::Builder::new().prefix("testkit-pg-").tempdir()?;
         if is_root() {
@@ -89,7 +149,8 @@ impl PostgresServer {
             "-E",
             "UTF8",
         ]))?;
-        let server = Self { dir, bin, port: free_port()? };
+        let tls_ca_pem = if options.tls { Some(write_tls_files(&data)?) } else { None };
+        let server = Self { dir, bin, port: free_port()?, tls_ca_pem };
         server.restart()?;
         Ok(server)
     }
@@ -107,6 +168,13 @@ impl PostgresServer {
             seconds: 60,
             detail: std::fs::read_to_string(log).unwrap_or_default(),
         })
+    }
+
+    /// The test CA's certificate (PEM) that issued the server certificate,
+    /// when started [`with_tls`](PostgresBuilder::with_tls).
+    #[must_use]
+    pub fn tls_ca_pem(&self) -> Option<&str> {
+        self.tls_ca_pem.as_deref()
     }
 
     /// The TCP port on 127.0.0.1.
@@ -147,11 +215,15 @@ impl PostgresServer {
     /// # Errors
     /// When `pg_ctl start` fails.
     pub fn restart(&self) -> Result<(), TestkitError> {
-        let options = format!(
+        let mut options = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
             self.port,
             self.dir.path().display()
         );
+        if self.tls_ca_pem.is_some() {
+            // Relative to the data directory.
+            options.push_str(" -c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key");
+        }
         let log = self.dir.path().join("log");
         run(as_postgres(&self.bin.join("pg_ctl"))
             .arg("-D")
@@ -161,6 +233,29 @@ impl PostgresServer {
             .args(["-w", "-t", "60", "start"]))?;
         self.wait_ready(&log)
     }
+}
+
+/// Writes `server.crt` and `server.key` (`0600`: PostgreSQL refuses a key
+/// others can read; owned by `postgres` when we are root) into the data
+/// directory and lets only TLS connections in; returns the CA's PEM.
+fn write_tls_files(data: &Path) -> Result<String, TestkitError> {
+    use std::os::unix::fs::PermissionsExt;
+    let (ca, cert, key) = test_ca_and_server_cert()?;
+    let (crt_path, key_path) = (data.join("server.crt"), data.join("server.key"));
+    std::fs::write(&crt_path, cert)?;
+    std::fs::write(&key_path, key)?;
+    std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600))?;
+    // Only TLS over TCP; the Unix socket (pg_ctl's readiness check) stays open.
+    std::fs::write(
+        data.join("pg_hba.conf"),
+        "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostssl all all ::1/128 trust\n",
+    )?;
+    if is_root() {
+        for path in [&crt_path, &key_path, &data.join("pg_hba.conf")] {
+            run(Command::new("chown").arg("postgres:").arg(path))?;
+        }
+    }
+    Ok(ca)
 }
 
 impl Drop for PostgresServer {

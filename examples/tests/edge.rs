@@ -1057,3 +1057,73 @@ async fn dev_mode_quick_start_reaches_live_with_no_public_dns() {
     drop(edge);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// One truth across a fleet (issue #17): two edges on one PostgreSQL, the
+/// hostname served by both; a certificate uploaded on edge A is served by
+/// edge B within 5 s, and after an archive on A, B refuses the name within
+/// 5 s (real clients: `openssl s_client` against each edge).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_edges_serve_one_truth_upload_and_archive_reach_the_other_within_5_s() {
+    use acme_core::{CertRequest, Issuer, LocalCaIssuer};
+    let pg = testkit::PostgresServer::start().unwrap();
+    let dir = temp_dir("onetruth");
+    let upstream = upstream().await;
+    let port = || testkit::free_port().unwrap();
+    let (https_a, https_b) = (port(), port());
+    let start = |i: usize, https: u16, dev: bool| {
+        let mut env = vec![
+            ("EDGE_API_KEYS", KEY.to_owned()),
+            ("EDGE_STORE", pg.url()),
+            ("EDGE_HTTPS_ADDR", format!("127.0.0.1:{https}")),
+            ("EDGE_HTTP_ADDR", format!("127.0.0.1:{}", port())),
+            ("EDGE_UPSTREAM", upstream.to_string()),
+            ("EDGE_TICK_MS", "200".into()),
+        ];
+        if dev {
+            // Edge A checks the records it writes into its own zone.
+            env.push(("EDGE_DEV", "1".into()));
+            env.push(("EDGE_DEV_DNS_ADDR", format!("127.0.0.1:{}", port())));
+        } else {
+            env.push(("WORKER_ENABLED", "0".into()));
+        }
+        Edge::start(&env, &dir.join(format!("edge{i}.log")))
+    };
+    let a = start(0, https_a, true);
+    let b = start(1, https_b, false);
+
+    let (status, c) = a.api("POST", "/v1/connections", Some(json!({"hostname": "fleet.customer.example"})));
+    assert_eq!(status, 201, "{c}");
+    let id = c["id"].as_str().unwrap().to_owned();
+    let live = a.wait_state(&id, "live").await;
+    let issued = live["certificate"]["serial"].as_str().unwrap().trim_start_matches('0').to_ascii_lowercase();
+    assert_eq!(served_serial(https_a, "fleet.customer.example"), issued);
+    assert_eq!(served_serial(https_b, "fleet.customer.example"), issued, "B serves what A issued");
+
+    // The customer uploads their own certificate on A: B serves it within 5 s.
+    let theirs =
+        LocalCaIssuer::new(Arc::new(cert_store::CertStore::new(Arc::new(cert_store::MemoryStorage::new()))));
+    let own = theirs.issue(&CertRequest::new(["fleet.customer.example"])).await.unwrap();
+    let upload = json!({"certificate_pem": own.chain_pem(), "private_key_pem": own.key_pem()});
+    let (status, uploaded) = a.api("POST", &format!("/v1/connections/{id}/certificate"), Some(upload));
+    assert_eq!(status, 200, "{uploaded}");
+    let new_serial = own.meta().serial.trim_start_matches('0').to_ascii_lowercase();
+    let clock = Instant::now();
+    while served_serial(https_b, "fleet.customer.example") != new_serial {
+        assert!(clock.elapsed() < Duration::from_secs(5), "B still serves the old certificate after 5 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!("upload on A served by B after {:?}", clock.elapsed());
+
+    // Archived on A: refused by A at once and by B within 5 s.
+    let (status, archived) = a.api("DELETE", &format!("/v1/connections/{id}"), None);
+    assert_eq!((status, archived["state"].as_str()), (200, Some("archived")), "{archived}");
+    assert_eq!(served_serial(https_a, "fleet.customer.example"), "", "A refuses the archived name");
+    let clock = Instant::now();
+    while !served_serial(https_b, "fleet.customer.example").is_empty() {
+        assert!(clock.elapsed() < Duration::from_secs(5), "B still serves an archived name after 5 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!("archive on A refused by B after {:?}", clock.elapsed());
+    drop((a, b));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1127,3 +1127,141 @@ async fn two_edges_serve_one_truth_upload_and_archive_reach_the_other_within_5_s
     drop((a, b));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A control plane and a webhook receiver served over HTTPS by a private CA
+/// (what a platform runs internally): `/internal/ask` answers
+/// `{"allow": true}` only for names starting with `yes.`, every other path
+/// records a webhook delivery. Returns the base URL, the CA's PEM, the
+/// deliveries and the names asked about.
+async fn https_control_plane() -> (String, String, Deliveries, Arc<Mutex<Vec<String>>>) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name.push(rcgen::DnType::CommonName, "platform internal CA");
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca, ca_key);
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&leaf_key, &issuer)
+        .unwrap();
+    let config =
+        rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![leaf.der().clone()],
+                rustls_pki_types::PrivateKeyDer::try_from(leaf_key.serialize_der()).unwrap(),
+            )
+            .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let deliveries: Deliveries = Arc::default();
+    let asked: Arc<Mutex<Vec<String>>> = Arc::default();
+    let (record, asks) = (Arc::clone(&deliveries), Arc::clone(&asked));
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else { continue };
+            let (acceptor, record, asks) = (acceptor.clone(), Arc::clone(&record), Arc::clone(&asks));
+            tokio::spawn(async move {
+                let Ok(mut s) = acceptor.accept(tcp).await else { return };
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                let head_end = loop {
+                    let Ok(n @ 1..) = s.read(&mut chunk).await else { return };
+                    buf.extend_from_slice(&chunk[..n]);
+                    if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break p + 4;
+                    }
+                };
+                let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+                let target = head.split_whitespace().nth(1).unwrap_or_default().to_owned();
+                let answer = if let Some(query) = target.strip_prefix("/internal/ask?domain=") {
+                    let name = query.split('&').next().unwrap_or_default().to_owned();
+                    let allow = name.starts_with("yes.");
+                    asks.lock().unwrap().push(name);
+                    format!("{{\"allow\": {allow}}}")
+                } else {
+                    let headers: HashMap<String, String> = head
+                        .lines()
+                        .skip(1)
+                        .filter_map(|l| l.split_once(':'))
+                        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+                        .collect();
+                    let length: usize =
+                        headers.get("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+                    while buf.len() < head_end + length {
+                        let Ok(n @ 1..) = s.read(&mut chunk).await else { return };
+                        buf.extend_from_slice(&chunk[..n]);
+                    }
+                    record.lock().unwrap().push((headers, buf[head_end..head_end + length].to_vec()));
+                    String::new()
+                };
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                    answer.len()
+                );
+                let _ = s.write_all(response.as_bytes()).await;
+                let _ = s.shutdown().await;
+            });
+        }
+    });
+    (format!("https://localhost:{port}"), ca_cert.pem(), deliveries, asked)
+}
+
+/// The control plane's answer is honoured and HTTPS peers work (issue #17):
+/// with `CONTROLPLANE_URL` an `https://` endpoint of a private CA (trusted
+/// through `EDGE_EXTRA_ROOT`), a name it allows is issued at its first
+/// handshake, a name it answers `200 {"allow": false}` for is refused with
+/// nothing stored; webhooks to an `https://` receiver arrive signed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_https_control_plane_is_asked_and_its_no_is_honoured_and_https_webhooks_arrive() {
+    let dir = temp_dir("https-peers");
+    let (base, ca_pem, deliveries, asked) = https_control_plane().await;
+    std::fs::write(dir.join("ca.pem"), &ca_pem).unwrap();
+    let https = testkit::free_port().unwrap();
+    let env = vec![
+        ("EDGE_DEV", "1".to_owned()),
+        ("EDGE_DEV_DNS_ADDR", format!("127.0.0.1:{}", testkit::free_port().unwrap())),
+        ("EDGE_API_KEYS", KEY.to_owned()),
+        ("EDGE_STORE", dir.join("store").display().to_string()),
+        ("EDGE_HTTPS_ADDR", format!("127.0.0.1:{https}")),
+        ("EDGE_HTTP_ADDR", format!("127.0.0.1:{}", testkit::free_port().unwrap())),
+        ("EDGE_UPSTREAM", upstream().await.to_string()),
+        ("CONTROLPLANE_URL", base.clone()),
+        ("EDGE_EXTRA_ROOT", dir.join("ca.pem").display().to_string()),
+        ("EDGE_WEBHOOK_URLS", format!("{base}/hooks")),
+        ("EDGE_WEBHOOK_SECRET", WEBHOOK_SECRET.into()),
+        ("EDGE_TICK_MS", "200".into()),
+    ];
+    let edge = Edge::start(&env, &dir.join("edge.log"));
+
+    // "No": refused at the handshake, nothing issued or stored.
+    assert_eq!(served_serial(https, "no.customer.example"), "", "a refused name is not served");
+    assert!(asked.lock().unwrap().iter().any(|n| n == "no.customer.example"), "the control plane was asked");
+    assert!(!dir.join("store/tls/certs/no.customer.example").exists(), "nothing stored for a refused name");
+    // "Yes": issued while the handshake waits.
+    assert!(!served_serial(https, "yes.customer.example").is_empty(), "an allowed name is served at once");
+    assert!(dir.join("store/tls/certs/yes.customer.example").exists());
+
+    // Webhooks over HTTPS, signed.
+    let (status, c) =
+        edge.api("POST", "/v1/connections", Some(json!({"hostname": "hooks.customer.example"})));
+    assert_eq!(status, 201, "{c}");
+    edge.wait_state(c["id"].as_str().unwrap(), "live").await;
+    let live = wait_event(&deliveries, "domain.live").await;
+    assert_eq!(live["hostname"], "hooks.customer.example");
+    let (headers, body) =
+        deliveries.lock().unwrap().iter().find(|(h, _)| h["x-edge-event"] == "domain.live").cloned().unwrap();
+    let timestamp: i64 = headers["x-edge-timestamp"].parse().unwrap();
+    assert!(control_plane::verify_signature(
+        WEBHOOK_SECRET.as_bytes(),
+        timestamp,
+        &body,
+        &headers["x-edge-signature"]
+    ));
+    drop(edge);
+    let _ = std::fs::remove_dir_all(&dir);
+}

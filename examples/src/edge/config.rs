@@ -116,6 +116,18 @@ pub struct Config {
     /// Where the proxy's on-demand ask goes (defaults to this edge's own API).
     #[arg(long, env = "CONTROLPLANE_URL")]
     pub controlplane_url: Option<String>,
+    /// Treat a 2xx without a body from the ask endpoint as "allow" (endpoints
+    /// written for Caddy's `ask`); otherwise only `{"allow": true}` allows.
+    #[arg(long, env = "EDGE_ASK_ALLOW_BODILESS", default_value = "0", value_parser = parse_flag, action = clap::ArgAction::Set)]
+    pub ask_allow_bodiless: bool,
+    /// A PEM file of extra CA certificates trusted (besides the public web
+    /// roots) for `https://` control planes and webhook receivers.
+    #[arg(long, env = "EDGE_EXTRA_ROOT")]
+    pub extra_root: Option<PathBuf>,
+    /// New ACME orders in flight at once against the CA; on-demand
+    /// handshakes beyond it wait in line within their deadline.
+    #[arg(long, env = "EDGE_ACME_MAX_INFLIGHT", default_value = "20")]
+    pub acme_max_inflight: usize,
     /// Run the worker (DNS checks, state changes, issuance, drift, webhooks).
     #[arg(long, env = "WORKER_ENABLED", default_value = "1", value_parser = parse_flag, action = clap::ArgAction::Set)]
     pub worker_enabled: bool,

@@ -14,7 +14,7 @@ use sni_proxy::{Http80Config, HttpAskPolicy, OnDemand, Proxy, SniResolver, TlsCo
 use super::{
     api::{ApiState, router},
     config::{ChallengeFlag, Config, IssuerChoice},
-    webhook_client::HyperWebhooks,
+    webhook_client::{HyperWebhooks, check_url},
 };
 
 /// Why the edge could not start.
@@ -83,7 +83,8 @@ fn issuer(
     };
     let mut acme = AcmeIssuer::new(directory, Arc::clone(store))
         .with_challenge(kind)
-        .with_poll_timeout(Duration::from_secs(config.acme_timeout_secs.max(1)));
+        .with_poll_timeout(Duration::from_secs(config.acme_timeout_secs.max(1)))
+        .with_max_in_flight(config.acme_max_inflight.max(1));
     if let Some(solver) = dns01 {
         acme = acme.with_dns01(solver);
     }
@@ -142,11 +143,16 @@ pub async fn run(mut config: Config) -> Result<(), StartError> {
         None
     };
     let (issuer, responses) = issuer(&config, &store, solver)?;
+    for url in &config.webhook_urls {
+        check_url(url).map_err(|e| StartError::Config(format!("EDGE_WEBHOOK_URLS: {e}")))?;
+    }
+    let webhooks = HyperWebhooks::new(config.extra_root.as_deref())
+        .map_err(|e| StartError::Config(format!("EDGE_EXTRA_ROOT: {e}")))?;
     let outbox = Outbox::new(
         Arc::clone(&storage),
         config.webhook_urls.clone(),
         &config.webhook_secret,
-        Arc::new(HyperWebhooks::default()),
+        Arc::new(webhooks),
     );
     let activity = ActivityLog::new(Arc::clone(&storage));
     let manager_config = ManagerConfig {
@@ -176,8 +182,14 @@ pub async fn run(mut config: Config) -> Result<(), StartError> {
     // Every node answers the challenges any node of the fleet published.
     let answers: Arc<dyn ChallengeAnswers> = Arc::new(responses.with_shared_store(Arc::clone(&storage)));
     let ask_url = format!("{}/internal/ask", controlplane.trim_end_matches('/'));
-    let ask =
-        HttpAskPolicy::new(&ask_url).map_err(|e| StartError::Config(format!("CONTROLPLANE_URL: {e}")))?;
+    let mut ask = HttpAskPolicy::new(&ask_url)
+        .map_err(|e| StartError::Config(format!("CONTROLPLANE_URL: {e}")))?
+        .allow_bodiless_2xx(config.ask_allow_bodiless);
+    if let Some(root) = &config.extra_root {
+        ask = ask
+            .with_extra_root(root.clone())
+            .map_err(|e| StartError::Config(format!("EDGE_EXTRA_ROOT: {e}")))?;
+    }
     // One call connects the manager: certificates load at first handshake
     // and are replaced or dropped as soon as they are issued, renewed or archived.
     let tls = TlsConfig::from_source_with(

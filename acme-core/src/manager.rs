@@ -448,10 +448,21 @@ impl<S: Storage + ?Sized> Inner<S> {
         }
     }
 
+    /// From memory, else from the store — but only the names the expiry
+    /// index lists (it lists every stored certificate): a name nobody has a
+    /// certificate for costs one small read, not one per candidate.
     async fn get(&self, server_name: &str) -> Option<Arc<CertBundle>> {
-        for candidate in cert_store::hostname::candidates(server_name) {
-            if let Some(b) = self.cache.read().unwrap_or_else(PoisonError::into_inner).get(&candidate) {
+        let candidates: Vec<String> = cert_store::hostname::candidates(server_name).collect();
+        for candidate in &candidates {
+            if let Some(b) = self.cache.read().unwrap_or_else(PoisonError::into_inner).get(candidate) {
                 return Some(Arc::clone(b));
+            }
+        }
+        // Without a readable index, every candidate is read.
+        let index = self.store.index().await.ok();
+        for candidate in candidates {
+            if index.as_ref().is_some_and(|index| index.get(&candidate).is_none()) {
+                continue;
             }
             if let Ok(Some(bundle)) = self.store.load(&candidate).await {
                 let bundle = Arc::new(bundle);

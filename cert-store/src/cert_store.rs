@@ -99,21 +99,23 @@ impl<S: Storage + ?Sized> CertStore<S> {
     /// Saves a bundle under its primary name (replacing any previous one) and
     /// updates the expiry index.
     ///
-    /// The bundle is written first, in one atomic `put`; if the process dies
-    /// before the index is updated, [`rebuild_index`](Self::rebuild_index)
-    /// repairs it.
+    /// The index entry is written first, then the bundle in one atomic
+    /// `put`: the index lists every stored certificate, so a lookup of a name
+    /// it does not list needs no read ([`is_indexed`](Self::is_indexed)). If
+    /// the process dies in between, the index names a certificate that is not
+    /// stored: lookups find nothing, and the next issuance stores it.
     ///
     /// # Errors
     /// [`CertError::Storage`] when the storage fails.
     pub async fn save(&self, bundle: &CertBundle) -> Result<(), CertError> {
         let key = Self::cert_key(bundle.meta().primary_name())?;
         let bytes = serde_json::to_vec(bundle).map_err(StorageError::backend)?;
-        self.storage.put(&key, &bytes).await?;
         let meta = bundle.meta();
         self.update_index(|index| {
             index.upsert(meta.primary_name(), meta.attention_at(), meta.not_after);
         })
         .await?;
+        self.storage.put(&key, &bytes).await?;
         changes::record(self.storage.as_ref(), meta.primary_name()).await?;
         Ok(())
     }
@@ -126,11 +128,6 @@ impl<S: Storage + ?Sized> CertStore<S> {
     /// [`CertError::Storage`] when the storage fails; bundles written before
     /// the failure stay, and [`rebuild_index`](Self::rebuild_index) indexes them.
     pub async fn save_many(&self, bundles: &[CertBundle]) -> Result<(), CertError> {
-        for bundle in bundles {
-            let key = Self::cert_key(bundle.meta().primary_name())?;
-            let bytes = serde_json::to_vec(bundle).map_err(StorageError::backend)?;
-            self.storage.put(&key, &bytes).await?;
-        }
         self.update_index(|index| {
             for bundle in bundles {
                 let meta = bundle.meta();
@@ -138,6 +135,11 @@ impl<S: Storage + ?Sized> CertStore<S> {
             }
         })
         .await?;
+        for bundle in bundles {
+            let key = Self::cert_key(bundle.meta().primary_name())?;
+            let bytes = serde_json::to_vec(bundle).map_err(StorageError::backend)?;
+            self.storage.put(&key, &bytes).await?;
+        }
         for bundle in bundles {
             changes::record(self.storage.as_ref(), bundle.meta().primary_name()).await?;
         }
@@ -233,6 +235,19 @@ impl<S: Storage + ?Sized> CertStore<S> {
         Ok(index.due_before(t).map(|(n, at)| (n.to_owned(), at)).collect())
     }
 
+    /// Whether a certificate may be stored under `name` (its primary name):
+    /// `false` means it is not (the index lists every stored certificate,
+    /// see [`save`](Self::save)). Costs one small read of the index
+    /// generation, plus the index itself when another process changed it —
+    /// what keeps a flood of handshakes for unknown names from reading the
+    /// store for each.
+    ///
+    /// # Errors
+    /// [`CertError::Storage`] when the storage fails.
+    pub async fn is_indexed(&self, name: &str) -> Result<bool, CertError> {
+        Ok(self.index().await?.get(&name.to_ascii_lowercase()).is_some())
+    }
+
     /// The current expiry index (cached while its generation is unchanged).
     ///
     /// # Errors
@@ -268,6 +283,15 @@ impl<S: Storage + ?Sized> CertStore<S> {
         {
             return Ok((Arc::clone(index), Some(recorded)));
         }
+        // A store with no index yet (nothing saved): still none while no
+        // generation is recorded (a save records one before its index).
+        if recorded.is_none()
+            && let Some(index) = cache.as_ref()
+            && index.generation().is_none()
+            && index.len() == 0
+        {
+            return Ok((Arc::clone(index), None));
+        }
         let mut found = None;
         // A store written before the `tls/` layout: its index, until the
         // next update writes the new one.
@@ -278,8 +302,9 @@ impl<S: Storage + ?Sized> CertStore<S> {
             }
         }
         let Some((key, bytes)) = found else {
-            *cache = None;
-            return Ok((Arc::new(ExpiryIndex::default()), recorded));
+            let empty = Arc::new(ExpiryIndex::default());
+            *cache = recorded.is_none().then(|| Arc::clone(&empty));
+            return Ok((empty, recorded));
         };
         let index = Arc::new(
             ExpiryIndex::decode(&bytes)

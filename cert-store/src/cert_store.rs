@@ -288,7 +288,7 @@ impl<S: Storage + ?Sized> CertStore<S> {
         if recorded.is_none()
             && let Some(index) = cache.as_ref()
             && index.generation().is_none()
-            && index.len() == 0
+            && index.is_empty()
         {
             return Ok((Arc::clone(index), None));
         }

@@ -10,7 +10,6 @@ use testkit as common;
 
 use std::{
     net::SocketAddr,
-    process::Command,
     sync::{Arc, Mutex},
 };
 
@@ -31,14 +30,7 @@ async fn start(config: Http80Config) -> u16 {
     port
 }
 
-fn curl(args: &[&str]) -> String {
-    let out = Command::new("curl")
-        .args(["-s", "-S", "-o", "-", "-w", "\n%{http_code} %{redirect_url}"])
-        .args(args)
-        .output()
-        .unwrap();
-    String::from_utf8(out.stdout).unwrap()
-}
+use testkit::curl;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn challenges_are_answered_and_everything_else_redirected() {

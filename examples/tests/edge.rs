@@ -23,6 +23,42 @@ const WEBHOOK_SECRET: &str = "webhook-secret-for-tests";
 /// Webhook deliveries: (headers, body).
 type Deliveries = Arc<Mutex<Vec<(HashMap<String, String>, Vec<u8>)>>>;
 
+/// One HTTP/1.1 request as the test servers read it.
+struct Request {
+    /// The request target (path and query).
+    target: String,
+    /// Header names lowercased.
+    headers: HashMap<String, String>,
+    body: Vec<u8>,
+}
+
+/// Reads one request (head, then `Content-Length` bytes of body) from `s`.
+async fn read_request<S: tokio::io::AsyncRead + Unpin>(s: &mut S) -> Option<Request> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        let Ok(n @ 1..) = s.read(&mut chunk).await else { return None };
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break p + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let target = head.split_whitespace().nth(1).unwrap_or_default().to_owned();
+    let headers: HashMap<String, String> = head
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let length: usize = headers.get("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+    while buf.len() < head_end + length {
+        let Ok(n @ 1..) = s.read(&mut chunk).await else { return None };
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    Some(Request { target, headers, body: buf[head_end..head_end + length].to_vec() })
+}
+
 /// An HTTP server answering 200 to every request and recording it.
 async fn webhook_receiver() -> (String, Deliveries) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -34,28 +70,8 @@ async fn webhook_receiver() -> (String, Deliveries) {
             let Ok((mut s, _)) = listener.accept().await else { continue };
             let record = Arc::clone(&record);
             tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                let head_end = loop {
-                    let Ok(n @ 1..) = s.read(&mut chunk).await else { return };
-                    buf.extend_from_slice(&chunk[..n]);
-                    if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                        break p + 4;
-                    }
-                };
-                let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-                let headers: HashMap<String, String> = head
-                    .lines()
-                    .skip(1)
-                    .filter_map(|l| l.split_once(':'))
-                    .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-                    .collect();
-                let length: usize = headers.get("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
-                while buf.len() < head_end + length {
-                    let Ok(n @ 1..) = s.read(&mut chunk).await else { return };
-                    buf.extend_from_slice(&chunk[..n]);
-                }
-                record.lock().unwrap().push((headers, buf[head_end..head_end + length].to_vec()));
+                let Some(request) = read_request(&mut s).await else { return };
+                record.lock().unwrap().push((request.headers, request.body));
                 let _ =
                     s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").await;
             });
@@ -1167,36 +1183,14 @@ async fn https_control_plane() -> (String, String, Deliveries, Arc<Mutex<Vec<Str
             let (acceptor, record, asks) = (acceptor.clone(), Arc::clone(&record), Arc::clone(&asks));
             tokio::spawn(async move {
                 let Ok(mut s) = acceptor.accept(tcp).await else { return };
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                let head_end = loop {
-                    let Ok(n @ 1..) = s.read(&mut chunk).await else { return };
-                    buf.extend_from_slice(&chunk[..n]);
-                    if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                        break p + 4;
-                    }
-                };
-                let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-                let target = head.split_whitespace().nth(1).unwrap_or_default().to_owned();
-                let answer = if let Some(query) = target.strip_prefix("/internal/ask?domain=") {
+                let Some(request) = read_request(&mut s).await else { return };
+                let answer = if let Some(query) = request.target.strip_prefix("/internal/ask?domain=") {
                     let name = query.split('&').next().unwrap_or_default().to_owned();
                     let allow = name.starts_with("yes.");
                     asks.lock().unwrap().push(name);
                     format!("{{\"allow\": {allow}}}")
                 } else {
-                    let headers: HashMap<String, String> = head
-                        .lines()
-                        .skip(1)
-                        .filter_map(|l| l.split_once(':'))
-                        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-                        .collect();
-                    let length: usize =
-                        headers.get("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
-                    while buf.len() < head_end + length {
-                        let Ok(n @ 1..) = s.read(&mut chunk).await else { return };
-                        buf.extend_from_slice(&chunk[..n]);
-                    }
-                    record.lock().unwrap().push((headers, buf[head_end..head_end + length].to_vec()));
+                    record.lock().unwrap().push((request.headers, request.body));
                     String::new()
                 };
                 let response = format!(

@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
-use std::{process::Command, sync::Arc};
+use std::sync::Arc;
 
 use sni_proxy::{ChallengeAnswers, Http80Config, serve_http80};
 
@@ -28,14 +28,7 @@ async fn start(config: Http80Config) -> u16 {
     port
 }
 
-fn curl(args: &[&str]) -> String {
-    let out = Command::new("curl")
-        .args(["-s", "-S", "-o", "-", "-w", "\n%{http_code} %{redirect_url}"])
-        .args(args)
-        .output()
-        .unwrap();
-    String::from_utf8(out.stdout).unwrap()
-}
+use testkit::curl;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn challenges_are_answered_and_everything_else_redirected() {

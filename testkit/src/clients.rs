@@ -27,3 +27,18 @@ pub async fn echo_upstream() -> SocketAddr {
     })
     .await
 }
+
+/// Runs `curl -s -S` with `args` and returns the body, then a line
+/// `<status> <redirect URL>`.
+///
+/// # Panics
+/// When curl cannot be run (a test bug or a missing package).
+#[allow(clippy::unwrap_used)] // test-only crate
+pub fn curl(args: &[&str]) -> String {
+    let out = std::process::Command::new("curl")
+        .args(["-s", "-S", "-o", "-", "-w", "\n%{http_code} %{redirect_url}"])
+        .args(args)
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap()
+}

@@ -16,7 +16,7 @@ mod postgres;
 mod process;
 mod tcp;
 
-pub use clients::{client_config, echo_upstream};
+pub use clients::{client_config, curl, echo_upstream};
 pub use dns::{DnsServer, DnsServerBuilder, TSIG_KEY_NAME, Zone};
 pub use error::TestkitError;
 pub use fault_proxy::{Exchange, Fault, FaultPlan, FaultProxy};

@@ -17,7 +17,10 @@ use std::{collections::HashSet, time::Duration};
 
 use time::OffsetDateTime;
 
-use crate::{Key, Prefix, Storage, StorageError, keys};
+use crate::{
+    Key, Prefix, Storage, StorageError, keys,
+    keys::{record_time, timed_record as record_name},
+};
 
 /// How long change records are kept: a process that polls less often than
 /// this may miss changes (it then sees the stored state at its next load).
@@ -28,18 +31,6 @@ pub const CHANGE_RETENTION: Duration = Duration::from_secs(300);
 pub struct ChangeCursor {
     seen: HashSet<String>,
     primed: bool,
-}
-
-/// The record name of a change at `at`: sortable by time, unique.
-fn record_name(at: OffsetDateTime) -> String {
-    let nanos = u128::try_from(at.unix_timestamp_nanos()).unwrap_or(0);
-    format!("{nanos:030}-{}", hex::encode(rand::random::<[u8; 6]>()))
-}
-
-/// When the record `name` was written, from its name.
-fn record_time(name: &str) -> Option<OffsetDateTime> {
-    let nanos: i128 = name.split_once('-')?.0.parse().ok()?;
-    OffsetDateTime::from_unix_timestamp_nanos(nanos).ok()
 }
 
 fn last_segment(key: &Key) -> &str {

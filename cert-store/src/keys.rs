@@ -145,6 +145,32 @@ pub fn changes() -> Prefix {
     constant_prefix(format!("{ROOT}/changes"))
 }
 
+/// A record name for something that happened `at`: `<nanoseconds since
+/// 1970, 30 digits>-<random>`, so records sort by time and never collide.
+/// For logs kept as independent records (the change feed here,
+/// control-plane's activity log): appending never rewrites anything.
+///
+/// ```
+/// use time::OffsetDateTime;
+/// let at = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+/// let name = cert_store::keys::timed_record(at);
+/// assert_eq!(cert_store::keys::record_time(&name), Some(at));
+/// assert!(name < cert_store::keys::timed_record(at + time::Duration::SECOND));
+/// ```
+#[must_use]
+pub fn timed_record(at: time::OffsetDateTime) -> String {
+    let nanos = u128::try_from(at.unix_timestamp_nanos()).unwrap_or(0);
+    format!("{nanos:030}-{}", hex::encode(rand::random::<[u8; 6]>()))
+}
+
+/// When the record `name` (made by [`timed_record`]) was written, read from
+/// the name alone.
+#[must_use]
+pub fn record_time(name: &str) -> Option<time::OffsetDateTime> {
+    let nanos: i128 = name.split_once('-')?.0.parse().ok()?;
+    time::OffsetDateTime::from_unix_timestamp_nanos(nanos).ok()
+}
+
 /// `<readable>-<digest>` of an ACME directory URL.
 fn account_leaf(directory_url: &str) -> String {
     let readable: String = directory_url

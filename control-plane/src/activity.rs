@@ -50,18 +50,6 @@ impl std::fmt::Debug for ActivityLog {
     }
 }
 
-/// The record name of an event at `at`: sortable by time, unique.
-fn entry_name(at: OffsetDateTime) -> String {
-    let nanos = u128::try_from(at.unix_timestamp_nanos()).unwrap_or(0);
-    format!("{nanos:030}-{}", hex::encode(rand::random::<[u8; 6]>()))
-}
-
-/// When the record `name` was written (from its name, without reading it).
-fn entry_time(name: &str) -> Option<OffsetDateTime> {
-    let nanos: i128 = name.split_once('-')?.0.parse().ok()?;
-    OffsetDateTime::from_unix_timestamp_nanos(nanos).ok()
-}
-
 impl ActivityLog {
     /// A log over `storage`, keeping records [`DEFAULT_RETENTION`].
     #[must_use]
@@ -82,7 +70,7 @@ impl ActivityLog {
     /// When the storage fails: this event is then not recorded (nothing
     /// else is touched).
     pub async fn append(&self, event: &Event) -> Result<(), StorageError> {
-        let key = keys::activity_entry(&event.hostname, &entry_name(event.at))?;
+        let key = keys::activity_entry(&event.hostname, &cert_store::keys::timed_record(event.at))?;
         let bytes = serde_json::to_vec(event).map_err(StorageError::backend)?;
         self.storage.put(&key, &bytes).await
     }
@@ -100,7 +88,7 @@ impl ActivityLog {
         let mut events = Vec::with_capacity(limit.min(found.len()));
         for key in found {
             let name = key.as_str().rsplit('/').next().unwrap_or_default();
-            if entry_time(name).is_some_and(|at| at < oldest_kept) {
+            if cert_store::keys::record_time(name).is_some_and(|at| at < oldest_kept) {
                 self.storage.delete(&key).await?;
                 continue;
             }

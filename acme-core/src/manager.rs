@@ -397,9 +397,9 @@ impl<S: Storage + ?Sized> Inner<S> {
         }
     }
 
-    /// One look at the store's change feed: a name another process (or
-    /// this one) saved is reloaded if this manager holds it, and its
-    /// listeners get the stored certificate; a deleted one is forgotten.
+    /// One look at the store's change feed: a name this manager holds that
+    /// another process (or this one) saved is reloaded, and its listeners
+    /// get the stored certificate; a held one that was deleted is forgotten.
     async fn follow(&self, cursor: &mut ChangeCursor) {
         let names = match self.store.changes_since(cursor).await {
             Ok(names) => names,
@@ -409,16 +409,17 @@ impl<S: Storage + ?Sized> Inner<S> {
             }
         };
         for name in names {
+            // What this manager does not hold, its listeners got from nowhere
+            // else: the next handshake loads the stored state; nothing to read.
+            let held = self.cache.read().unwrap_or_else(PoisonError::into_inner).get(&name).cloned();
+            let Some(held) = held else { continue };
             match self.store.load(&name).await {
-                Ok(Some(stored)) => {
-                    let held = self.cache.read().unwrap_or_else(PoisonError::into_inner).get(&name).cloned();
-                    let Some(held) = held else { continue };
-                    if held.meta().serial != stored.meta().serial {
-                        let stored = Arc::new(stored);
-                        self.remember(&name, Arc::clone(&stored));
-                        self.tell_listeners(&stored);
-                    }
+                Ok(Some(stored)) if stored.meta().serial != held.meta().serial => {
+                    let stored = Arc::new(stored);
+                    self.remember(&name, Arc::clone(&stored));
+                    self.tell_listeners(&stored);
                 }
+                Ok(Some(_)) => {}
                 Ok(None) => self.forget(&name),
                 Err(e) => tracing::warn!(%name, error = %e, "changed certificate not reloaded"),
             }

@@ -37,7 +37,7 @@ mod widget;
 pub use activity::{ActivityLog, DEFAULT_RETENTION};
 pub use error::{CertificateRejected, Error, ErrorCode, Problem, ProblemCode};
 pub use lifecycle::{DomainState, InvalidTransition, TRANSITIONS};
-pub use model::{CertificateInfo, CertificateSource, Connection, DesiredRecord};
+pub use model::{CertificateInfo, CertificateSource, Connection, DEFAULT_TENANT, DesiredRecord};
 pub use repo::{Repo, WORK_LEASE_TTL};
 pub use schedule::Schedule;
 pub use service::{ControlPlane, ControlPlaneBuilder, RecordCheck, RecordsCheck};

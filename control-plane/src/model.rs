@@ -6,12 +6,24 @@ use time::OffsetDateTime;
 
 use crate::{DomainState, Problem};
 
+/// The tenant of connections created before tenants existed, and of an
+/// edge run without tenants.
+pub const DEFAULT_TENANT: &str = "default";
+
+fn default_tenant() -> String {
+    DEFAULT_TENANT.to_owned()
+}
+
 /// A customer's hostname on the platform.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Connection {
     /// Stable identifier.
     pub id: String,
+    /// The tenant owning it (connections stored before tenants existed
+    /// load as [`DEFAULT_TENANT`]).
+    #[serde(default = "default_tenant")]
+    pub tenant: String,
     /// The hostname (lowercase, punycode).
     pub hostname: String,
     /// The plan it counts against.

@@ -14,8 +14,8 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::{
-    ActivityLog, CertificateInfo, CertificateRejected, Connection, DesiredRecord, DomainState, Error, Outbox,
-    Problem, ProblemCode, Repo, Settings, WidgetKey,
+    ActivityLog, CertificateInfo, CertificateRejected, Connection, DEFAULT_TENANT, DesiredRecord,
+    DomainState, Error, Outbox, Problem, ProblemCode, Repo, Settings, WidgetKey,
 };
 
 /// The custom-domain control plane over one shared store.
@@ -327,6 +327,7 @@ impl ControlPlane {
         let token = hex::encode(rand::random::<[u8; 16]>());
         let c = Connection {
             id: hex::encode(rand::random::<[u8; 12]>()),
+            tenant: DEFAULT_TENANT.to_owned(),
             hostname: host.as_str().to_owned(),
             plan: plan.to_owned(),
             state: DomainState::PendingOwnership,

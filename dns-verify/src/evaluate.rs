@@ -19,6 +19,15 @@ pub enum AnswerEnd {
     CnameLoop,
     /// The CNAME chain is longer than the limit.
     ChainTooLong,
+    /// The chain left the answering server and could not be followed
+    /// further: the next name's servers failed (timeout, SERVFAIL, REFUSED)
+    /// or none were found. `chain` holds the hops seen before; the reason
+    /// is kept.
+    Unresolved(String),
+    /// The name holds no records of the queried type and no CNAME, but
+    /// A/AAAA records (in `values`): what a CDN's proxied, flattened CNAME
+    /// looks like at `_acme-challenge` (Cloudflare's orange cloud).
+    Addresses,
 }
 
 /// What one server said for one query, CNAMEs followed.
@@ -49,6 +58,11 @@ fn end_detail(end: &AnswerEnd, chain: &[String]) -> Option<String> {
         AnswerEnd::NoData => Some("NODATA".into()),
         AnswerEnd::CnameLoop => Some(format!("CNAME loop: {}", chain.join(" → "))),
         AnswerEnd::ChainTooLong => Some(format!("CNAME chain too long: {}", chain.join(" → "))),
+        AnswerEnd::Unresolved(reason) => {
+            Some(format!("CNAME chain {} could not be followed further: {reason}", chain.join(" → ")))
+        }
+        // From the TXT point of view the name has no data.
+        AnswerEnd::Addresses => Some("NODATA".into()),
     }
 }
 
@@ -65,12 +79,28 @@ pub fn judge(
     };
     let detail = end_detail(end, chain);
     let broken_chain = matches!(end, AnswerEnd::CnameLoop | AnswerEnd::ChainTooLong);
+    if let AnswerEnd::Unresolved(reason) = end {
+        return match expectation {
+            // The delegation must point straight at its target: a first hop
+            // elsewhere is wrong whatever lies behind it (another provider's
+            // zone that refuses us, a broken zone, a dead server).
+            Expectation::AcmeDelegation { target, .. } if chain.iter().any(|c| same_name(c, target)) => {
+                (RecordStatus::Valid, chain.clone(), detail)
+            }
+            Expectation::AcmeDelegation { .. } if !chain.is_empty() => {
+                (RecordStatus::Wrong, chain.clone(), detail)
+            }
+            _ => (RecordStatus::LookupFailed, Vec::new(), Some(reason.clone())),
+        };
+    }
     match expectation {
         Expectation::AcmeDelegation { target, .. } => {
             if chain.iter().any(|c| same_name(c, target)) {
                 (RecordStatus::Valid, chain.clone(), detail)
             } else if !chain.is_empty() {
                 (RecordStatus::Wrong, chain.clone(), detail)
+            } else if *end == AnswerEnd::Addresses {
+                delegation_addresses(values, proxies, detail)
             } else if !values.is_empty() {
                 (RecordStatus::Duplicate, values.clone(), Some("TXT records where the CNAME must be".into()))
             } else {
@@ -111,6 +141,26 @@ pub fn judge(
                 (RecordStatus::Wrong, observed, detail)
             }
         }
+    }
+}
+
+/// `_acme-challenge` answering addresses instead of a CNAME: inside a CDN's
+/// proxy ranges it is a proxied CNAME (set it to DNS only); other addresses
+/// leave the CNAME missing, as before.
+fn delegation_addresses(
+    values: &[String],
+    proxies: &ProxyRanges,
+    detail: Option<String>,
+) -> (RecordStatus, Vec<String>, Option<String>) {
+    let provider =
+        values.iter().filter_map(|v| v.parse::<IpAddr>().ok()).find_map(|ip| proxies.provider_of(ip));
+    match provider {
+        Some(provider) => (
+            RecordStatus::Proxied,
+            values.to_vec(),
+            Some(format!("{provider} proxy addresses where the CNAME must be (a proxied, flattened CNAME)")),
+        ),
+        None => (RecordStatus::Missing, Vec::new(), detail),
     }
 }
 

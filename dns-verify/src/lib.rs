@@ -46,7 +46,7 @@ pub use expect::{ACME_CHALLENGE_LABEL, Expectation, OWNERSHIP_LABEL, Requirement
 pub use local_zone::{LocalZone, LocalZoneError};
 pub use provider::{
     BoxError, DnsProvider, DnsRecord, MemoryProvider, PropagationError, ProviderError, RecordData,
-    Rfc2136Provider, wait_for_propagation,
+    Rfc2136Provider, cname_conflict, same_type, txt_strings, wait_for_propagation,
 };
 pub use proxy::{CLOUDFLARE_RANGES, CLOUDFLARE_RANGES_SOURCE_DATE, InvalidRange, ProxyRanges};
 pub use query::{LookupError, SharedError};

@@ -71,7 +71,7 @@ fn fqdn(name: &str) -> Result<Name, ProviderError> {
 /// `record` as hickory's record.
 fn to_record(record: &DnsRecord) -> Result<Record, ProviderError> {
     let data = match &record.data {
-        RecordData::Txt(v) => RData::TXT(TXT::new(vec![v.clone()])),
+        RecordData::Txt(v) => RData::TXT(TXT::new(crate::txt_strings(v))),
         RecordData::Cname(t) => RData::CNAME(CNAME(fqdn(t)?)),
         RecordData::A(ip) => RData::A(A(*ip)),
         RecordData::Aaaa(ip) => RData::AAAA(AAAA(*ip)),
@@ -133,6 +133,9 @@ impl LocalZone {
 #[async_trait]
 impl DnsProvider for LocalZone {
     async fn create(&self, record: &DnsRecord) -> Result<(), ProviderError> {
+        if let Some(conflict) = crate::cname_conflict(record, &self.list(&record.name).await?) {
+            return Err(conflict);
+        }
         // `false` only means nothing changed: the record is there already.
         self.handler.upsert(to_record(record)?, SERIAL).await;
         Ok(())
@@ -150,6 +153,17 @@ impl DnsProvider for LocalZone {
             }
         }
         Ok(())
+    }
+
+    async fn list(&self, name: &str) -> Result<Vec<DnsRecord>, ProviderError> {
+        let owner = LowerName::new(&fqdn(name)?);
+        let records = self.handler.records().await;
+        Ok(records
+            .iter()
+            .filter(|(key, _)| key.name == owner)
+            .flat_map(|(_, set)| set.records_without_rrsigs())
+            .filter_map(|r| crate::provider::record_of(name, r))
+            .collect())
     }
 }
 

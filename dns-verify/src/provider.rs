@@ -17,7 +17,7 @@ use hickory_net::{
 use hickory_proto::{
     op::ResponseCode,
     rr::{
-        Name, RData, Record, TSigner,
+        DNSClass, Name, RData, Record, RecordType, TSigner,
         rdata::tsig::TsigAlgorithm,
         rdata::{A, AAAA, CNAME, TXT},
     },
@@ -77,8 +77,9 @@ impl DnsRecord {
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Why a provider could not write: a class that decides what to do (fix the
-/// credentials, the zone, the name; retry later), a detail for people, and
-/// the provider's own error as the source when there is one.
+/// credential, the account, the zone, the name; retry later), a detail for
+/// people, the provider's own error as the source when there is one, and a
+/// sentence for the customer ([`resolution`](ProviderError::resolution)).
 ///
 /// A provider of your own builds these with the constructors and attaches its
 /// error with [`with_source`](ProviderError::with_source):
@@ -87,18 +88,90 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// use std::error::Error as _;
 /// use dns_verify::ProviderError;
 /// let io = std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out");
-/// let err = ProviderError::unreachable("api.dns.example did not answer").with_source(io);
+/// let err = ProviderError::unavailable("api.dns.example did not answer").with_source(io);
 /// assert!(err.is_temporary());
 /// assert_eq!(err.source().unwrap().to_string(), "connect timed out");
-/// assert!(matches!(err, ProviderError::Unreachable { .. }));
+/// assert!(matches!(err, ProviderError::Unavailable { .. }));
 /// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ProviderError {
-    /// The credentials (TSIG key, API token) were refused.
-    #[error("update not authorised: {detail}")]
-    Unauthorized {
-        /// What the server said.
+    /// The credential (TSIG key, API token, key + secret) was refused.
+    #[error("credential refused: {detail}")]
+    InvalidCredential {
+        /// What the provider said.
+        detail: String,
+        /// The provider's own error, if any.
+        #[source]
+        source: Option<BoxError>,
+    },
+    /// The credential is valid but may not change this zone's records
+    /// (e.g. a Cloudflare token without `Zone.DNS:Edit` on the zone).
+    #[error("permission denied: {detail}")]
+    PermissionDenied {
+        /// What the provider said.
+        detail: String,
+        /// The provider's own error, if any.
+        #[source]
+        source: Option<BoxError>,
+    },
+    /// The provider refuses API access for this account's tier (GoDaddy:
+    /// `403 ACCESS_DENIED` for accounts with fewer than 10 domains and no
+    /// Discount Domain Club plan).
+    #[error("the account's tier has no API access: {detail}")]
+    AccountTierGate {
+        /// What the provider said.
+        detail: String,
+        /// The provider's own error, if any.
+        #[source]
+        source: Option<BoxError>,
+    },
+    /// The provider only accepts calls from allow-listed client IPs and
+    /// `ip` is not one of them (Namecheap error 1011150).
+    #[error("calls from {ip} are not allowed: {detail}")]
+    IpNotAllowed {
+        /// The IP address to allow-list (the caller's egress address).
+        ip: String,
+        /// What the provider said.
+        detail: String,
+        /// The provider's own error, if any.
+        #[source]
+        source: Option<BoxError>,
+    },
+    /// The zone is not on the account (or not served by the provider).
+    #[error("zone {zone} not found at the provider")]
+    ZoneNotFound {
+        /// The zone.
+        zone: String,
+        /// The provider's own error, if any.
+        #[source]
+        source: Option<BoxError>,
+    },
+    /// The provider asked us to slow down: temporary.
+    #[error("rate limited by the provider{}", retry_after.map(|d| format!(", retry after {}s", d.as_secs())).unwrap_or_default())]
+    RateLimited {
+        /// When to try again, if the provider said.
+        retry_after: Option<Duration>,
+        /// The provider's own error, if any.
+        #[source]
+        source: Option<BoxError>,
+    },
+    /// Timeout, network failure or a server error of the provider: temporary.
+    #[error("DNS provider unavailable: {detail}")]
+    Unavailable {
+        /// What failed.
+        detail: String,
+        /// The provider's own error, if any.
+        #[source]
+        source: Option<BoxError>,
+    },
+    /// The record cannot coexist with what is at its name (a CNAME beside
+    /// other records, or other records beside a CNAME).
+    #[error("{name}: {detail}")]
+    Conflict {
+        /// The record name.
+        name: String,
+        /// What is in the way.
         detail: String,
         /// The provider's own error, if any.
         #[source]
@@ -122,15 +195,6 @@ pub enum ProviderError {
         #[source]
         source: Option<BoxError>,
     },
-    /// Timeout or network failure: temporary.
-    #[error("DNS server unreachable: {detail}")]
-    Unreachable {
-        /// What failed.
-        detail: String,
-        /// The provider's own error, if any.
-        #[source]
-        source: Option<BoxError>,
-    },
     /// Any other failure of the server or the provider.
     #[error("update failed: {detail}")]
     Server {
@@ -143,14 +207,85 @@ pub enum ProviderError {
 }
 
 impl ProviderError {
-    /// [`ProviderError::Unauthorized`] without a source.
+    /// [`ProviderError::InvalidCredential`] without a source.
     ///
     /// ```
-    /// let err = dns_verify::ProviderError::unauthorized("BADSIG");
-    /// assert_eq!(err.to_string(), "update not authorised: BADSIG");
+    /// let err = dns_verify::ProviderError::invalid_credential("BADSIG");
+    /// assert_eq!(err.to_string(), "credential refused: BADSIG");
     /// ```
-    pub fn unauthorized(detail: impl Into<String>) -> Self {
-        Self::Unauthorized { detail: detail.into(), source: None }
+    pub fn invalid_credential(detail: impl Into<String>) -> Self {
+        Self::InvalidCredential { detail: detail.into(), source: None }
+    }
+
+    /// [`ProviderError::PermissionDenied`] without a source.
+    ///
+    /// ```
+    /// assert!(!dns_verify::ProviderError::permission_denied("no Zone.DNS:Edit").is_temporary());
+    /// ```
+    pub fn permission_denied(detail: impl Into<String>) -> Self {
+        Self::PermissionDenied { detail: detail.into(), source: None }
+    }
+
+    /// [`ProviderError::AccountTierGate`] without a source.
+    ///
+    /// ```
+    /// let err = dns_verify::ProviderError::account_tier_gate("ACCESS_DENIED");
+    /// assert_eq!(err.code(), "provider_account_tier");
+    /// ```
+    pub fn account_tier_gate(detail: impl Into<String>) -> Self {
+        Self::AccountTierGate { detail: detail.into(), source: None }
+    }
+
+    /// [`ProviderError::IpNotAllowed`] without a source.
+    ///
+    /// ```
+    /// let err = dns_verify::ProviderError::ip_not_allowed("203.0.113.7", "Invalid request IP");
+    /// assert!(err.resolution().contains("203.0.113.7"));
+    /// ```
+    pub fn ip_not_allowed(ip: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self::IpNotAllowed { ip: ip.into(), detail: detail.into(), source: None }
+    }
+
+    /// [`ProviderError::ZoneNotFound`] without a source.
+    ///
+    /// ```
+    /// let err = dns_verify::ProviderError::zone_not_found("example.com");
+    /// assert_eq!(err.to_string(), "zone example.com not found at the provider");
+    /// ```
+    pub fn zone_not_found(zone: impl Into<String>) -> Self {
+        Self::ZoneNotFound { zone: zone.into(), source: None }
+    }
+
+    /// [`ProviderError::RateLimited`] without a source.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let err = dns_verify::ProviderError::rate_limited(Some(Duration::from_secs(30)));
+    /// assert!(err.is_temporary());
+    /// assert_eq!(err.to_string(), "rate limited by the provider, retry after 30s");
+    /// ```
+    #[must_use]
+    pub fn rate_limited(retry_after: Option<Duration>) -> Self {
+        Self::RateLimited { retry_after, source: None }
+    }
+
+    /// [`ProviderError::Unavailable`] without a source.
+    ///
+    /// ```
+    /// assert!(dns_verify::ProviderError::unavailable("timed out").is_temporary());
+    /// ```
+    pub fn unavailable(detail: impl Into<String>) -> Self {
+        Self::Unavailable { detail: detail.into(), source: None }
+    }
+
+    /// [`ProviderError::Conflict`] without a source.
+    ///
+    /// ```
+    /// let err = dns_verify::ProviderError::conflict("x.example.com", "a TXT record is there");
+    /// assert_eq!(err.code(), "provider_record_conflict");
+    /// ```
+    pub fn conflict(name: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self::Conflict { name: name.into(), detail: detail.into(), source: None }
     }
 
     /// [`ProviderError::Refused`] without a source.
@@ -171,15 +306,6 @@ impl ProviderError {
     /// ```
     pub fn invalid_name(name: impl Into<String>) -> Self {
         Self::InvalidName { name: name.into(), source: None }
-    }
-
-    /// [`ProviderError::Unreachable`] without a source.
-    ///
-    /// ```
-    /// assert!(dns_verify::ProviderError::unreachable("timed out").is_temporary());
-    /// ```
-    pub fn unreachable(detail: impl Into<String>) -> Self {
-        Self::Unreachable { detail: detail.into(), source: None }
     }
 
     /// [`ProviderError::Server`] without a source.
@@ -204,38 +330,249 @@ impl ProviderError {
     #[must_use]
     pub fn with_source(mut self, source: impl Into<BoxError>) -> Self {
         let slot = match &mut self {
-            Self::Unauthorized { source, .. }
+            Self::InvalidCredential { source, .. }
+            | Self::PermissionDenied { source, .. }
+            | Self::AccountTierGate { source, .. }
+            | Self::IpNotAllowed { source, .. }
+            | Self::ZoneNotFound { source, .. }
+            | Self::RateLimited { source, .. }
+            | Self::Unavailable { source, .. }
+            | Self::Conflict { source, .. }
             | Self::Refused { source, .. }
             | Self::InvalidName { source, .. }
-            | Self::Unreachable { source, .. }
             | Self::Server { source, .. } => source,
         };
         *slot = Some(source.into());
         self
     }
 
-    /// Whether trying again later may succeed (only
-    /// [`Unreachable`](ProviderError::Unreachable)); the other classes need a
-    /// person to fix credentials, zone or name.
+    /// Whether trying again later may succeed without anyone changing
+    /// anything ([`Unavailable`](ProviderError::Unavailable),
+    /// [`RateLimited`](ProviderError::RateLimited)); the other classes need a
+    /// person to fix the credential, the account, the zone or the name.
     ///
     /// ```
     /// use dns_verify::ProviderError;
-    /// assert!(ProviderError::unreachable("timeout").is_temporary());
-    /// assert!(!ProviderError::unauthorized("BADKEY").is_temporary());
+    /// assert!(ProviderError::unavailable("timeout").is_temporary());
+    /// assert!(!ProviderError::invalid_credential("BADKEY").is_temporary());
     /// ```
     #[must_use]
     pub fn is_temporary(&self) -> bool {
-        matches!(self, Self::Unreachable { .. })
+        matches!(self, Self::Unavailable { .. } | Self::RateLimited { .. })
+    }
+
+    /// A stable machine-readable code for the class, as an API returns it.
+    ///
+    /// ```
+    /// assert_eq!(dns_verify::ProviderError::zone_not_found("a.example").code(), "provider_zone_not_found");
+    /// ```
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidCredential { .. } => "provider_invalid_credential",
+            Self::PermissionDenied { .. } => "provider_permission_denied",
+            Self::AccountTierGate { .. } => "provider_account_tier",
+            Self::IpNotAllowed { .. } => "provider_ip_not_allowed",
+            Self::ZoneNotFound { .. } => "provider_zone_not_found",
+            Self::RateLimited { .. } => "provider_rate_limited",
+            Self::Unavailable { .. } => "provider_unavailable",
+            Self::Conflict { .. } => "provider_record_conflict",
+            Self::Refused { .. } => "provider_refused",
+            Self::InvalidName { .. } => "provider_invalid_name",
+            Self::Server { .. } => "provider_error",
+        }
+    }
+
+    /// What the customer (the owner of the DNS account) should do, in one
+    /// sentence.
+    ///
+    /// ```
+    /// let err = dns_verify::ProviderError::account_tier_gate("ACCESS_DENIED");
+    /// assert!(err.resolution().contains("10 domains"));
+    /// ```
+    #[must_use]
+    pub fn resolution(&self) -> String {
+        match self {
+            Self::InvalidCredential { .. } => {
+                "The DNS provider refused the credential: check that the API key (and secret) are \
+                 copied in full and not revoked or expired, then save the credential again."
+                    .to_owned()
+            }
+            Self::PermissionDenied { .. } => {
+                "The credential may not edit this zone's DNS records: give it DNS edit permission on \
+                 the zone (for a Cloudflare token: Zone → DNS → Edit, with the zone included in its \
+                 resources), then save it again."
+                    .to_owned()
+            }
+            Self::AccountTierGate { .. } => {
+                "Your DNS provider does not give this account API access (GoDaddy allows its DNS API \
+                 only to accounts with 10 domains or more, or a Discount Domain Club plan): upgrade \
+                 the account, move the zone's DNS to another provider, or create the records by hand."
+                    .to_owned()
+            }
+            Self::IpNotAllowed { ip, .. } => format!(
+                "Your DNS provider only accepts API calls from allow-listed IP addresses: add {ip} to \
+                 the API allow-list (Namecheap: Profile → Tools → API Access → Whitelisted IPs), then \
+                 save the credential again."
+            ),
+            Self::ZoneNotFound { zone, .. } => format!(
+                "The zone {zone} is not on this DNS provider account: check the zone name and that the \
+                 credential belongs to the account that hosts it."
+            ),
+            Self::RateLimited { retry_after, .. } => match retry_after {
+                Some(d) => format!(
+                    "The DNS provider is rate-limiting requests; the records will be written again in \
+                     {} s, nothing to do.",
+                    d.as_secs()
+                ),
+                None => "The DNS provider is rate-limiting requests; the records will be written again \
+                         later, nothing to do."
+                    .to_owned(),
+            },
+            Self::Unavailable { .. } => {
+                "The DNS provider could not be reached; the records will be written again shortly, \
+                 nothing to do."
+                    .to_owned()
+            }
+            Self::Conflict { name, .. } => format!(
+                "{name} has other records that a CNAME cannot coexist with: delete them at your DNS \
+                 provider, then try again."
+            ),
+            Self::Refused { .. } => {
+                "The DNS server refused the update: allow updates of the zone for this key.".to_owned()
+            }
+            Self::InvalidName { .. } => {
+                "The record name is not inside the zone the credential manages: check the zone name."
+                    .to_owned()
+            }
+            Self::Server { .. } => {
+                "The DNS provider failed to write the record; it will be tried again. If this persists, \
+                 create the records by hand."
+                    .to_owned()
+            }
+        }
     }
 }
 
-/// Creates and deletes records in a zone the platform controls.
+/// Creates, replaces, deletes and lists records in a zone: the platform's
+/// own, or a customer's through a credential they gave.
+///
+/// Every method is idempotent. A CNAME cannot share its name with other
+/// records (RFC 1034 §3.6.2): creating one beside a TXT, or a TXT beside a
+/// CNAME, fails with [`ProviderError::Conflict`] rather than being dropped
+/// silently the way an RFC 2136 server does.
 #[async_trait]
 pub trait DnsProvider: Send + Sync {
-    /// Adds `record` (beside existing records of the same name and type).
+    /// Adds `record` (beside existing records of the same name and type);
+    /// creating a record that is there already changes nothing.
     async fn create(&self, record: &DnsRecord) -> Result<(), ProviderError>;
     /// Deletes exactly `record`; deleting a missing record succeeds.
     async fn delete(&self, record: &DnsRecord) -> Result<(), ProviderError>;
+
+    /// The records at `name` (TXT, CNAME, A and AAAA; a TXT split into
+    /// several strings comes back as one value). Also the harmless call that
+    /// proves a credential works.
+    ///
+    /// The default says listing is not supported.
+    async fn list(&self, name: &str) -> Result<Vec<DnsRecord>, ProviderError> {
+        Err(ProviderError::server(format!("this provider cannot list the records at {name}")))
+    }
+
+    /// Makes `record` the only record of its type at its name: the others of
+    /// that type are deleted, `record` created (with its TTL).
+    ///
+    /// The default lists, creates `record`, then deletes the rest.
+    async fn replace(&self, record: &DnsRecord) -> Result<(), ProviderError> {
+        let existing = self.list(&record.name).await?;
+        self.create(record).await?;
+        for old in existing.iter().filter(|r| same_type(&r.data, &record.data) && r.data != record.data) {
+            self.delete(old).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Whether two record data are of the same type.
+#[must_use]
+pub fn same_type(a: &RecordData, b: &RecordData) -> bool {
+    std::mem::discriminant(a) == std::mem::discriminant(b)
+}
+
+/// The [`ProviderError::Conflict`] for creating `record` where `existing`
+/// (the records at its name) are, if a CNAME would share a name with other
+/// data; `None` when it can be written.
+///
+/// ```
+/// use dns_verify::{DnsRecord, cname_conflict};
+/// let txt = DnsRecord::txt("x.example.com", "v");
+/// let cname = DnsRecord::cname("x.example.com", "t.example.net");
+/// assert!(cname_conflict(&cname, &[txt.clone()]).is_some());
+/// assert!(cname_conflict(&cname, &[cname.clone()]).is_none());
+/// assert!(cname_conflict(&txt, &[]).is_none());
+/// ```
+#[must_use]
+pub fn cname_conflict(record: &DnsRecord, existing: &[DnsRecord]) -> Option<ProviderError> {
+    let is_cname = |d: &RecordData| matches!(d, RecordData::Cname(_));
+    let clash = existing
+        .iter()
+        .find(|r| if is_cname(&record.data) { !is_cname(&r.data) } else { is_cname(&r.data) })?;
+    Some(ProviderError::conflict(
+        record.name.clone(),
+        format!(
+            "cannot create {} beside the existing {} record ({:?}): a CNAME cannot share its name with other records",
+            record.data.type_name(),
+            clash.data.type_name(),
+            clash.data
+        ),
+    ))
+}
+
+impl RecordData {
+    /// The record type's name: `TXT`, `CNAME`, `A` or `AAAA`.
+    #[must_use]
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Self::Txt(_) => "TXT",
+            Self::Cname(_) => "CNAME",
+            Self::A(_) => "A",
+            Self::Aaaa(_) => "AAAA",
+        }
+    }
+
+    /// The value as text (a CNAME target without its trailing dot).
+    #[must_use]
+    pub fn value(&self) -> String {
+        match self {
+            Self::Txt(v) => v.clone(),
+            Self::Cname(t) => t.trim_end_matches('.').to_ascii_lowercase(),
+            Self::A(ip) => ip.to_string(),
+            Self::Aaaa(ip) => ip.to_string(),
+        }
+    }
+}
+
+/// A TXT value as the character-strings of one record: at most 255 bytes
+/// each (RFC 1035 §3.3.14), split on character boundaries.
+///
+/// ```
+/// let long = "a".repeat(300);
+/// let parts = dns_verify::txt_strings(&long);
+/// assert_eq!(parts.iter().map(String::len).collect::<Vec<_>>(), vec![255, 45]);
+/// assert_eq!(parts.concat(), long);
+/// assert_eq!(dns_verify::txt_strings(""), vec![String::new()]);
+/// ```
+#[must_use]
+pub fn txt_strings(value: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    for ch in value.chars() {
+        if current.len() + ch.len_utf8() > 255 {
+            out.push(std::mem::take(&mut current));
+        }
+        current.push(ch);
+    }
+    out.push(current);
+    out
 }
 
 /// A provider that keeps records in memory (unit tests, dry runs).
@@ -265,6 +602,13 @@ impl DnsProvider for MemoryProvider {
         let key = record.name.trim_end_matches('.').to_ascii_lowercase();
         let mut records = self.records.lock().unwrap_or_else(PoisonError::into_inner);
         let at = records.entry(key).or_default();
+        let existing: Vec<DnsRecord> = at
+            .iter()
+            .map(|d| DnsRecord { name: record.name.clone(), ttl: record.ttl, data: d.clone() })
+            .collect();
+        if let Some(conflict) = cname_conflict(record, &existing) {
+            return Err(conflict);
+        }
         if !at.contains(&record.data) {
             at.push(record.data.clone());
         }
@@ -278,6 +622,15 @@ impl DnsProvider for MemoryProvider {
             at.retain(|d| d != &record.data);
         }
         Ok(())
+    }
+
+    async fn list(&self, name: &str) -> Result<Vec<DnsRecord>, ProviderError> {
+        let key = name.trim_end_matches('.').to_ascii_lowercase();
+        Ok(self
+            .records(&key)
+            .into_iter()
+            .map(|data| DnsRecord { name: key.clone(), ttl: 60, data })
+            .collect())
     }
 }
 
@@ -353,7 +706,7 @@ impl Rfc2136Provider {
             )));
         }
         let data = match &record.data {
-            RecordData::Txt(v) => RData::TXT(TXT::new(vec![v.clone()])),
+            RecordData::Txt(v) => RData::TXT(TXT::new(txt_strings(v))),
             RecordData::Cname(t) => RData::CNAME(CNAME(fqdn(t)?)),
             RecordData::A(ip) => RData::A(A(*ip)),
             RecordData::Aaaa(ip) => RData::AAAA(AAAA(*ip)),
@@ -368,7 +721,7 @@ impl Rfc2136Provider {
         let response = tokio::time::timeout(self.timeout + Duration::from_millis(200), update)
             .await
             .map_err(|_| {
-                ProviderError::unreachable(format!("no answer from {} in {:?}", self.server, self.timeout))
+                ProviderError::unavailable(format!("no answer from {} in {:?}", self.server, self.timeout))
             })?
             .map_err(classify_net_error)?;
         match response.metadata.response_code {
@@ -376,7 +729,7 @@ impl Rfc2136Provider {
             code @ (ResponseCode::NotAuth
             | ResponseCode::BADSIG
             | ResponseCode::BADKEY
-            | ResponseCode::BADTIME) => Err(ProviderError::unauthorized(code.to_string())),
+            | ResponseCode::BADTIME) => Err(ProviderError::invalid_credential(code.to_string())),
             code @ ResponseCode::Refused => Err(ProviderError::refused(code.to_string())),
             code => Err(ProviderError::server(code.to_string())),
         }
@@ -390,13 +743,13 @@ fn classify_net_error(e: hickory_net::NetError) -> ProviderError {
     let class = if let hickory_net::NetError::Dns(hickory_net::DnsError::ResponseCode(code)) = &e {
         match code {
             ResponseCode::NotAuth | ResponseCode::BADSIG | ResponseCode::BADKEY | ResponseCode::BADTIME => {
-                ProviderError::unauthorized(text)
+                ProviderError::invalid_credential(text)
             }
             ResponseCode::Refused => ProviderError::refused(text),
             _ => ProviderError::server(text),
         }
     } else if matches!(e, hickory_net::NetError::Timeout) {
-        ProviderError::unreachable(text)
+        ProviderError::unavailable(text)
     } else if lower.contains("tsig")
         || lower.contains("notauth")
         || lower.contains("badsig")
@@ -404,11 +757,25 @@ fn classify_net_error(e: hickory_net::NetError) -> ProviderError {
     {
         // A response whose TSIG does not verify reaches us as a protocol
         // error with no code of its own: the key is wrong.
-        ProviderError::unauthorized(text)
+        ProviderError::invalid_credential(text)
     } else {
-        ProviderError::unreachable(text)
+        ProviderError::unavailable(text)
     };
     class.with_source(e)
+}
+
+/// A hickory record as ours (TXT strings joined); `None` for other types.
+pub(crate) fn record_of(name: &str, r: &Record) -> Option<DnsRecord> {
+    let data = match &r.data {
+        RData::TXT(txt) => {
+            RecordData::Txt(txt.txt_data.iter().map(|s| String::from_utf8_lossy(s).into_owned()).collect())
+        }
+        RData::CNAME(c) => RecordData::Cname(c.0.to_ascii().trim_end_matches('.').to_ascii_lowercase()),
+        RData::A(a) => RecordData::A(a.0),
+        RData::AAAA(a) => RecordData::Aaaa(a.0),
+        _ => return None,
+    };
+    Some(DnsRecord { name: name.trim_end_matches('.').to_ascii_lowercase(), ttl: r.ttl, data })
 }
 
 fn fqdn(name: &str) -> Result<Name, ProviderError> {
@@ -421,8 +788,45 @@ fn fqdn(name: &str) -> Result<Name, ProviderError> {
 impl DnsProvider for Rfc2136Provider {
     async fn create(&self, record: &DnsRecord) -> Result<(), ProviderError> {
         let rr = self.record(record)?;
+        // An RFC 2136 server ignores a CNAME added beside other data (and
+        // other data beside a CNAME) and still answers NOERROR: look first.
+        if let Some(conflict) = cname_conflict(record, &self.list(&record.name).await?) {
+            return Err(conflict);
+        }
         let mut client = self.client();
         self.send(client.append(rr, self.zone.clone(), false)).await
+    }
+
+    async fn list(&self, name: &str) -> Result<Vec<DnsRecord>, ProviderError> {
+        let owner = fqdn(name)?;
+        if !self.zone.zone_of(&owner) {
+            return Err(ProviderError::invalid_name(format!("{name} is outside zone {}", self.zone)));
+        }
+        let mut client = self.client();
+        let mut out = Vec::new();
+        for rtype in [RecordType::CNAME, RecordType::TXT, RecordType::A, RecordType::AAAA] {
+            let response = tokio::time::timeout(
+                self.timeout + Duration::from_millis(200),
+                client.query(owner.clone(), DNSClass::IN, rtype),
+            )
+            .await
+            .map_err(|_| {
+                ProviderError::unavailable(format!("no answer from {} in {:?}", self.server, self.timeout))
+            })?
+            .map_err(classify_net_error)?;
+            match response.metadata.response_code {
+                ResponseCode::NoError | ResponseCode::NXDomain => {}
+                code => return Err(ProviderError::server(format!("query {name} {rtype}: {code}"))),
+            }
+            out.extend(
+                response
+                    .answers
+                    .iter()
+                    .filter(|r| r.name == owner && r.record_type() == rtype)
+                    .filter_map(|r| record_of(name, r)),
+            );
+        }
+        Ok(out)
     }
 
     async fn delete(&self, record: &DnsRecord) -> Result<(), ProviderError> {

@@ -181,7 +181,7 @@ pub fn fix_for(
             "Delete the TXT record(s) at {name} ({seen}), then create the CNAME to {expected}: a CNAME cannot sit beside other records."
         ),
         RecordStatus::Proxied => format!(
-            "{name} is proxied by a CDN ({seen}); switch the record to DNS only so it points at {expected}."
+            "{name} is proxied by a CDN ({seen}): set this record to DNS only (proxy off) so that it points at {expected}."
         ),
         RecordStatus::LookupFailed => format!(
             "The authoritative servers did not answer for {name} ({}); this is temporary and is rechecked automatically.",

@@ -295,10 +295,10 @@ async fn wrong_tsig_key_is_unauthorized() {
     )
     .unwrap();
     let err = p.create(&DnsRecord::txt("x.example.test", "v")).await.unwrap_err();
-    assert!(matches!(err, ProviderError::Unauthorized { .. }), "{err:?}");
+    assert!(matches!(err, ProviderError::InvalidCredential { .. }), "{err:?}");
     let unknown = Rfc2136Provider::new(dns.addr(), "example.test", "no-such-key", b"k".repeat(32)).unwrap();
     let err = unknown.create(&DnsRecord::txt("x.example.test", "v")).await.unwrap_err();
-    assert!(matches!(err, ProviderError::Unauthorized { .. }), "{err:?}");
+    assert!(matches!(err, ProviderError::InvalidCredential { .. }), "{err:?}");
 }
 
 #[tokio::test]

@@ -137,6 +137,11 @@ impl ExpiryIndex {
         })
     }
 
+    /// Every indexed certificate's expiry (`not_after`), in no particular order.
+    pub fn expiries(&self) -> impl Iterator<Item = OffsetDateTime> + '_ {
+        self.by_name.values().map(|(_, not_after)| from_unix(*not_after))
+    }
+
     /// How many certificates are indexed.
     #[must_use]
     pub fn len(&self) -> usize {

@@ -42,6 +42,7 @@ mod key;
 pub mod keys;
 mod lease;
 mod memory;
+pub mod metrics;
 #[cfg(feature = "postgres")]
 mod postgres;
 pub mod serving;
@@ -58,6 +59,7 @@ pub use index::{ExpiryIndex, IndexDecodeError, IndexEntry, IndexGeneration};
 pub use key::{Key, MAX_KEY_LEN, Prefix};
 pub use lease::{LeaseGuard, Leases, MIN_LEASE_TTL};
 pub use memory::MemoryStorage;
+pub use metrics::MeteredStorage;
 #[cfg(feature = "postgres")]
 pub use postgres::{PgTls, PostgresOptions, PostgresSetupError, PostgresStorage};
 pub use serving::{

@@ -62,6 +62,7 @@
 //! ```
 
 mod http80;
+pub mod metrics;
 mod names;
 mod on_demand;
 mod proxy;

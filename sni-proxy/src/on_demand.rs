@@ -804,6 +804,7 @@ impl OnDemand {
     ) -> Option<Arc<CertBundle>> {
         if self.refused.contains(name) {
             tracing::debug!(%name, %client, "on-demand refused: refused recently");
+            crate::metrics::on_demand(crate::metrics::decision::REFUSED_RECENTLY);
             return None;
         }
         let seat = self.flights.join(name);
@@ -843,18 +844,25 @@ impl OnDemand {
     async fn allowed(&self, name: &str, client: IpAddr) -> bool {
         if !plausible_public_name(name) {
             tracing::info!(%name, %client, "on-demand refused: not a public hostname");
+            crate::metrics::on_demand(crate::metrics::decision::REFUSED_IMPLAUSIBLE);
             return false;
         }
         if let Some(limits) = &self.limits
             && !limits.allow(client)
         {
             tracing::info!(%name, %client, "on-demand refused: ask rate limit");
+            crate::metrics::on_demand(crate::metrics::decision::REFUSED_LIMITS);
             return false;
         }
-        if !self.policy.allow(name, client).await {
+        let asked = std::time::Instant::now();
+        let allowed = self.policy.allow(name, client).await;
+        crate::metrics::ask(asked.elapsed(), allowed);
+        if !allowed {
             tracing::info!(%name, %client, "on-demand refused by the ask policy");
+            crate::metrics::on_demand(crate::metrics::decision::REFUSED_POLICY);
             return false;
         }
+        crate::metrics::on_demand(crate::metrics::decision::ALLOWED);
         true
     }
 }

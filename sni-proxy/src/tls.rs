@@ -179,6 +179,25 @@ enum HandshakeError {
     Io(#[source] std::io::Error),
 }
 
+impl HandshakeError {
+    /// The `result` label of [`crate::metrics::HANDSHAKES`]: a name on-demand
+    /// issuance refused is `refused`, any other name without a certificate `unknown_name`.
+    fn metric_result(&self, config: &TlsConfig) -> &'static str {
+        use crate::metrics::result;
+        match self {
+            Self::ClientHelloTimeout | Self::Timeout => result::TIMEOUT,
+            Self::UnrecognizedName { sni } => {
+                if config.on_demand.as_ref().is_some_and(|on_demand| on_demand.refused.contains(sni)) {
+                    result::REFUSED
+                } else {
+                    result::UNKNOWN_NAME
+                }
+            }
+            Self::Io(_) => result::ERROR,
+        }
+    }
+}
+
 /// Serves `listener` until the task is dropped (see [`serve_tls_until`] for a
 /// graceful stop).
 pub async fn serve_tls(listener: TcpListener, config: TlsConfig) {
@@ -228,6 +247,7 @@ pub async fn serve_tls_until(
         tokio::spawn(async move {
             // The permit is returned when the connection is done, however it ends.
             let _permit = permit;
+            let _open = crate::metrics::OpenConnection::open();
             serve_connection(tcp, peer, &config, &terminate).await;
         });
     }
@@ -252,15 +272,24 @@ async fn serve_connection(
     if config.routes.has_passthrough() {
         let Ok(sni) = tokio::time::timeout(config.handshake_timeout, peek_sni(&tcp)).await else {
             tracing::debug!(%peer, "timed out waiting for the ClientHello");
+            crate::metrics::handshake(crate::metrics::result::TIMEOUT, crate::metrics::route::TERMINATE);
             return;
         };
         let sni = sni.unwrap_or_default();
         if let Route::Passthrough(backend) = config.routes.route(&sni) {
+            crate::metrics::handshake(crate::metrics::result::OK, crate::metrics::route::PASSTHROUGH);
             passthrough(tcp, peer, &sni, backend, started, config.idle_timeout).await;
             return;
         }
     }
-    match handshake(tcp, peer, config, terminate).await {
+    let handshaken = handshake(tcp, peer, config, terminate).await;
+    let (result, route) = match &handshaken {
+        Err(e) => (e.metric_result(config), crate::metrics::route::TERMINATE),
+        Ok(Handshaken::Challenge { .. }) => (crate::metrics::result::OK, crate::metrics::route::CHALLENGE),
+        Ok(Handshaken::Terminated { .. }) => (crate::metrics::result::OK, crate::metrics::route::TERMINATE),
+    };
+    crate::metrics::handshake(result, route);
+    match handshaken {
         Err(e) => {
             let error = &e as &(dyn std::error::Error + 'static);
             tracing::debug!(%peer, error, "handshake failed");

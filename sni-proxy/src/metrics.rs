@@ -1,0 +1,160 @@
+//! What this crate records through the [`metrics`] facade: handshakes by
+//! result and route, connections open, on-demand decisions and the ask
+//! endpoint's latency.
+//!
+//! Nothing is exported unless the program installs a recorder; without one
+//! every call is the facade's no-op. Label values are bounded: never a
+//! hostname or an address.
+
+/// Counter: TLS handshakes, by `result` ([`result`]) and `route` ([`route`]).
+pub const HANDSHAKES: &str = "sni_proxy_handshakes_total";
+/// Gauge: TLS connections open (from accept to close, handshake included).
+pub const CONNECTIONS_OPEN: &str = "sni_proxy_connections_open";
+/// Counter: on-demand decisions about names without a certificate, by `decision` ([`decision`]).
+pub const ON_DEMAND_DECISIONS: &str = "sni_proxy_on_demand_decisions_total";
+/// Histogram: seconds the ask policy took to answer, by `answer` (`allow`, `refuse`).
+pub const ASK_DURATION: &str = "sni_proxy_on_demand_ask_duration_seconds";
+
+/// The `result` label values of [`HANDSHAKES`].
+pub mod result {
+    /// The handshake completed (or, passed through, the ClientHello was routed).
+    pub const OK: &str = "ok";
+    /// No certificate for the name: `unrecognized_name` sent.
+    pub const UNKNOWN_NAME: &str = "unknown_name";
+    /// No certificate because on-demand issuance refused the name (policy,
+    /// limits, implausible, or refused recently): `unrecognized_name` sent.
+    pub const REFUSED: &str = "refused";
+    /// The ClientHello or the rest of the handshake did not arrive in time.
+    pub const TIMEOUT: &str = "timeout";
+    /// The TLS exchange or the connection failed.
+    pub const ERROR: &str = "error";
+}
+
+/// The `route` label values of [`HANDSHAKES`].
+pub mod route {
+    /// Terminated here and forwarded in plaintext.
+    pub const TERMINATE: &str = "terminate";
+    /// Passed through untouched to a backend.
+    pub const PASSTHROUGH: &str = "passthrough";
+    /// A TLS-ALPN-01 challenge answered.
+    pub const CHALLENGE: &str = "challenge";
+}
+
+/// The `decision` label values of [`ON_DEMAND_DECISIONS`].
+pub mod decision {
+    /// Asked and allowed: issuance follows.
+    pub const ALLOWED: &str = "allowed";
+    /// The ask policy said no (or gave no usable answer).
+    pub const REFUSED_POLICY: &str = "refused_policy";
+    /// Over the ask rate limits.
+    pub const REFUSED_LIMITS: &str = "refused_limits";
+    /// Not a public hostname (an IP address, `localhost`, one label …).
+    pub const REFUSED_IMPLAUSIBLE: &str = "refused_implausible";
+    /// Refused less than the refused-names TTL ago: not asked again.
+    pub const REFUSED_RECENTLY: &str = "refused_recently";
+}
+
+/// Counts one handshake.
+pub(crate) fn handshake(result: &'static str, route: &'static str) {
+    metrics::counter!(HANDSHAKES, "result" => result, "route" => route).increment(1);
+}
+
+/// Counts one on-demand decision.
+pub(crate) fn on_demand(decision: &'static str) {
+    metrics::counter!(ON_DEMAND_DECISIONS, "decision" => decision).increment(1);
+}
+
+/// Records how long one ask took.
+pub(crate) fn ask(took: std::time::Duration, allowed: bool) {
+    let answer = if allowed { "allow" } else { "refuse" };
+    metrics::histogram!(ASK_DURATION, "answer" => answer).record(took.as_secs_f64());
+}
+
+/// One open connection in [`CONNECTIONS_OPEN`], until dropped.
+pub(crate) struct OpenConnection(());
+
+impl OpenConnection {
+    /// Counts a connection as open.
+    pub(crate) fn open() -> Self {
+        metrics::gauge!(CONNECTIONS_OPEN).increment(1.0);
+        Self(())
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        metrics::gauge!(CONNECTIONS_OPEN).decrement(1.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::{net::IpAddr, sync::Arc};
+
+    use cert_store::{AskPolicy, CertBundle, Provision, ProvisionError};
+    use metrics_util::{
+        MetricKind,
+        debugging::{DebugValue, DebuggingRecorder},
+    };
+
+    use super::*;
+    use crate::OnDemand;
+
+    /// Allows only `yes.example.com`.
+    struct OnlyYes;
+
+    #[async_trait::async_trait]
+    impl AskPolicy for OnlyYes {
+        async fn allow(&self, name: &str, _client: IpAddr) -> bool {
+            name == "yes.example.com"
+        }
+    }
+
+    /// Issues nothing (the decision is what is counted).
+    struct Nothing;
+
+    #[async_trait::async_trait]
+    impl Provision for Nothing {
+        async fn provision(&self, name: &str) -> Result<Arc<CertBundle>, ProvisionError> {
+            Err(ProvisionError::Temporary { name: name.to_owned(), source: "test issuer".into() })
+        }
+    }
+
+    #[test]
+    fn on_demand_decisions_are_counted_by_kind() {
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        metrics::with_local_recorder(&recorder, || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async {
+                let on_demand = OnDemand::new(Arc::new(OnlyYes), Arc::new(Nothing));
+                let client = IpAddr::from([192, 0, 2, 1]);
+                assert!(on_demand.obtain("localhost", client).await.is_none());
+                assert!(on_demand.obtain("no.example.com", client).await.is_none());
+                assert!(on_demand.obtain("no.example.com", client).await.is_none());
+                assert!(on_demand.obtain("yes.example.com", client).await.is_none());
+            });
+        });
+        let counts: Vec<(String, u64)> = snapshotter
+            .snapshot()
+            .into_vec()
+            .into_iter()
+            .filter(|(key, ..)| key.kind() == MetricKind::Counter && key.key().name() == ON_DEMAND_DECISIONS)
+            .map(|(key, _, _, value)| {
+                let label = key.key().labels().next().unwrap().value().to_owned();
+                let DebugValue::Counter(n) = value else { panic!("{value:?}") };
+                (label, n)
+            })
+            .collect();
+        for expected in [
+            (decision::REFUSED_IMPLAUSIBLE, 1),
+            (decision::REFUSED_POLICY, 1),
+            (decision::REFUSED_RECENTLY, 1),
+            (decision::ALLOWED, 1),
+        ] {
+            assert!(counts.contains(&(expected.0.to_owned(), expected.1)), "{expected:?} in {counts:?}");
+        }
+    }
+}

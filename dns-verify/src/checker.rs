@@ -344,12 +344,38 @@ impl Checker {
                             Observation::Answer { chain: chain.clone(), values, end: AnswerEnd::Records };
                     }
                 }
+                // `_acme-challenge` with neither TXT nor CNAME: addresses there
+                // are a proxied, flattened CNAME when they are a CDN's.
+                if matches!(expectation, Expectation::AcmeDelegation { .. })
+                    && matches!(&observation, Observation::Answer { chain, end: AnswerEnd::NoData, .. } if chain.is_empty())
+                    && let Some(addresses) = self.addresses_at(*server, &name).await
+                {
+                    observation =
+                        Observation::Answer { chain: Vec::new(), values: addresses, end: AnswerEnd::Addresses };
+                }
                 let (status, observed, detail) = judge(expectation, &observation, &self.proxies);
                 ServerAnswer { server: *server, status, observed, detail }
             }
         }))
         .await;
         aggregate(expectation, answers, checked_at)
+    }
+
+    /// The A (else AAAA) records `server` holds at `name` itself, if any.
+    async fn addresses_at(&self, server: SocketAddr, name: &Name) -> Option<Vec<String>> {
+        for rtype in [RecordType::A, RecordType::AAAA] {
+            let Ok(message) = self.query(server, name, rtype, false).await else { continue };
+            let values: Vec<String> = message
+                .answers
+                .iter()
+                .filter(|r| r.name == *name && r.record_type() == rtype)
+                .filter_map(|r| value_of(&r.data))
+                .collect();
+            if !values.is_empty() {
+                return Some(values);
+            }
+        }
+        None
     }
 
     /// Whether every authoritative server of `name` returns a TXT record
@@ -401,10 +427,24 @@ impl Checker {
         let mut seen: HashSet<Name> = HashSet::from([name.clone()]);
         let mut current = name.clone();
         let mut server = server;
+        // A failure once the chain has left the first name keeps the hops
+        // seen so far: a first hop that is not the expected one is wrong,
+        // whatever the servers further down do.
+        let failed = |chain: &[String], reason: String| {
+            if chain.is_empty() {
+                Observation::Failed(reason)
+            } else {
+                Observation::Answer {
+                    chain: chain.to_vec(),
+                    values: Vec::new(),
+                    end: AnswerEnd::Unresolved(reason),
+                }
+            }
+        };
         loop {
             let message = match self.query(server, &current, rtype, false).await {
                 Ok(m) => m,
-                Err(e) => return Observation::Failed(e.to_string()),
+                Err(e) => return failed(&chain, e.to_string()),
             };
             if let Some(done) = walk_answer(&message, &mut current, rtype, &mut chain, &mut seen, stop_at) {
                 return done;
@@ -414,8 +454,8 @@ impl Checker {
             match self.servers_for(&current).await {
                 Ok(servers) if servers.contains(&server) => {}
                 Ok(servers) if !servers.is_empty() => server = servers[0],
-                Ok(_) => return Observation::Failed(format!("no authoritative server for {current}")),
-                Err(e) => return Observation::Failed(e.to_string()),
+                Ok(_) => return failed(&chain, format!("no authoritative server for {current}")),
+                Err(e) => return failed(&chain, e.to_string()),
             }
         }
     }
@@ -478,13 +518,26 @@ impl Checker {
     async fn zone_of(&self, resolver: SocketAddr, name: &Name) -> Result<Name, LookupError> {
         let mut candidate = name.clone();
         loop {
-            let m = self.query(resolver, &candidate, RecordType::SOA, true).await?;
+            // A resolver chases a CNAME at `candidate`: the SOA it then
+            // returns (or the SERVFAIL when the target's servers fail) is the
+            // target's. Only an SOA at or above `candidate` names its zone;
+            // an alias (a CNAME never sits at a zone apex) is looked up above.
+            let m = match self.query(resolver, &candidate, RecordType::SOA, true).await {
+                Ok(m) => m,
+                Err(e) if self.is_alias(resolver, &candidate).await => {
+                    tracing::debug!(name = %candidate, error = %e, "alias whose target fails: zone looked up above");
+                    candidate = candidate.base_name();
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             let soa_owner = m
                 .answers
                 .iter()
                 .chain(m.authorities.iter())
-                .find(|r| r.record_type() == RecordType::SOA)
-                .map(|r| r.name.clone());
+                .filter(|r| r.record_type() == RecordType::SOA)
+                .map(|r| r.name.clone())
+                .find(|owner| owner.zone_of(&candidate));
             if let Some(zone) = soa_owner {
                 return Ok(zone);
             }
@@ -493,6 +546,15 @@ impl Checker {
             }
             candidate = candidate.base_name();
         }
+    }
+}
+
+impl Checker {
+    /// Whether `name` is a CNAME, asked for the CNAME itself (not chased).
+    async fn is_alias(&self, resolver: SocketAddr, name: &Name) -> bool {
+        self.query(resolver, name, RecordType::CNAME, true)
+            .await
+            .is_ok_and(|m| m.answers.iter().any(|r| r.name == *name && r.record_type() == RecordType::CNAME))
     }
 }
 

@@ -252,6 +252,31 @@ mod tests {
     }
 
     #[test]
+    fn delegation_with_an_unresolvable_chain_is_judged_by_its_first_hop() {
+        let e = Expectation::AcmeDelegation { host: host(), target: "t.acme.edge.test".into() };
+        let p = ProxyRanges::default();
+        let unresolved =
+            |chain: &[&str]| answer(chain, &[], AnswerEnd::Unresolved("timeout after 2s".into()));
+        let (status, observed, detail) = judge(&e, &unresolved(&["x.other-dns.test"]), &p);
+        assert_eq!((status, observed), (RecordStatus::Wrong, vec!["x.other-dns.test".to_owned()]));
+        assert!(detail.unwrap().contains("timeout after 2s"));
+        assert_eq!(judge(&e, &unresolved(&["t.acme.edge.test"]), &p).0, RecordStatus::Valid);
+        // Other records need what lies behind the chain: still temporary.
+        let txt = Expectation::OwnershipTxt { host: host(), token: "tok".into() };
+        assert_eq!(judge(&txt, &unresolved(&["x.other-dns.test"]), &p).0, RecordStatus::LookupFailed);
+    }
+
+    #[test]
+    fn delegation_answering_proxy_addresses_is_proxied() {
+        let e = Expectation::AcmeDelegation { host: host(), target: "t.acme.edge.test".into() };
+        let p = ProxyRanges::cloudflare();
+        let (status, observed, _) = judge(&e, &answer(&[], &["104.16.0.1"], AnswerEnd::Addresses), &p);
+        assert_eq!((status, observed), (RecordStatus::Proxied, vec!["104.16.0.1".to_owned()]));
+        let (status, observed, detail) = judge(&e, &answer(&[], &["192.0.2.1"], AnswerEnd::Addresses), &p);
+        assert_eq!((status, observed, detail.as_deref()), (RecordStatus::Missing, vec![], Some("NODATA")));
+    }
+
+    #[test]
     fn routing_statuses() {
         let e = Expectation::Routing {
             host: host(),

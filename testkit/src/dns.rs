@@ -18,6 +18,7 @@ pub struct Zone {
     origin: String,
     records: String,
     unloadable: bool,
+    ns_address: std::net::Ipv4Addr,
 }
 
 impl Zone {
@@ -30,7 +31,17 @@ impl Zone {
             origin: origin.trim_end_matches('.').to_owned(),
             records: records.to_owned(),
             unloadable: false,
+            ns_address: std::net::Ipv4Addr::LOCALHOST,
         }
+    }
+
+    /// Gives `ns1.<origin>` (the zone's only name server) the address `ip`
+    /// instead of 127.0.0.1: a checker that discovers the zone's servers
+    /// asks `ip` (e.g. 127.0.0.2, where nothing answers: a dead server).
+    #[must_use]
+    pub fn nameserver_address(mut self, ip: std::net::Ipv4Addr) -> Self {
+        self.ns_address = ip;
+        self
     }
 
     /// A zone BIND is configured for but cannot load (a broken zone file):
@@ -44,8 +55,8 @@ impl Zone {
     fn file_text(&self) -> String {
         let o = &self.origin;
         format!(
-            "$ORIGIN {o}.\n$TTL 60\n@ IN SOA ns1.{o}. hostmaster.{o}. 1 3600 600 86400 60\n@ IN NS ns1.{o}.\nns1 IN A 127.0.0.1\n{}\n",
-            self.records
+            "$ORIGIN {o}.\n$TTL 60\n@ IN SOA ns1.{o}. hostmaster.{o}. 1 3600 600 86400 60\n@ IN NS ns1.{o}.\nns1 IN A {}\n{}\n",
+            self.ns_address, self.records
         )
     }
 }

@@ -255,11 +255,8 @@ impl<S: Storage + ?Sized> AcmeIssuer<S> {
     }
 
     fn builder(&self) -> Result<instant_acme::AccountBuilder, IssueError> {
-        let built = match &self.root {
-            Some(root) => Account::builder_with_root(root),
-            None => Account::builder(),
-        };
-        built.map_err(IssueError::from)
+        // instant-acme's client, timed per request (see `metered_http`).
+        crate::metered_http::account_builder(&self.directory, self.root.as_deref()).map_err(IssueError::from)
     }
 
     /// The account: restored from the store, or created once (under a lease).
@@ -694,6 +691,7 @@ impl<S: Storage + ?Sized> Issuer for AcmeIssuer<S> {
                     .map_err(|e| IssueError::internal("the in-flight limit was closed", e))?
             }
         };
+        let _counted = crate::metrics::OrderInFlight::enter();
         for attempt in 1..=BAD_NONCE_ATTEMPTS {
             let mut published = Vec::new();
             // A CA that stops answering mid-request must not hold the name

@@ -78,6 +78,8 @@ mod issuer;
 pub mod keys;
 mod local_ca;
 mod manager;
+mod metered_http;
+pub mod metrics;
 mod order_limit;
 mod renewal;
 mod retry;

@@ -293,6 +293,20 @@ impl<S: Storage + ?Sized> CertManager<S> {
         self.inner.ensure(request).await
     }
 
+    /// Like [`ensure`](Self::ensure), but the stored certificate with serial
+    /// `replace` is replaced even though it covers `request` (it carries a
+    /// name that was removed from it).
+    ///
+    /// # Errors
+    /// As [`ensure`](Self::ensure).
+    pub async fn ensure_replacing(
+        &self,
+        request: &CertRequest,
+        replace: &str,
+    ) -> Result<Arc<CertBundle>, IssueError> {
+        self.inner.ensure_replacing(request, Some(replace)).await
+    }
+
     /// The certificate for a TLS server name: the exact name, else the
     /// single-level wildcard. From memory after the first load.
     pub async fn get(&self, server_name: &str) -> Option<Arc<CertBundle>> {
@@ -557,7 +571,9 @@ impl<S: Storage + ?Sized> Inner<S> {
         self.set_status(primary, CertStatus::Issuing);
         self.publish(primary, EventKind::IssuanceStarted).await;
 
-        match self.issuer.issue(request).await {
+        let issued = self.issuer.issue(request).await;
+        crate::metrics::issuance(renewing, issued.as_ref().err().map(IssueError::class));
+        match issued {
             Ok(bundle) => {
                 self.store.save(&bundle).await.map_err(storage_error)?;
                 let _ = self.store.storage().delete(&pending_key).await;

@@ -272,7 +272,9 @@ impl Checker {
         /// worker threads, small ones stay on the caller's task.
         const BATCH: usize = 512;
         if expectations.len() <= BATCH {
-            return futures_util::future::join_all(expectations.iter().map(|e| self.check_one(e))).await;
+            let reports =
+                futures_util::future::join_all(expectations.iter().map(|e| self.check_one(e))).await;
+            return crate::metrics::counted(reports);
         }
         let tasks: Vec<_> = expectations
             .chunks(BATCH)
@@ -292,7 +294,7 @@ impl Checker {
                 })),
             }
         }
-        out
+        crate::metrics::counted(out)
     }
 
     /// Checks one expectation.

@@ -28,6 +28,7 @@ mod evaluate;
 mod expect;
 #[cfg(feature = "local-zone")]
 mod local_zone;
+pub mod metrics;
 mod provider;
 #[cfg(feature = "testing")]
 pub mod provider_conformance;

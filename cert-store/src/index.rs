@@ -137,9 +137,9 @@ impl ExpiryIndex {
         })
     }
 
-    /// Every indexed certificate's expiry (`not_after`), in no particular order.
-    pub fn expiries(&self) -> impl Iterator<Item = OffsetDateTime> + '_ {
-        self.by_name.values().map(|(_, not_after)| from_unix(*not_after))
+    /// Every indexed certificate as (name, attention time, `not_after`), in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, OffsetDateTime, OffsetDateTime)> + '_ {
+        self.by_name.iter().map(|(name, (at, not_after))| (&**name, from_unix(*at), from_unix(*not_after)))
     }
 
     /// How many certificates are indexed.

@@ -1,17 +1,17 @@
 //! What this crate records through the [`metrics`] facade: storage latency
 //! and errors ([`MeteredStorage`]), and the certificate inventory of the
-//! expiry index ([`record_inventory`]).
+//! expiry index ([`Inventory`]).
 //!
 //! Nothing is exported unless the program installs a recorder (the edge
 //! installs a Prometheus exporter); without one every call is the facade's
 //! no-op. Label values are bounded: never a hostname or a key.
 
-use std::{sync::Arc, time::Duration, time::Instant};
+use std::{collections::HashMap, sync::Arc, time::Duration, time::Instant};
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use crate::{ExpiryIndex, Key, KeyInfo, Prefix, Storage, StorageError};
+use crate::{CertError, CertStore, ExpiryIndex, Key, KeyInfo, Prefix, Provenance, Storage, StorageError};
 
 /// Histogram: seconds one storage operation took, by `backend` and `operation`.
 pub const STORAGE_OPERATION_DURATION: &str = "cert_store_operation_duration_seconds";
@@ -49,14 +49,104 @@ pub mod operation {
     pub const LEASE: &str = "lease";
 }
 
-/// Sets the inventory gauges ([`CERTIFICATES_STORED`], [`EARLIEST_EXPIRY_TIMESTAMP`],
-/// [`EARLIEST_EXPIRY`], [`EXPIRING_WITHIN_DAYS`]) from `index` as of `now`.
-/// Cheap: one pass over the in-memory index, no storage access; call it
-/// when metrics are scraped, with [`CertStore::index`](crate::CertStore::index).
-pub fn record_inventory(index: &ExpiryIndex, now: OffsetDateTime) {
+/// Gauge: stored certificates by `source` (`acme`, `local_ca`,
+/// `self_managed`) and `state` (`valid`; `renewal_due`: past the time it
+/// needs attention — renewal, or a warning for a self-managed one;
+/// `expired`).
+pub const CERTIFICATES: &str = "tls_certificates";
+
+/// The `source` label values of [`CERTIFICATES`].
+pub const SOURCES: [&str; 3] = ["acme", "local_ca", "self_managed"];
+/// The `state` label values of [`CERTIFICATES`].
+pub const STATES: [&str; 3] = ["valid", "renewal_due", "expired"];
+
+/// The `source` label of a provenance.
+fn source_label(provenance: &Provenance) -> &'static str {
+    match provenance {
+        Provenance::Acme { .. } => SOURCES[0],
+        Provenance::LocalCa => SOURCES[1],
+        Provenance::SelfManaged => SOURCES[2],
+    }
+}
+
+/// Sets the certificate gauges ([`CERTIFICATES`], [`CERTIFICATES_STORED`],
+/// [`EARLIEST_EXPIRY_TIMESTAMP`], [`EARLIEST_EXPIRY`],
+/// [`EXPIRING_WITHIN_DAYS`]) from a store's expiry index.
+///
+/// Each certificate's source is read from its bundle once per certificate
+/// version (the index's `not_after` tells a new version) and remembered, so
+/// after the first pass a [`record`](Self::record) costs the index read —
+/// one small storage read while the index is unchanged — and a pass over it
+/// in memory. Call it when metrics are scraped.
+#[derive(Debug, Default)]
+pub struct Inventory {
+    /// Name → (`not_after` of the version read, its source label).
+    sources: tokio::sync::Mutex<HashMap<String, (OffsetDateTime, &'static str)>>,
+}
+
+impl Inventory {
+    /// An inventory that has read no certificate yet.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Reads `store`'s index (and the bundles of certificate versions not
+    /// seen before) and sets the gauges as of `now`. A bundle that cannot be
+    /// read counts with the source `acme` until it can.
+    ///
+    /// # Errors
+    /// When the index cannot be read; the gauges are then left as they were.
+    pub async fn record<S: Storage + ?Sized>(
+        &self,
+        store: &CertStore<S>,
+        now: OffsetDateTime,
+    ) -> Result<(), CertError> {
+        let index = store.index().await?;
+        let mut sources = self.sources.lock().await;
+        sources.retain(|name, _| index.get(name).is_some());
+        let mut counts = [[0u64; STATES.len()]; SOURCES.len()];
+        for (name, attention_at, not_after) in index.iter() {
+            let source = match sources.get(name) {
+                Some((seen, source)) if *seen == not_after => *source,
+                _ => match store.load(name).await {
+                    Ok(Some(bundle)) => {
+                        let source = source_label(&bundle.meta().provenance);
+                        sources.insert(name.to_owned(), (not_after, source));
+                        source
+                    }
+                    Ok(None) | Err(_) => SOURCES[0],
+                },
+            };
+            let state = if not_after <= now {
+                2
+            } else if attention_at <= now {
+                1
+            } else {
+                0
+            };
+            let row = SOURCES.iter().position(|s| *s == source).unwrap_or(0);
+            counts[row][state] += 1;
+        }
+        drop(sources);
+        #[allow(clippy::cast_precision_loss)] // counts far below 2^52
+        for (row, source) in counts.iter().zip(SOURCES) {
+            for (count, state) in row.iter().zip(STATES) {
+                metrics::gauge!(CERTIFICATES, "source" => source, "state" => state).set(*count as f64);
+            }
+        }
+        record_expiries(&index, now);
+        Ok(())
+    }
+}
+
+/// Sets [`CERTIFICATES_STORED`], [`EARLIEST_EXPIRY_TIMESTAMP`],
+/// [`EARLIEST_EXPIRY`] and [`EXPIRING_WITHIN_DAYS`] from `index` as of
+/// `now` (no storage access; [`Inventory::record`] calls it).
+pub fn record_expiries(index: &ExpiryIndex, now: OffsetDateTime) {
     let mut within = [0u64; DAYS_LEFT_BUCKETS.len()];
     let mut earliest: Option<OffsetDateTime> = None;
-    for not_after in index.expiries() {
+    for (_, _, not_after) in index.iter() {
         earliest = Some(earliest.map_or(not_after, |e| e.min(not_after)));
         let left = not_after - now;
         for (count, days) in within.iter_mut().zip(DAYS_LEFT_BUCKETS) {
@@ -215,7 +305,7 @@ mod tests {
         let recorder = DebuggingRecorder::new();
         let snapshotter = recorder.snapshotter();
         metrics::with_local_recorder(&recorder, || {
-            let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             runtime.block_on(async {
                 let storage = MeteredStorage::new(Arc::new(MemoryStorage::new()), "memory");
                 let key = Key::new("a/b").unwrap();
@@ -244,7 +334,7 @@ mod tests {
         index.upsert("a.example.com", now, now + time::Duration::days(5));
         index.upsert("b.example.com", now, now + time::Duration::days(45));
         index.upsert("c.example.com", now, now - time::Duration::days(1));
-        metrics::with_local_recorder(&recorder, || record_inventory(&index, now));
+        metrics::with_local_recorder(&recorder, || record_expiries(&index, now));
         let snapshot = snapshotter.snapshot().into_vec();
         let gauge =
             |name: &str, labels: &[(&str, &str)]| match find(&snapshot, MetricKind::Gauge, name, labels) {
@@ -261,5 +351,60 @@ mod tests {
         assert_eq!(gauge(EXPIRING_WITHIN_DAYS, &[("days", "7")]), 2.0);
         assert_eq!(gauge(EXPIRING_WITHIN_DAYS, &[("days", "30")]), 2.0);
         assert_eq!(gauge(EXPIRING_WITHIN_DAYS, &[("days", "60")]), 3.0);
+    }
+
+    #[test]
+    fn inventory_counts_certificates_by_source_and_state() {
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        let bundle = |name: &str, provenance: Provenance| {
+            let key = rcgen::KeyPair::generate().unwrap();
+            let cert = rcgen::CertificateParams::new(vec![name.into()]).unwrap().self_signed(&key).unwrap();
+            crate::CertBundle::from_pem(&cert.pem(), &key.serialize_pem(), provenance).unwrap()
+        };
+        let storage = Arc::new(MeteredStorage::new(Arc::new(MemoryStorage::new()), "memory"));
+        let store = CertStore::new(storage);
+        let inventory = Inventory::new();
+        let snapshot = metrics::with_local_recorder(&recorder, || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async {
+                store.save(&bundle("a.example.com", Provenance::LocalCa)).await.unwrap();
+                store.save(&bundle("b.example.com", Provenance::SelfManaged)).await.unwrap();
+                store.save(&bundle("c.example.com", Provenance::SelfManaged)).await.unwrap();
+                let now = OffsetDateTime::now_utc();
+                inventory.record(&store, now).await.unwrap();
+                let loads = snapshotter.snapshot().into_vec();
+                // A second pass reads no bundle again.
+                inventory.record(&store, now).await.unwrap();
+                (loads, snapshotter.snapshot().into_vec())
+            })
+        });
+        let (first, second) = snapshot;
+        let gauge = |snapshot: &Snapshot, source: &str, state: &str| match find(
+            snapshot,
+            MetricKind::Gauge,
+            CERTIFICATES,
+            &[("source", source), ("state", state)],
+        ) {
+            Some(DebugValue::Gauge(v)) => v.into_inner(),
+            other => panic!("{source}/{state}: {other:?}"),
+        };
+        // rcgen's default validity runs to 4096: valid.
+        assert_eq!(gauge(&second, "local_ca", "valid"), 1.0);
+        assert_eq!(gauge(&second, "self_managed", "valid"), 2.0);
+        assert_eq!(gauge(&second, "acme", "valid"), 0.0);
+        assert_eq!(gauge(&second, "self_managed", "expired"), 0.0);
+        let gets = |snapshot: &Snapshot| match find(
+            snapshot,
+            MetricKind::Histogram,
+            STORAGE_OPERATION_DURATION,
+            &[("operation", "get")],
+        ) {
+            Some(DebugValue::Histogram(v)) => v.len(),
+            _ => 0,
+        };
+        // The snapshot drains histograms: the second pass's reads alone.
+        assert!(gets(&first) >= 3, "{}", gets(&first));
+        assert!(gets(&second) <= 1, "the second pass read bundles again: {} gets", gets(&second));
     }
 }

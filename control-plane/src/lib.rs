@@ -26,6 +26,7 @@ mod activity;
 mod error;
 pub mod keys;
 mod lifecycle;
+pub mod metrics;
 mod model;
 mod repo;
 mod schedule;

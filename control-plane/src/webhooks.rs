@@ -182,6 +182,7 @@ impl Outbox {
                 return 0;
             }
         };
+        crate::metrics::queue_depth(keys.len());
         let mut delivered = 0;
         for key in keys {
             match self.deliver_one(&key).await {
@@ -212,7 +213,9 @@ impl Outbox {
         if pending.next_at > now {
             return Ok(false);
         }
-        match self.send(&pending).await {
+        let sent = self.send(&pending).await;
+        crate::metrics::delivery(sent.as_ref().err());
+        match sent {
             Ok(()) => {
                 self.storage.delete(key).await?;
                 Ok(true)

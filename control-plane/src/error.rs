@@ -10,9 +10,10 @@ use crate::lifecycle::InvalidTransition;
 /// choosing a status) matches on.
 ///
 /// ```
-/// use control_plane::{Error, ErrorCode};
-/// let e = Error::HostnameConflict { hostname: "shop.example.com".into() };
+/// use control_plane::{ClaimHolder, Error, ErrorCode};
+/// let e = Error::HostnameConflict { hostname: "shop.example.com".into(), held_by: ClaimHolder::OtherTenant };
 /// assert_eq!(e.code(), ErrorCode::HostnameConflict);
+/// assert_eq!(e.to_string(), "shop.example.com is already claimed by another account");
 /// assert_eq!(e.code().as_str(), "HostnameConflict");
 /// ```
 #[derive(Debug, thiserror::Error)]
@@ -40,20 +41,32 @@ pub enum Error {
         plan: String,
     },
     /// Another connection holds the hostname's claim.
-    #[error("{hostname} is already claimed by another connection")]
+    #[error("{hostname} is already claimed by {held_by}")]
     HostnameConflict {
         /// The hostname.
         hostname: String,
+        /// Who holds it, as far as the caller may know.
+        held_by: ClaimHolder,
     },
-    /// The plan's limit is reached.
-    #[error("plan {plan} allows {limit} connections")]
+    /// The plan's limit for this period is reached.
+    #[error("plan {plan} allows {limit} new connections per period; {used} were created in this one")]
     QuotaExceeded {
         /// The plan.
         plan: String,
         /// Its limit.
         limit: usize,
+        /// Connections created in the current period.
+        used: u64,
+        /// When the current period ends (and the count starts again).
+        period_end: OffsetDateTime,
         /// Where to upgrade.
         upgrade_url: String,
+    },
+    /// A request the control plane cannot act on (the reason says why).
+    #[error("{reason}")]
+    InvalidRequest {
+        /// What is wrong with it.
+        reason: String,
     },
     /// No such connection (or not one the caller may see).
     #[error("no such connection")]
@@ -68,6 +81,29 @@ pub enum Error {
     /// record changed by another version).
     #[error(transparent)]
     Lifecycle(#[from] InvalidTransition),
+}
+
+/// Who holds a hostname's claim, as the caller may know it: the id of one
+/// of its own connections, never another tenant's identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ClaimHolder {
+    /// The caller's own connection `connection`.
+    SameTenant {
+        /// The connection's id.
+        connection: String,
+    },
+    /// A connection of another tenant (which one is not said).
+    OtherTenant,
+}
+
+impl std::fmt::Display for ClaimHolder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::SameTenant { connection } => write!(f, "your connection {connection}"),
+            Self::OtherTenant => f.write_str("another account"),
+        }
+    }
 }
 
 /// Why an uploaded certificate was refused.
@@ -141,7 +177,7 @@ impl Error {
     pub fn code(&self) -> ErrorCode {
         match self {
             Self::InvalidHostname { .. } | Self::WildcardNotOffered { .. } => ErrorCode::InvalidHostname,
-            Self::UnknownPlan { .. } => ErrorCode::InvalidRequest,
+            Self::UnknownPlan { .. } | Self::InvalidRequest { .. } => ErrorCode::InvalidRequest,
             Self::HostnameConflict { .. } => ErrorCode::HostnameConflict,
             Self::QuotaExceeded { .. } => ErrorCode::QuotaExceeded,
             Self::NotFound => ErrorCode::NotFound,
@@ -158,39 +194,61 @@ impl Error {
 }
 
 /// The codes of a connection's [`Problem`]: what is wrong now, in a form a
-/// program matches on.
+/// program matches on. Serialized in snake_case (`cname_not_found`); the
+/// names of earlier versions (`DnsMissing` …) are still read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum ProblemCode {
-    /// A required record is missing.
+    /// A required record (ownership TXT, routing) is missing.
+    #[serde(alias = "DnsMissing")]
     DnsMissing,
     /// A required record has another value.
+    #[serde(alias = "DnsWrong")]
     DnsWrong,
-    /// A TXT record where a CNAME is required.
+    /// A TXT record where a CNAME is required (outside `_acme-challenge`).
+    #[serde(alias = "DnsDuplicate")]
     DnsDuplicate,
-    /// A lookup failed; nothing is concluded, retried soon.
+    /// A record is proxied by a CDN where it must be DNS only.
+    DnsProxied,
+    /// A lookup failed (records stored before `dns_fetch_error` existed).
+    #[serde(alias = "LookupFailed")]
     LookupFailed,
-    /// Another connection holds the hostname.
+    /// Another connection holds a SAN.
+    #[serde(alias = "HostnameConflict")]
     HostnameConflict,
-    /// `_acme-challenge` CNAME not found.
+    /// An `_acme-challenge` CNAME is missing.
+    #[serde(alias = "CnameNotFound")]
     CnameNotFound,
-    /// A TXT at `_acme-challenge` conflicts with the delegation.
+    /// A TXT record at `_acme-challenge` conflicts with the delegation.
+    #[serde(alias = "TxtConflict")]
     TxtConflict,
-    /// The CA's rate limit.
+    /// The CA's rate limit: retried by itself.
+    #[serde(alias = "RateLimited")]
     RateLimited,
-    /// The CA could not validate.
+    /// The CA could not validate (DNS propagation incomplete …): retried by itself.
+    #[serde(alias = "ValidationFailed")]
     ValidationFailed,
-    /// DNS could not be read or written.
+    /// DNS could not be read or written (the provider is unreachable,
+    /// SERVFAIL …): temporary, retried.
+    #[serde(rename = "dns_fetch_error", alias = "DnsFetch")]
     DnsFetch,
     /// No names to certify.
+    #[serde(alias = "NoSan")]
     NoSan,
+    /// The certificate served has expired.
+    CertificateExpired,
     /// The CA is unreachable or failing.
+    #[serde(alias = "CaUnavailable")]
     CaUnavailable,
     /// The ACME account was refused.
+    #[serde(alias = "Account")]
     Account,
     /// Our storage failed.
+    #[serde(alias = "Storage")]
     Storage,
     /// Something else on our side.
+    #[serde(alias = "Internal")]
     Internal,
 }
 
@@ -213,17 +271,109 @@ impl ProblemCode {
             _ => Self::Internal,
         }
     }
+
+    /// The code as it is serialized, e.g. `cname_not_found`.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::DnsMissing => "dns_missing",
+            Self::DnsWrong => "dns_wrong",
+            Self::DnsDuplicate => "dns_duplicate",
+            Self::DnsProxied => "dns_proxied",
+            Self::LookupFailed => "lookup_failed",
+            Self::HostnameConflict => "hostname_conflict",
+            Self::CnameNotFound => "cname_not_found",
+            Self::TxtConflict => "txt_conflict",
+            Self::RateLimited => "rate_limited",
+            Self::ValidationFailed => "validation_failed",
+            Self::DnsFetch => "dns_fetch_error",
+            Self::NoSan => "no_san",
+            Self::CertificateExpired => "certificate_expired",
+            Self::CaUnavailable => "ca_unavailable",
+            Self::Account => "account",
+            Self::Storage => "storage",
+            Self::Internal => "internal",
+        }
+    }
+
+    /// What the customer does about it, in one sentence.
+    #[must_use]
+    pub const fn resolution(self) -> &'static str {
+        match self {
+            Self::CnameNotFound => {
+                "Add the _acme-challenge CNAME record shown for each name; it is checked again automatically."
+            }
+            Self::TxtConflict => {
+                "Remove the TXT record at _acme-challenge and keep only the CNAME record shown."
+            }
+            Self::RateLimited => {
+                "Nothing to do: the certificate authority's rate limit applies; it is retried automatically after one hour (retry_at)."
+            }
+            Self::ValidationFailed => {
+                "Nothing to do if the records shown are in place: DNS propagation is incomplete; it is retried automatically (retry_at)."
+            }
+            Self::DnsFetch | Self::LookupFailed => {
+                "Temporary: the DNS provider could not be reached; it is retried automatically."
+            }
+            Self::NoSan => "No names are configured for this certificate: contact support.",
+            Self::DnsMissing => "Create the records shown; they are checked again automatically.",
+            Self::DnsWrong => "Change the record to the value shown; it is checked again automatically.",
+            Self::DnsDuplicate => "Remove the TXT record and keep only the CNAME record shown.",
+            Self::DnsProxied => "Set this record to DNS only (not proxied) at your DNS provider.",
+            Self::HostnameConflict => {
+                "The name is used by another connection: remove it there first, or contact support."
+            }
+            Self::CertificateExpired => {
+                "The certificate has expired and renewal keeps being retried: make sure the _acme-challenge CNAME records shown are in place (add them back if they are gone)."
+            }
+            Self::CaUnavailable => {
+                "Temporary: the certificate authority is unavailable; it is retried automatically."
+            }
+            Self::Account | Self::Storage | Self::Internal => {
+                "A problem on our side: it is retried automatically; contact support if it persists."
+            }
+        }
+    }
+
+    /// Whether it clears by itself (retried without anyone acting).
+    #[must_use]
+    pub const fn is_temporary(self) -> bool {
+        matches!(
+            self,
+            Self::RateLimited
+                | Self::ValidationFailed
+                | Self::DnsFetch
+                | Self::LookupFailed
+                | Self::CaUnavailable
+                | Self::Storage
+                | Self::Internal
+        )
+    }
 }
+
+impl std::fmt::Display for ProblemCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The resolution of an expired self-managed certificate.
+pub const UPLOAD_NEW_CERTIFICATE: &str =
+    "Upload a new certificate: a certificate you manage yourself is never renewed.";
 
 /// What last went wrong with a connection, in words, with its code.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Problem {
-    /// The code programs match on (`DnsMissing`, `LookupFailed`, `RateLimited` …).
-    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    /// The code programs match on (`cname_not_found`, `txt_conflict`,
+    /// `rate_limited`, `validation_failed`, `dns_fetch_error`, `no_san` …).
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "cname_not_found"))]
     pub code: ProblemCode,
     /// What happened.
     pub message: String,
+    /// What to do about it, in one sentence.
+    #[serde(default)]
+    pub resolution: String,
     /// When it is retried by itself, if it is.
     #[serde(default, skip_serializing_if = "Option::is_none", with = "time::serde::rfc3339::option")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
@@ -231,10 +381,17 @@ pub struct Problem {
 }
 
 impl Problem {
-    /// A problem with no automatic retry time.
+    /// A problem with no automatic retry time, with its code's resolution.
     #[must_use]
     pub fn new(code: ProblemCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), retry_at: None }
+        Self { code, message: message.into(), resolution: code.resolution().to_owned(), retry_at: None }
+    }
+
+    /// The same, with another resolution sentence.
+    #[must_use]
+    pub fn resolved_by(mut self, resolution: impl Into<String>) -> Self {
+        self.resolution = resolution.into();
+        self
     }
 
     /// The same, retried at `at`.

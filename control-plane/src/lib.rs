@@ -23,30 +23,40 @@
 //! binary in this workspace's `examples` crate is such a layer (axum).
 
 mod activity;
+mod domain;
+pub mod due;
 mod error;
 pub mod keys;
 mod lifecycle;
 pub mod metrics;
 mod model;
 mod repo;
-mod schedule;
 mod service;
 mod settings;
+mod source;
+mod ssl;
+mod tenant_index;
+mod tenants;
 mod webhooks;
 mod widget;
 
-pub use activity::{ActivityLog, DEFAULT_RETENTION};
-pub use error::{CertificateRejected, Error, ErrorCode, Problem, ProblemCode};
+pub use activity::{Activity, ActivityEntry, ActivityFilter, ActivityLog, ActivityPage, DEFAULT_RETENTION};
+pub use domain::{MAX_SANS, SanSet, is_registrable_domain};
+pub use due::DueIndex;
+pub use error::{CertificateRejected, ClaimHolder, Error, ErrorCode, Problem, ProblemCode};
 pub use lifecycle::{DomainState, InvalidTransition, TRANSITIONS};
 pub use model::{CertificateInfo, CertificateSource, Connection, DEFAULT_TENANT, DesiredRecord};
-pub use repo::{Repo, WORK_LEASE_TTL};
-pub use schedule::Schedule;
-pub use service::{ControlPlane, ControlPlaneBuilder, RecordCheck, RecordsCheck};
-pub use settings::{Challenge, InvalidQuota, Quotas, Settings};
+pub use repo::{Repo, WORK_LEASE_TTL, due_at};
+pub use service::{ControlPlane, ControlPlaneBuilder, QuotaUsage, RecordCheck, RecordsCheck};
+pub use settings::{Challenge, InvalidQuota, InvalidQuotaPeriod, QuotaPeriod, Quotas, Settings};
+pub use source::DomainCerts;
+pub use ssl::{SanCheck, SanDnsStatus, Ssl, SslCertificate, SslStatus, san_checks};
+pub use tenant_index::{IndexHead, PAGE_SIZE, TenantIndex};
+pub use tenants::{NewTenantKey, Tenant, Tenants, is_tenant_id};
 pub use webhooks::{
     CertificateEvents, DeliveryError, Outbox, WebhookEvent, WebhookTransport, signature, verify_signature,
 };
-pub use widget::WidgetKey;
+pub use widget::{WidgetGrant, WidgetKey};
 
 /// The README's example, compiled and run as a doc test so it
 /// stays true.

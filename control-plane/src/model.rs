@@ -4,7 +4,7 @@ use cert_store::{CertBundle, Provenance};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::{DomainState, Problem};
+use crate::{DomainState, Problem, Ssl};
 
 /// The tenant of connections created before tenants existed, and of an
 /// edge run without tenants.
@@ -24,8 +24,15 @@ pub struct Connection {
     /// load as [`DEFAULT_TENANT`]).
     #[serde(default = "default_tenant")]
     pub tenant: String,
-    /// The hostname (lowercase, punycode).
+    /// The hostname (lowercase, punycode): the certificate's primary name.
     pub hostname: String,
+    /// Whether the certificate also carries `*.<hostname>` (by default for
+    /// a registrable domain such as `customer.com`).
+    #[serde(default)]
+    pub include_wildcard: bool,
+    /// More names on the same certificate (at most 100 names in all).
+    #[serde(default)]
+    pub additional_sans: Vec<String>,
     /// The plan it counts against.
     pub plan: String,
     /// Lifecycle state.
@@ -53,6 +60,23 @@ pub struct Connection {
     pub failed_checks: u32,
     /// The ownership token (the value of the `_customdomain-challenge` TXT).
     pub ownership_token: String,
+    /// The SSL view: status, each SAN's DNS status, the certificate.
+    #[serde(default)]
+    pub ssl: Ssl,
+}
+
+impl Connection {
+    /// Every name of its certificate: the hostname, `*.<hostname>` when
+    /// included, then the additional SANs.
+    #[must_use]
+    pub fn sans(&self) -> Vec<String> {
+        let mut out = vec![self.hostname.clone()];
+        if self.include_wildcard {
+            out.push(format!("*.{}", self.hostname));
+        }
+        out.extend(self.additional_sans.iter().cloned());
+        out
+    }
 }
 
 /// One DNS record the customer creates.
@@ -106,11 +130,20 @@ impl CertificateInfo {
     #[must_use]
     pub fn of(bundle: &CertBundle) -> Self {
         let meta = bundle.meta();
-        let source = match meta.provenance {
+        Self {
+            serial: meta.serial.clone(),
+            source: Self::source_of(&meta.provenance),
+            not_after: meta.not_after,
+        }
+    }
+
+    /// The source of a certificate of `provenance`.
+    #[must_use]
+    pub fn source_of(provenance: &Provenance) -> CertificateSource {
+        match provenance {
             Provenance::LocalCa => CertificateSource::LocalCa,
             Provenance::SelfManaged => CertificateSource::SelfManaged,
             _ => CertificateSource::Acme,
-        };
-        Self { serial: meta.serial.clone(), source, not_after: meta.not_after }
+        }
     }
 }

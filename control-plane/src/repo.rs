@@ -1,7 +1,10 @@
 //! Connections and hostname claims in the shared [`Storage`].
 //!
 //! Layout in [`keys`](crate::keys): `edge/connections/<id>` (JSON),
-//! `edge/claims/<hostname>` (the id of the connection holding the hostname).
+//! `edge/claims/<hostname>` (the id of the connection holding the hostname),
+//! the [`DueIndex`] entry of each connection and each tenant's
+//! [`TenantIndex`]: reading a connection, a claim or a page costs O(1) or
+//! O(page) reads, never a scan of all connections.
 //! Claims change only under the storage lease `edge/leases/claim/<hostname>`,
 //! so edges sharing one PostgreSQL never both hand out a hostname.
 
@@ -9,14 +12,16 @@ use std::{sync::Arc, time::Duration};
 
 use cert_store::{Key, LeaseGuard, Leases, Storage, StorageError};
 
-use crate::{Connection, DomainState, keys, schedule::Schedule};
+use crate::{Connection, DomainState, DueIndex, TenantIndex, keys};
 
-/// Connection records over a [`Storage`], with the in-memory [`Schedule`]
-/// of when each is next due (updated by every write through this `Repo`).
+/// Connection records over a [`Storage`], with the [`DueIndex`] of when
+/// each is next due (moved by every write through this `Repo`) and each
+/// tenant's [`TenantIndex`].
 #[derive(Clone)]
 pub struct Repo {
     storage: Arc<dyn Storage>,
-    schedule: Arc<Schedule>,
+    due: DueIndex,
+    tenants: TenantIndex,
 }
 
 impl std::fmt::Debug for Repo {
@@ -31,7 +36,8 @@ impl std::fmt::Debug for Repo {
 pub const WORK_LEASE_TTL: Duration = Duration::from_secs(20);
 
 /// When the worker next has something to do with `c`: never once archived.
-fn due_at(c: &Connection) -> Option<time::OffsetDateTime> {
+#[must_use]
+pub fn due_at(c: &Connection) -> Option<time::OffsetDateTime> {
     (c.state != DomainState::Archived).then_some(c.next_check_at)
 }
 
@@ -43,13 +49,23 @@ impl Repo {
     /// A repository in `storage`.
     #[must_use]
     pub fn new(storage: Arc<dyn Storage>) -> Self {
-        Self { storage, schedule: Arc::default() }
+        Self {
+            due: DueIndex::new(Arc::clone(&storage)),
+            tenants: TenantIndex::new(Arc::clone(&storage)),
+            storage,
+        }
     }
 
-    /// When each connection is next due, as far as this edge knows.
+    /// When each connection is next due.
     #[must_use]
-    pub fn schedule(&self) -> &Schedule {
-        &self.schedule
+    pub fn due(&self) -> &DueIndex {
+        &self.due
+    }
+
+    /// Each tenant's connections in creation order and quota count.
+    #[must_use]
+    pub fn tenant_index(&self) -> &TenantIndex {
+        &self.tenants
     }
 
     /// Whether `id` has the shape of our ids (hex): anything else names no
@@ -74,29 +90,55 @@ impl Repo {
         }
     }
 
-    /// Saves a connection (atomically replacing the previous version).
+    /// Saves a connection (atomically replacing the previous version) and
+    /// moves its due entry: the new entry is written before the record and
+    /// the old one deleted after it, so a crash never leaves it with none.
     ///
     /// # Errors
     /// When the storage fails.
     pub async fn put(&self, connection: &Connection) -> Result<(), StorageError> {
+        let old = self.get(&connection.id).await?.as_ref().and_then(due_at);
+        let new = due_at(connection);
+        if let Some(at) = new
+            && old != new
+        {
+            self.due.add(&connection.id, at).await?;
+        }
         let bytes = serde_json::to_vec(connection).map_err(|e| StorageError::Backend(e.into()))?;
         self.storage.put(&keys::connection(&connection.id)?, &bytes).await?;
-        self.schedule.set(&connection.id, due_at(connection));
+        if let Some(at) = old
+            && old != new
+        {
+            self.due.remove(&crate::due::entry_key(&connection.id, at)?).await?;
+        }
         Ok(())
     }
 
-    /// Reads every connection and rebuilds the schedule from them (sees
-    /// what other edges wrote).
+    /// A page of `tenant`'s connections, newest first (`skip` from the
+    /// newest), and how many it has: O(page) reads.
     ///
     /// # Errors
     /// When the storage fails.
-    pub async fn scan(&self) -> Result<(), StorageError> {
-        let all = self.list().await?;
-        self.schedule.replace_all(all.iter().map(|c| (c.id.clone(), due_at(c))));
-        Ok(())
+    pub async fn page(
+        &self,
+        tenant: &str,
+        skip: u64,
+        limit: u64,
+    ) -> Result<(Vec<Connection>, u64), StorageError> {
+        let (ids, total) = self.tenants.newest(tenant, skip, limit).await?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            // An id indexed just before a crash that kept its record from
+            // being written names nothing: skipped.
+            if let Some(c) = self.get(&id).await? {
+                out.push(c);
+            }
+        }
+        Ok((out, total))
     }
 
-    /// Every connection, oldest first.
+    /// Every connection, oldest first: a full scan, used only by the
+    /// one-time migration to the indexes (and by tests).
     ///
     /// # Errors
     /// When the storage fails.
@@ -118,15 +160,6 @@ impl Repo {
     /// When the storage fails or the lease stays taken.
     pub async fn lock_hostname(&self, hostname: &str) -> Result<LeaseGuard, StorageError> {
         self.lock(&keys::claim_lease(hostname)?, Duration::from_secs(30)).await
-    }
-
-    /// Holds the lease under which a plan's connections are counted against
-    /// its quota (waits up to 30 s).
-    ///
-    /// # Errors
-    /// When the storage fails or the lease stays taken.
-    pub async fn lock_quota(&self, plan: &str) -> Result<LeaseGuard, StorageError> {
-        self.lock(&keys::quota_lease(plan)?, Duration::from_secs(30)).await
     }
 
     async fn lock(&self, name: &Key, wait: Duration) -> Result<LeaseGuard, StorageError> {
@@ -156,7 +189,7 @@ impl Repo {
     pub async fn claim_holder(&self, hostname: &str) -> Result<Option<Connection>, StorageError> {
         let Some(id) = self.storage.get(&keys::claim(hostname)?).await? else { return Ok(None) };
         let id = String::from_utf8_lossy(&id).into_owned();
-        Ok(self.get(&id).await?.filter(|c| c.hostname == hostname && c.state.holds_claim()))
+        Ok(self.get(&id).await?.filter(|c| c.sans().iter().any(|n| n == hostname) && c.state.holds_claim()))
     }
 
     /// Records `id` as the claim holder (call under [`lock_hostname`](Self::lock_hostname)).

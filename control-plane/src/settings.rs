@@ -16,6 +16,80 @@ pub enum Challenge {
     Dns01,
 }
 
+/// The billing period a plan's connect limit counts in: connections
+/// *created* in the current period count, archived or not.
+///
+/// ```
+/// use control_plane::QuotaPeriod;
+/// use time::macros::datetime;
+/// let (label, end) = QuotaPeriod::Month.of(datetime!(2026-12-02 22:00 UTC));
+/// assert_eq!((label.as_str(), end), ("2026-12", datetime!(2027-01-01 00:00 UTC)));
+/// let (label, end) = QuotaPeriod::Week.of(datetime!(2026-12-02 22:00 UTC));
+/// assert_eq!((label.as_str(), end), ("2026-W49", datetime!(2026-12-07 00:00 UTC)));
+/// assert_eq!("day".parse::<QuotaPeriod>(), Ok(QuotaPeriod::Day));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum QuotaPeriod {
+    /// Calendar month, UTC (the default).
+    #[default]
+    Month,
+    /// ISO week, Monday to Sunday, UTC.
+    Week,
+    /// Calendar day, UTC.
+    Day,
+}
+
+/// A quota period that is not `month`, `week` or `day`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("quota period {0:?} is not month, week or day")]
+pub struct InvalidQuotaPeriod(pub String);
+
+impl FromStr for QuotaPeriod {
+    type Err = InvalidQuotaPeriod;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "month" => Ok(Self::Month),
+            "week" => Ok(Self::Week),
+            "day" => Ok(Self::Day),
+            _ => Err(InvalidQuotaPeriod(s.to_owned())),
+        }
+    }
+}
+
+impl QuotaPeriod {
+    /// The period `now` falls in: its label (`2026-12`, `2026-W49`,
+    /// `2026-12-02`) and when it ends.
+    #[must_use]
+    pub fn of(self, now: time::OffsetDateTime) -> (String, time::OffsetDateTime) {
+        let now = now.to_offset(time::UtcOffset::UTC);
+        let midnight = now.replace_time(time::Time::MIDNIGHT);
+        match self {
+            Self::Month => {
+                let (year, month) = (now.year(), now.month());
+                let (next_year, next_month) = if month == time::Month::December {
+                    (year + 1, time::Month::January)
+                } else {
+                    (year, month.next())
+                };
+                let end = time::Date::from_calendar_date(next_year, next_month, 1)
+                    .map_or(midnight, |d| d.midnight().assume_utc());
+                (format!("{year:04}-{:02}", u8::from(month)), end)
+            }
+            Self::Week => {
+                let (year, week, _) = now.to_iso_week_date();
+                let days_left = 7 - i64::from(now.weekday().number_days_from_monday());
+                (format!("{year:04}-W{week:02}"), midnight + time::Duration::days(days_left))
+            }
+            Self::Day => (
+                format!("{:04}-{:02}-{:02}", now.year(), u8::from(now.month()), now.day()),
+                midnight + time::Duration::DAY,
+            ),
+        }
+    }
+}
+
 /// Connection limits per plan, e.g. parsed from `free=5,pro=1000`.
 ///
 /// ```
@@ -95,11 +169,15 @@ pub struct Settings {
     pub upgrade_url: String,
     /// How often live hostnames are re-checked for drift.
     pub drift_interval: Duration,
-    /// How often the worker re-reads every connection (to see what other
-    /// edges sharing the store changed).
-    pub rescan_interval: Duration,
+    /// The period a plan's connect limit counts in.
+    pub quota_period: QuotaPeriod,
+    /// How long activity records are kept.
+    pub activity_retention: Duration,
     /// Connections one worker round advances at once.
     pub worker_concurrency: usize,
+    /// How long before expiry issued certificates are renewed (shown as
+    /// the SSL view's `renews_at`; the certificate manager's setting).
+    pub renew_before: Duration,
 }
 
 impl Default for Settings {
@@ -109,8 +187,10 @@ impl Default for Settings {
             quotas: Quotas::default(),
             upgrade_url: "https://example.com/upgrade".to_owned(),
             drift_interval: Duration::from_secs(300),
-            rescan_interval: Duration::from_secs(30),
+            quota_period: QuotaPeriod::Month,
+            activity_retention: crate::DEFAULT_RETENTION,
             worker_concurrency: 8,
+            renew_before: Duration::from_secs(30 * 24 * 3600),
         }
     }
 }

@@ -12,7 +12,8 @@ use std::{
 use acme_core::{CertManager, LocalCaIssuer, ManagerConfig};
 use cert_store::{CertBundle, CertListener, CertSource, CertStore, MemoryStorage, Storage};
 use control_plane::{
-    CertificateSource, ControlPlane, DomainState, Error, ErrorCode, ProblemCode, Quotas, Settings,
+    CertificateSource, ClaimHolder, ControlPlane, DEFAULT_TENANT, DomainState, Error, ErrorCode, ProblemCode,
+    Quotas, Settings,
 };
 use dns_verify::{Authorities, Checker, DnsProvider, DnsRecord, LocalZone, Requirements};
 
@@ -66,7 +67,7 @@ async fn fixture(write_records: bool) -> Fixture {
 #[tokio::test]
 async fn a_connection_goes_live_once_its_records_are_in_dns() {
     let f = fixture(false).await;
-    let c = f.cp.create("Shop.Customer.example", None).await.unwrap();
+    let c = f.cp.create(DEFAULT_TENANT, "Shop.Customer.example").await.unwrap();
     assert_eq!((c.state, c.hostname.as_str()), (DomainState::PendingOwnership, "shop.customer.example"));
 
     // No records yet: stays pending, with a problem a program can match.
@@ -108,7 +109,7 @@ async fn a_connection_goes_live_once_its_records_are_in_dns() {
 #[tokio::test]
 async fn with_a_record_writer_the_records_are_written_and_removed_by_the_control_plane() {
     let f = fixture(true).await;
-    let c = f.cp.create("shop.customer.example", None).await.unwrap();
+    let c = f.cp.create(DEFAULT_TENANT, "shop.customer.example").await.unwrap();
     let live = f.cp.advance(&c.id, true, 4).await.unwrap().unwrap();
     assert_eq!(live.state, DomainState::Live, "{live:?}");
     f.cp.archive(&c.id).await.unwrap();
@@ -127,22 +128,35 @@ async fn errors_are_typed_with_stable_codes_and_nothing_is_stored_for_bad_input(
         ("*.customer.example", ErrorCode::InvalidHostname),
         ("127.0.0.1", ErrorCode::InvalidHostname),
     ] {
-        let e = f.cp.create(name, None).await.unwrap_err();
+        let e = f.cp.create(DEFAULT_TENANT, name).await.unwrap_err();
         assert_eq!(e.code(), code, "{name}: {e}");
     }
-    let e = f.cp.create("a.customer.example", Some("gold")).await.unwrap_err();
+    let e = f.cp.tenants().create("Gold Inc", "gold", &f.cp.settings().quotas).await.unwrap_err();
     assert!(matches!(&e, Error::UnknownPlan { plan } if plan == "gold"), "{e}");
     assert_eq!(e.code(), ErrorCode::InvalidRequest);
+    let e = f.cp.create("0badc0de", "a.customer.example").await.unwrap_err();
+    assert!(matches!(e, Error::NotFound), "no such tenant: {e}");
     assert!(f.cp.repo().list().await.unwrap().is_empty(), "nothing stored for refused input");
 
     // Claimed hostname: conflict; quota: 402-style error with the plan's limit.
-    let first = f.cp.create("a.customer.example", None).await.unwrap();
+    let first = f.cp.create(DEFAULT_TENANT, "a.customer.example").await.unwrap();
     f.cp.advance(&first.id, true, 4).await.unwrap();
-    let e = f.cp.create("a.customer.example", None).await.unwrap_err();
-    assert!(matches!(&e, Error::HostnameConflict { hostname } if hostname == "a.customer.example"), "{e}");
-    f.cp.create("b.customer.example", None).await.unwrap();
-    let e = f.cp.create("c.customer.example", None).await.unwrap_err();
-    assert!(matches!(&e, Error::QuotaExceeded { limit: 2, plan, .. } if plan == "free"), "{e}");
+    let e = f.cp.create(DEFAULT_TENANT, "a.customer.example").await.unwrap_err();
+    assert!(
+        matches!(&e, Error::HostnameConflict { hostname, held_by: ClaimHolder::SameTenant { connection } }
+            if hostname == "a.customer.example" && *connection == first.id),
+        "{e}"
+    );
+    let other = f.cp.tenants().create("Other", "free", &f.cp.settings().quotas).await.unwrap();
+    let e = f.cp.create(&other.id, "a.customer.example").await.unwrap_err();
+    assert!(matches!(&e, Error::HostnameConflict { held_by: ClaimHolder::OtherTenant, .. }), "{e}");
+    assert!(!e.to_string().contains(&first.id), "another tenant's connection is not named: {e}");
+    // The quota counts connections created this period: archiving gives nothing back.
+    let b = f.cp.create(DEFAULT_TENANT, "b.customer.example").await.unwrap();
+    f.cp.archive(&b.id).await.unwrap();
+    let e = f.cp.create(DEFAULT_TENANT, "c.customer.example").await.unwrap_err();
+    assert!(matches!(&e, Error::QuotaExceeded { limit: 2, used: 2, plan, .. } if plan == "free"), "{e}");
+    assert!(f.cp.create(&other.id, "c.customer.example").await.is_ok(), "another tenant has its own quota");
 
     for id in ["0123abcd", "../../etc", ""] {
         assert!(matches!(f.cp.get(id).await, Err(Error::NotFound)), "{id}");

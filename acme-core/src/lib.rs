@@ -95,7 +95,9 @@ pub use manager::{CertManager, CertManagerBuilder, CertStatus, ManagerConfig, Re
 pub use order_limit::OrderLimit;
 pub use renewal::{RenewalAction, RenewalPolicy};
 pub use retry::RetryPolicy;
-pub use solver::{ChallengeKind, ChallengeResponses, Dns01Solver, stored_http01, stored_tls_alpn01};
+pub use solver::{
+    ChallengeKind, ChallengeResponses, Dns01Solver, TenantOf, stored_http01, stored_tls_alpn01,
+};
 
 /// The README's example, compiled and run as a doc test so it
 /// stays true.

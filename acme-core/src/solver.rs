@@ -9,7 +9,8 @@ use std::{
 use async_trait::async_trait;
 use cert_store::{ChallengeAnswers, Storage};
 use dns_verify::{
-    Checker, DnsProvider, DnsRecord, Expectation, Hostname, RecordStatus, Requirements, wait_for_propagation,
+    Checker, DelegationTarget, DnsProvider, DnsRecord, Expectation, Hostname, RecordStatus, Requirements,
+    wait_for_propagation,
 };
 use rustls::sign::CertifiedKey;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -189,16 +190,59 @@ fn tls_alpn01_certificate(hostname: &str, digest: &[u8]) -> Result<CertifiedKey,
     Ok(CertifiedKey::new(vec![CertificateDer::from(cert.der().to_vec())], signing_key))
 }
 
+/// Tells a [`Dns01Solver`] with per-tenant delegation
+/// ([`DelegationTarget::PerTenant`]) the tenant of a SAN: its label in the
+/// shared target `<tenant-label>.<delegation zone>`.
+///
+/// A closure `Fn(&Hostname) -> Option<String>` is one:
+///
+/// ```
+/// use std::sync::Arc;
+/// use acme_core::TenantOf;
+/// use dns_verify::Hostname;
+/// let tenants: Arc<dyn TenantOf> = Arc::new(|san: &Hostname| {
+///     san.base().ends_with("shop.example").then(|| "acme-org".to_owned())
+/// });
+/// ```
+#[async_trait]
+pub trait TenantOf: Send + Sync {
+    /// The tenant label of `san` (a wildcard comes as `*.<base>`), or `None`
+    /// when the SAN has no tenant: it then delegates to its per-hostname target.
+    async fn tenant_of(&self, san: &Hostname) -> Option<String>;
+}
+
+#[async_trait]
+impl<F> TenantOf for F
+where
+    F: Fn(&Hostname) -> Option<String> + Send + Sync,
+{
+    async fn tenant_of(&self, san: &Hostname) -> Option<String> {
+        self(san)
+    }
+}
+
 /// DNS-01 through CNAME delegation: `_acme-challenge.<host>` is a CNAME
 /// (created once by the customer) into a zone the platform controls, where
 /// this solver writes the TXT value through a [`DnsProvider`], waits until
 /// every authoritative server serves it, and removes it afterwards.
+///
+/// The TXT name is the delegation target: one per hostname, or — with
+/// [`DelegationTarget::PerTenant`] in the requirements and
+/// [`with_tenants`](Self::with_tenants) — one shared by every SAN of a
+/// tenant. Values are added beside the others at that name and each is
+/// deleted alone (by its data, never the record set), so concurrent orders
+/// (and a wildcard with its apex, two values at one name) do not remove each
+/// other's answers.
 #[derive(Clone)]
 pub struct Dns01Solver {
     provider: Arc<dyn DnsProvider>,
     checker: Checker,
     requirements: Requirements,
     propagation_timeout: Duration,
+    tenants: Option<Arc<dyn TenantOf>>,
+    /// (SAN, value) → the TXT name it was written at, so that cleanup
+    /// removes it there even when the SAN's tenant changed meanwhile.
+    written: Arc<std::sync::Mutex<HashMap<(String, String), String>>>,
 }
 
 impl std::fmt::Debug for Dns01Solver {
@@ -213,7 +257,22 @@ impl Dns01Solver {
     /// A solver writing through `provider` into `requirements.delegation_zone`,
     /// checking with `checker`.
     pub fn new(provider: Arc<dyn DnsProvider>, checker: Checker, requirements: Requirements) -> Self {
-        Self { provider, checker, requirements, propagation_timeout: Duration::from_secs(120) }
+        Self {
+            provider,
+            checker,
+            requirements,
+            propagation_timeout: Duration::from_secs(120),
+            tenants: None,
+            written: Arc::default(),
+        }
+    }
+
+    /// Where to find each SAN's tenant when the requirements delegate per
+    /// tenant ([`DelegationTarget::PerTenant`]); unused per hostname.
+    #[must_use]
+    pub fn with_tenants(mut self, tenants: Arc<dyn TenantOf>) -> Self {
+        self.tenants = Some(tenants);
+        self
     }
 
     /// How long to wait for the TXT record to reach every authoritative
@@ -224,14 +283,30 @@ impl Dns01Solver {
         self
     }
 
-    /// The name the TXT is written at for `name` (a SAN, wildcard or not).
+    /// The name the TXT is written at for `name` (a SAN, wildcard or not):
+    /// the delegation target `_acme-challenge.<name>` must point at. Per
+    /// tenant, the SAN's tenant comes from [`with_tenants`](Self::with_tenants);
+    /// a SAN without one (or no lookup) uses its per-hostname target.
     ///
     /// # Errors
-    /// [`IssueError::ValidationFailed`] for an invalid name.
-    pub fn txt_name(&self, name: &str) -> Result<String, IssueError> {
+    /// [`IssueError::ValidationFailed`] for an invalid name or tenant label.
+    pub async fn txt_name(&self, name: &str) -> Result<String, IssueError> {
         let host = Hostname::parse(name)
             .map_err(|e| IssueError::ValidationFailed { detail: format!("{name}: {e}") })?;
-        Ok(self.requirements.delegation_target(&host))
+        self.target_of(&host).await
+    }
+
+    async fn target_of(&self, host: &Hostname) -> Result<String, IssueError> {
+        if self.requirements.delegation == DelegationTarget::PerTenant
+            && let Some(tenants) = &self.tenants
+            && let Some(label) = tenants.tenant_of(host).await
+        {
+            return self
+                .requirements
+                .tenant_target(&label)
+                .map_err(|e| IssueError::ValidationFailed { detail: format!("{host}: {e}") });
+        }
+        Ok(self.requirements.delegation_target(host))
     }
 
     /// Checks the delegation CNAME of every name before contacting the CA:
@@ -245,7 +320,7 @@ impl Dns01Solver {
         for name in names {
             let host = Hostname::parse(name)
                 .map_err(|e| IssueError::ValidationFailed { detail: format!("{name}: {e}") })?;
-            let target = self.requirements.delegation_target(&host);
+            let target = self.target_of(&host).await?;
             expectations.push(Expectation::AcmeDelegation { host, target });
         }
         for report in self.checker.check(&expectations).await {
@@ -267,11 +342,15 @@ impl Dns01Solver {
     /// # Errors
     /// [`IssueError::DnsFetch`] when the write fails or does not propagate in time.
     pub async fn present(&self, name: &str, value: &str) -> Result<(), IssueError> {
-        let record = DnsRecord::txt(&self.txt_name(name)?, value);
+        let record = DnsRecord::txt(&self.txt_name(name).await?, value);
         self.provider.create(&record).await.map_err(|e| IssueError::DnsFetch {
             detail: format!("writing {}", record.name),
             source: Some(Box::new(e)),
         })?;
+        self.written
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert((name.to_owned(), value.to_owned()), record.name.clone());
         wait_for_propagation(&self.checker, &record, self.propagation_timeout).await.map_err(|e| {
             IssueError::DnsFetch {
                 detail: format!("waiting for {} on every authoritative server", record.name),
@@ -280,9 +359,22 @@ impl Dns01Solver {
         })
     }
 
-    /// Removes the TXT written by [`present`](Self::present); failures are logged.
+    /// Removes the TXT value written by [`present`](Self::present) — only
+    /// that value: others at a shared name stay; failures are logged.
     pub async fn cleanup(&self, name: &str, value: &str) {
-        let Ok(txt_name) = self.txt_name(name) else { return };
+        let written = self
+            .written
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&(name.to_owned(), value.to_owned()));
+        let txt_name = match written {
+            Some(txt_name) => txt_name,
+            // Written by another process (a resumed order): where it would write now.
+            None => match self.txt_name(name).await {
+                Ok(txt_name) => txt_name,
+                Err(_) => return,
+            },
+        };
         if let Err(e) = self.provider.delete(&DnsRecord::txt(&txt_name, value)).await {
             tracing::warn!(record = %txt_name, error = %e, "could not remove a DNS-01 TXT record");
         }

@@ -7,6 +7,8 @@
 //! not, what to do, in words a customer understands:
 //!
 //! - [`Requirements`] turns a [`Hostname`] into [`Expectation`]s.
+//!   `_acme-challenge` delegates per hostname or, with
+//!   [`DelegationTarget::PerTenant`], to one name shared by a tenant's SANs.
 //! - [`Checker`] asks every authoritative server directly (recursion off, no
 //!   cache, UDP with TCP fallback, per-query timeout), follows CNAME chains
 //!   (bounded, loops detected) and returns a [`RecordReport`] per expectation
@@ -42,7 +44,10 @@ pub use async_trait::async_trait;
 pub use checker::{Authorities, Checker, CheckerBuilder, MAX_CNAME_CHAIN, interpret_response};
 pub use drift::{DriftChange, drift};
 pub use evaluate::{AnswerEnd, Observation, aggregate, judge};
-pub use expect::{ACME_CHALLENGE_LABEL, Expectation, OWNERSHIP_LABEL, Requirements};
+pub use expect::{
+    ACME_CHALLENGE_LABEL, DelegationTarget, DelegationTargetError, Expectation, OWNERSHIP_LABEL,
+    Requirements, tenant_label,
+};
 #[cfg(feature = "local-zone")]
 pub use local_zone::{LocalZone, LocalZoneError};
 pub use provider::{

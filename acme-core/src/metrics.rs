@@ -130,6 +130,20 @@ pub(crate) fn endpoint_of_directory_field(field: &str) -> Option<&'static str> {
     })
 }
 
+/// Gives every metric of this crate its help text (call once after
+/// installing a recorder; without one it does nothing).
+pub fn describe() {
+    metrics::describe_counter!(
+        ISSUANCE_ATTEMPTS,
+        "Issuance attempts by kind (issue, renew), outcome (success, failure) and error class."
+    );
+    metrics::describe_histogram!(
+        REQUEST_DURATION,
+        "Seconds one HTTP request to the ACME CA took, by endpoint and HTTP status."
+    );
+    metrics::describe_gauge!(ORDERS_IN_FLIGHT, "Orders with the ACME CA right now.");
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

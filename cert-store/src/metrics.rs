@@ -271,6 +271,36 @@ impl<S: Storage + ?Sized> Storage for MeteredStorage<S> {
     }
 }
 
+/// Gives every metric of this crate its help text (call once after
+/// installing a recorder; without one it does nothing).
+pub fn describe() {
+    metrics::describe_histogram!(
+        STORAGE_OPERATION_DURATION,
+        "Seconds one storage operation took, by backend and operation."
+    );
+    metrics::describe_counter!(
+        STORAGE_OPERATION_ERRORS,
+        "Storage operations that returned an error, by backend and operation."
+    );
+    metrics::describe_gauge!(
+        CERTIFICATES,
+        "Stored certificates by source (acme, local_ca, self_managed) and state (valid, renewal_due, expired)."
+    );
+    metrics::describe_gauge!(CERTIFICATES_STORED, "Certificates in the expiry index.");
+    metrics::describe_gauge!(
+        EARLIEST_EXPIRY_TIMESTAMP,
+        "Earliest not_after of the stored certificates, Unix seconds (0: none stored)."
+    );
+    metrics::describe_gauge!(
+        EARLIEST_EXPIRY,
+        "Seconds until the earliest not_after (negative once passed; 0: none stored)."
+    );
+    metrics::describe_gauge!(
+        EXPIRING_WITHIN_DAYS,
+        "Stored certificates with at most `days` days left (cumulative; expired ones included)."
+    );
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

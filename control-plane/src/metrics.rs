@@ -35,6 +35,20 @@ pub(crate) fn delivery(failure: Option<&crate::DeliveryError>) {
     metrics::counter!(WEBHOOK_DELIVERY_FAILURES, "reason" => reason).increment(1);
 }
 
+/// Gives every metric of this crate its help text (call once after
+/// installing a recorder; without one it does nothing).
+pub fn describe() {
+    metrics::describe_gauge!(
+        WEBHOOK_QUEUE_DEPTH,
+        "Webhook deliveries waiting in the outbox, as of the last delivery pass."
+    );
+    metrics::describe_counter!(WEBHOOK_DELIVERIES, "Webhook deliveries that reached their receiver.");
+    metrics::describe_counter!(
+        WEBHOOK_DELIVERY_FAILURES,
+        "Failed webhook delivery attempts (retried), by reason (timeout, status, transport)."
+    );
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

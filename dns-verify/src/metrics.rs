@@ -23,6 +23,12 @@ pub(crate) fn counted(reports: Vec<RecordReport>) -> Vec<RecordReport> {
     reports
 }
 
+/// Gives every metric of this crate its help text (call once after
+/// installing a recorder; without one it does nothing).
+pub fn describe() {
+    metrics::describe_counter!(CHECKS, "DNS records checked, by record kind and status.");
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

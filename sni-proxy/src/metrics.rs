@@ -87,6 +87,24 @@ impl Drop for OpenConnection {
     }
 }
 
+/// Gives every metric of this crate its help text (call once after
+/// installing a recorder; without one it does nothing).
+pub fn describe() {
+    metrics::describe_counter!(
+        HANDSHAKES,
+        "TLS handshakes by result (ok, unknown_name, refused, timeout, error) and route (terminate, passthrough, challenge)."
+    );
+    metrics::describe_gauge!(CONNECTIONS_OPEN, "TLS connections open.");
+    metrics::describe_counter!(
+        ON_DEMAND_DECISIONS,
+        "On-demand decisions about names without a certificate, by decision."
+    );
+    metrics::describe_histogram!(
+        ASK_DURATION,
+        "Seconds the on-demand ask policy took, by answer (allow, refuse)."
+    );
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

@@ -110,6 +110,10 @@ pub struct Config {
     /// Address of the plain-HTTP listener (HTTP-01, redirects).
     #[arg(long, env = "EDGE_HTTP_ADDR", default_value = "127.0.0.1:8880")]
     pub http_addr: SocketAddr,
+    /// Address of the metrics and health listener (`/metrics` in the
+    /// Prometheus text format, `/healthz`, `/readyz`), or `off`.
+    #[arg(long, env = "EDGE_METRICS_ADDR", default_value = "127.0.0.1:9464")]
+    pub metrics_addr: super::metrics::MetricsAddr,
     /// Where terminated connections are forwarded (the platform's application).
     #[arg(long, env = "EDGE_UPSTREAM", default_value = "127.0.0.1:3000")]
     pub upstream: SocketAddr,

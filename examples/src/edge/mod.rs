@@ -5,9 +5,11 @@
 //! - [`api`]: the HTTP API (authentication layers, one error mapping) and
 //!   its OpenAPI document;
 //! - [`webhook_client`]: hyper as the control plane's webhook transport;
+//! - [`metrics`](mod@metrics): `/metrics`, `/healthz`, `/readyz` on their own listener;
 //! - [`run`](mod@run): wiring it all together.
 
 pub mod api;
 pub mod config;
+pub mod metrics;
 pub mod run;
 pub mod webhook_client;

@@ -40,10 +40,10 @@ pub enum StartError {
 async fn open_store(spec: &str) -> Result<Arc<dyn Storage>, StartError> {
     if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
         let pg = PostgresStorage::connect(spec).await.map_err(|e| StartError::Store("postgres".into(), e))?;
-        Ok(Arc::new(pg))
+        Ok(Arc::new(cert_store::MeteredStorage::new(Arc::new(pg), "postgres")))
     } else {
         let fs = FileStorage::new(spec).map_err(|e| StartError::Store(spec.to_owned(), e))?;
-        Ok(Arc::new(fs))
+        Ok(Arc::new(cert_store::MeteredStorage::new(Arc::new(fs), "file")))
     }
 }
 
@@ -103,8 +103,11 @@ fn issuer(
 /// # Errors
 /// [`StartError`] when something cannot start.
 pub async fn run(mut config: Config) -> Result<(), StartError> {
+    // First, so that /readyz answers 503 while the rest starts.
+    let telemetry = super::metrics::Telemetry::start(config.metrics_addr).await;
     let storage = open_store(&config.store).await?;
     let store: Arc<CertStore<dyn Storage>> = Arc::new(CertStore::new(Arc::clone(&storage)));
+    telemetry.health().store_opened(Arc::clone(&storage), Arc::clone(&store));
     let generated_key = config.api_keys.is_empty().then(|| hex::encode(rand::random::<[u8; 24]>()));
     if let Some(key) = &generated_key {
         config.api_keys.push(key.clone());
@@ -231,9 +234,13 @@ pub async fn run(mut config: Config) -> Result<(), StartError> {
         }
     });
 
+    telemetry.health().listeners_bound();
+    if let Some(addr) = telemetry.addr() {
+        println!("edge: metrics on http://{addr}/metrics, probes on /healthz and /readyz");
+    }
     print_banner(&config, api_addr, generated_key.as_deref(), dev_zone.as_deref());
     let app = router(ApiState::new(Arc::clone(&cp), &config.api_keys, config.worker_enabled));
-    let served = axum::serve(api_listener, app).with_graceful_shutdown(shutdown_signal()).await;
+    let served = axum::serve(api_listener, app).with_graceful_shutdown(telemetry.draining_on(shutdown_signal())).await;
     if let Err(e) = served {
         tracing::error!(error = %e, "API server stopped");
     }

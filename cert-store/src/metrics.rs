@@ -25,12 +25,12 @@ pub const EARLIEST_EXPIRY_TIMESTAMP: &str = "tls_certificate_earliest_expiry_tim
 /// Gauge: seconds from now until the earliest `not_after` (negative once it
 /// passed; 0 when none is stored).
 pub const EARLIEST_EXPIRY: &str = "tls_certificate_earliest_expiry_seconds";
-/// Gauge: stored certificates with at most `days` days left (cumulative, an
+/// Gauge: stored certificates with at most `within_days` days left (cumulative, an
 /// expired one counts in every bucket): the distribution of days left, as a
 /// snapshot recomputed at each scrape.
-pub const EXPIRING_WITHIN_DAYS: &str = "tls_certificates_expiring_within_days";
+pub const EXPIRING: &str = "tls_certificates_expiring";
 
-/// The `days` buckets of [`EXPIRING_WITHIN_DAYS`].
+/// The `within_days` buckets of [`EXPIRING`].
 pub const DAYS_LEFT_BUCKETS: [u32; 6] = [1, 7, 14, 30, 60, 90];
 
 /// The `operation` label values of [`MeteredStorage`].
@@ -71,7 +71,7 @@ fn source_label(provenance: &Provenance) -> &'static str {
 
 /// Sets the certificate gauges ([`CERTIFICATES`], [`CERTIFICATES_STORED`],
 /// [`EARLIEST_EXPIRY_TIMESTAMP`], [`EARLIEST_EXPIRY`],
-/// [`EXPIRING_WITHIN_DAYS`]) from a store's expiry index.
+/// [`EXPIRING`]) from a store's expiry index.
 ///
 /// Each certificate's source is read from its bundle once per certificate
 /// version (the index's `not_after` tells a new version) and remembered, so
@@ -141,7 +141,7 @@ impl Inventory {
 }
 
 /// Sets [`CERTIFICATES_STORED`], [`EARLIEST_EXPIRY_TIMESTAMP`],
-/// [`EARLIEST_EXPIRY`] and [`EXPIRING_WITHIN_DAYS`] from `index` as of
+/// [`EARLIEST_EXPIRY`] and [`EXPIRING`] from `index` as of
 /// `now` (no storage access; [`Inventory::record`] calls it).
 pub fn record_expiries(index: &ExpiryIndex, now: OffsetDateTime) {
     let mut within = [0u64; DAYS_LEFT_BUCKETS.len()];
@@ -164,7 +164,7 @@ pub fn record_expiries(index: &ExpiryIndex, now: OffsetDateTime) {
         metrics::gauge!(EARLIEST_EXPIRY_TIMESTAMP).set(at);
         metrics::gauge!(EARLIEST_EXPIRY).set(left);
         for (count, days) in within.iter().zip(DAYS_LEFT_BUCKETS) {
-            metrics::gauge!(EXPIRING_WITHIN_DAYS, "days" => days.to_string()).set(*count as f64);
+            metrics::gauge!(EXPIRING, "within_days" => days.to_string()).set(*count as f64);
         }
     }
 }
@@ -296,8 +296,8 @@ pub fn describe() {
         "Seconds until the earliest not_after (negative once passed; 0: none stored)."
     );
     metrics::describe_gauge!(
-        EXPIRING_WITHIN_DAYS,
-        "Stored certificates with at most `days` days left (cumulative; expired ones included)."
+        EXPIRING,
+        "Stored certificates with at most `within_days` days left (cumulative; expired ones included)."
     );
 }
 
@@ -377,10 +377,10 @@ mod tests {
         let expired_at = expired.unix_timestamp() as f64;
         assert_eq!(gauge(EARLIEST_EXPIRY_TIMESTAMP, &[]), expired_at);
         assert_eq!(gauge(EARLIEST_EXPIRY, &[]), -86_400.0);
-        assert_eq!(gauge(EXPIRING_WITHIN_DAYS, &[("days", "1")]), 1.0);
-        assert_eq!(gauge(EXPIRING_WITHIN_DAYS, &[("days", "7")]), 2.0);
-        assert_eq!(gauge(EXPIRING_WITHIN_DAYS, &[("days", "30")]), 2.0);
-        assert_eq!(gauge(EXPIRING_WITHIN_DAYS, &[("days", "60")]), 3.0);
+        assert_eq!(gauge(EXPIRING, &[("within_days", "1")]), 1.0);
+        assert_eq!(gauge(EXPIRING, &[("within_days", "7")]), 2.0);
+        assert_eq!(gauge(EXPIRING, &[("within_days", "30")]), 2.0);
+        assert_eq!(gauge(EXPIRING, &[("within_days", "60")]), 3.0);
     }
 
     #[test]

@@ -53,13 +53,29 @@ impl WidgetKey {
     /// constant time) and it has not expired at `now`.
     #[must_use]
     pub fn check(&self, token: &str, now: OffsetDateTime) -> Option<String> {
+        self.grant(token, now).map(|g| g.connection_id)
+    }
+
+    /// What a token grants (the connection, until when), if its signature
+    /// holds (checked in constant time) and it has not expired at `now`.
+    #[must_use]
+    pub fn grant(&self, token: &str, now: OffsetDateTime) -> Option<WidgetGrant> {
         let (payload, tag) = token.rsplit_once('.')?;
         let tag = hex::decode(tag).ok()?;
         ring::hmac::verify(&self.0, payload.as_bytes(), &tag).ok()?;
         let (id, expires) = payload.split_once('.')?;
-        let expires: i64 = expires.parse().ok()?;
-        (now.unix_timestamp() < expires).then(|| id.to_owned())
+        let expires = OffsetDateTime::from_unix_timestamp(expires.parse().ok()?).ok()?;
+        (now < expires).then(|| WidgetGrant { connection_id: id.to_owned(), expires_at: expires })
     }
+}
+
+/// What a valid widget token grants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WidgetGrant {
+    /// The one connection it may check and verify.
+    pub connection_id: String,
+    /// When it stops being accepted.
+    pub expires_at: OffsetDateTime,
 }
 
 #[cfg(test)]
@@ -75,6 +91,10 @@ mod tests {
         assert_eq!(key.check(&token, now).as_deref(), Some("abc123"));
         assert_eq!(key.check(&token, now + time::Duration::minutes(59)).as_deref(), Some("abc123"));
         assert_eq!(key.check(&token, now + time::Duration::minutes(61)), None);
+        let grant = key.grant(&token, now).unwrap();
+        assert_eq!(grant.connection_id, "abc123");
+        assert_eq!(grant.expires_at.unix_timestamp(), expires.unix_timestamp());
+        assert_eq!(key.grant(&token, grant.expires_at), None);
         assert_eq!(WidgetKey::new(b"other").check(&token, now), None);
         // Another id or a later expiry with the same signature.
         let (_, rest) = token.split_once('.').unwrap();

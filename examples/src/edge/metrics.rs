@@ -58,12 +58,15 @@ const INVENTORY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest request on the metrics listener.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The store as `/readyz` probes it and as `/metrics` reads its inventory.
+type OpenStore = (Arc<dyn Storage>, Arc<CertStore<dyn Storage>>);
+
 /// What `/readyz` checks; the edge sets it as it starts and stops.
 #[derive(Default)]
 pub struct Health {
     bound: AtomicBool,
     draining: AtomicBool,
-    store: OnceLock<(Arc<dyn Storage>, Arc<CertStore<dyn Storage>>)>,
+    store: OnceLock<OpenStore>,
 }
 
 impl std::fmt::Debug for Health {

@@ -175,4 +175,77 @@ mod tests {
             assert!(counts.contains(&(expected.0.to_owned(), expected.1)), "{expected:?} in {counts:?}");
         }
     }
+
+    /// The counts of [`HANDSHAKES`] as `result/route`, and [`CONNECTIONS_OPEN`].
+    fn handshakes(snapshotter: &metrics_util::debugging::Snapshotter) -> (Vec<(String, u64)>, f64) {
+        let mut counts = Vec::new();
+        let mut open = f64::NAN;
+        for (key, _, _, value) in snapshotter.snapshot().into_vec() {
+            match (key.key().name(), value) {
+                (HANDSHAKES, DebugValue::Counter(n)) => {
+                    let labels: Vec<&str> = key.key().labels().map(metrics::Label::value).collect();
+                    counts.push((labels.join("/"), n));
+                }
+                (CONNECTIONS_OPEN, DebugValue::Gauge(v)) => open = v.into_inner(),
+                _ => {}
+            }
+        }
+        (counts, open)
+    }
+
+    #[test]
+    fn handshakes_are_counted_by_result_and_connections_while_open() {
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        let (early, early_open) = metrics::with_local_recorder(&recorder, || {
+            // One thread: the listener's tasks record into this thread's recorder.
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let addr = listener.local_addr().unwrap();
+                let upstream: std::net::SocketAddr = ([127, 0, 0, 1], 9).into();
+                let mut config = crate::TlsConfig::new(Arc::new(crate::SniResolver::new()), upstream);
+                config.handshake_timeout = std::time::Duration::from_millis(200);
+                tokio::spawn(crate::serve_tls(listener, config));
+
+                // A name nobody serves: unrecognized_name.
+                let client = rustls::ClientConfig::builder_with_provider(Arc::new(
+                    rustls::crypto::ring::default_provider(),
+                ))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth();
+                let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+                let name = rustls::pki_types::ServerName::try_from("unknown.example.com").unwrap();
+                let tls = tokio_rustls::TlsConnector::from(Arc::new(client)).connect(name, tcp).await;
+                assert!(tls.is_err());
+
+                // A client that sends nothing: open until the ClientHello timeout.
+                let _silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                let (counted, open) = handshakes(&snapshotter);
+                assert_eq!(open, 1.0);
+                tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+                (counted, open)
+            })
+        });
+        // A snapshot drains what was recorded since the last: add both.
+        let (later, open) = handshakes(&snapshotter);
+        let mut counts: Vec<(String, u64)> = Vec::new();
+        for (key, n) in early.into_iter().chain(later) {
+            match counts.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, total)) => *total += n,
+                None => counts.push((key, n)),
+            }
+        }
+        counts.retain(|(_, n)| *n > 0);
+        counts.sort();
+        assert_eq!(
+            counts,
+            [("timeout/terminate".to_owned(), 1), ("unknown_name/terminate".to_owned(), 1)],
+            "{counts:?}"
+        );
+        assert_eq!(early_open + open, 0.0, "closed connections still counted open");
+    }
 }

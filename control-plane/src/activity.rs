@@ -105,6 +105,22 @@ pub enum Activity {
         /// The key's id.
         key_id: String,
     },
+    /// The edge wrote records through the customer's DNS provider.
+    RecordsApplied {
+        /// `TYPE name` of each record written.
+        records: Vec<String>,
+        /// They had been written before and went missing (drift repaired).
+        repaired: bool,
+    },
+    /// The customer's DNS provider refused or failed a write.
+    ProviderFailed {
+        /// The error's code, e.g. `provider_account_tier`.
+        code: String,
+        /// What the provider said.
+        message: String,
+        /// What the customer should do.
+        fix: String,
+    },
 }
 
 impl Activity {
@@ -130,6 +146,8 @@ impl Activity {
             Self::Archived => "archived",
             Self::KeyCreated { .. } => "key_created",
             Self::KeyRevoked { .. } => "key_revoked",
+            Self::RecordsApplied { .. } => "records_applied",
+            Self::ProviderFailed { .. } => "provider_failed",
         }
     }
 }

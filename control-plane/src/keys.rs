@@ -16,6 +16,7 @@
 //! | `edge/migrations/<name>` | a one-time migration that has run |
 //! | `edge/outbox/<entry>` | one webhook delivery waiting to be sent |
 //! | `edge/activity/<tenant>/<entry>` | one activity record, never rewritten |
+//! | `edge/credentials/<id>` | a connection's DNS provider credential, sealed (AES-256-GCM), and its apply state |
 //! | `edge/leases/claim/<hostname>` | lease: claims of that hostname change under it |
 //! | `edge/leases/tenant/<tenant>` | lease: a tenant's index and quota change under it |
 //! | `edge/leases/work/<id>` | lease: one edge works on a connection at a time |
@@ -86,6 +87,16 @@ pub(crate) fn outbox_entry(name: &str) -> Result<Key, StorageError> {
 /// The whole outbox.
 pub(crate) fn outbox() -> Result<Prefix, StorageError> {
     Prefix::new("edge/outbox")
+}
+
+/// `edge/credentials/<id>`.
+pub(crate) fn credential(id: &str) -> Result<Key, StorageError> {
+    Key::new(format!("edge/credentials/{id}"))
+}
+
+/// Every stored DNS provider credential.
+pub(crate) fn credentials() -> Result<Prefix, StorageError> {
+    Prefix::new("edge/credentials")
 }
 
 /// `edge/activity/<hostname>/<entry>`.

@@ -23,6 +23,7 @@
 //! binary in this workspace's `examples` crate is such a layer (axum).
 
 mod activity;
+mod credentials;
 mod domain;
 pub mod due;
 mod error;
@@ -31,6 +32,7 @@ mod lifecycle;
 pub mod metrics;
 mod model;
 mod repo;
+mod secrets;
 mod service;
 mod settings;
 mod source;
@@ -41,12 +43,14 @@ mod webhooks;
 mod widget;
 
 pub use activity::{Activity, ActivityEntry, ActivityFilter, ActivityLog, ActivityPage, DEFAULT_RETENTION};
+pub use credentials::{CredentialError, DnsCredentials, ProviderProblem, ProviderState};
 pub use domain::{MAX_SANS, SanSet, is_registrable_domain};
 pub use due::DueIndex;
 pub use error::{CertificateRejected, ClaimHolder, Error, ErrorCode, Problem, ProblemCode};
 pub use lifecycle::{DomainState, InvalidTransition, TRANSITIONS};
 pub use model::{CertificateInfo, CertificateSource, Connection, DEFAULT_TENANT, DesiredRecord};
 pub use repo::{Repo, WORK_LEASE_TTL, due_at};
+pub use secrets::{SecretBox, Sealed, SecretsError};
 pub use service::{ControlPlane, ControlPlaneBuilder, QuotaUsage, RecordCheck, RecordsCheck};
 pub use settings::{Challenge, InvalidQuota, InvalidQuotaPeriod, QuotaPeriod, Quotas, Settings};
 pub use source::DomainCerts;

@@ -15,8 +15,8 @@ use time::OffsetDateTime;
 
 use crate::{
     Activity, ActivityFilter, ActivityLog, ActivityPage, CertificateInfo, CertificateRejected, ClaimHolder,
-    Connection, DEFAULT_TENANT, DesiredRecord, DomainState, Error, Outbox, Problem, ProblemCode, Repo,
-    SanSet, Settings, Tenants, WidgetKey,
+    Connection, DEFAULT_TENANT, DesiredRecord, DnsCredentials, DomainState, Error, Outbox, Problem, ProblemCode, Repo,
+    ProviderState, SanSet, Settings, Tenants, WidgetKey,
     error::UPLOAD_NEW_CERTIFICATE,
     ssl::{SanDnsStatus, SslCertificate, SslStatus, san_checks},
 };
@@ -37,6 +37,7 @@ pub struct ControlPlane {
     activity: ActivityLog,
     widget: WidgetKey,
     record_writer: Option<Arc<dyn DnsProvider>>,
+    credentials: Option<Arc<DnsCredentials>>,
     tenants: Tenants,
     clock: Arc<dyn Clock>,
 }
@@ -58,6 +59,7 @@ pub struct ControlPlaneBuilder {
     activity: Option<ActivityLog>,
     widget: Option<WidgetKey>,
     record_writer: Option<Arc<dyn DnsProvider>>,
+    credentials: Option<Arc<DnsCredentials>>,
     clock: Arc<dyn Clock>,
 }
 
@@ -113,6 +115,16 @@ impl ControlPlaneBuilder {
         self
     }
 
+    /// Customers' own DNS provider credentials: with one, a connection's
+    /// records are written by the edge ([`DnsCredentials::apply_all`]),
+    /// `records:check` says which, and the credential is deleted with the
+    /// connection.
+    #[must_use]
+    pub fn dns_credentials(mut self, credentials: Arc<DnsCredentials>) -> Self {
+        self.credentials = Some(credentials);
+        self
+    }
+
     /// The control plane.
     #[must_use]
     pub fn build(self) -> ControlPlane {
@@ -132,6 +144,7 @@ impl ControlPlaneBuilder {
             manager: self.manager,
             store: self.store,
             record_writer: self.record_writer,
+            credentials: self.credentials,
         }
     }
 }
@@ -176,6 +189,8 @@ pub struct RecordCheck {
     pub required: bool,
     /// What to do, in one line.
     pub fix: String,
+    /// Written by the edge through the customer's DNS provider credential.
+    pub applied_by_edge: bool,
 }
 
 /// `records:check`: every record and the hostname's overall DNS status.
@@ -192,6 +207,10 @@ pub struct RecordsCheck {
     pub san_status: SanStatus,
     /// Each record.
     pub records: Vec<RecordCheck>,
+    /// With a DNS provider credential: what the edge wrote and the
+    /// provider's last error with its fix.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dns_provider: Option<ProviderState>,
 }
 
 /// What the required records say.
@@ -295,6 +314,7 @@ impl ControlPlane {
             activity: None,
             widget: None,
             record_writer: None,
+            credentials: None,
             clock: Arc::new(SystemClock),
         }
     }
@@ -315,6 +335,12 @@ impl ControlPlane {
     #[must_use]
     pub fn activity(&self) -> &ActivityLog {
         &self.activity
+    }
+
+    /// Customers' DNS provider credentials, when configured.
+    #[must_use]
+    pub fn dns_credentials(&self) -> Option<&Arc<DnsCredentials>> {
+        self.credentials.as_ref()
     }
 
     /// The webhook outbox.
@@ -579,6 +605,13 @@ impl ControlPlane {
         let set = SanSet::of(&c)?;
         let is_required = |e: &Expectation, dns01: bool| set.is_required(e, dns01);
         let required = reports.iter().filter(|r| is_required(&r.expectation, dns01)).map(|r| &r.status);
+        let provider = match &self.credentials {
+            Some(credentials) => credentials.state(&c.id).await.unwrap_or_else(|e| {
+                tracing::warn!(connection = %c.id, error = %e, "DNS provider state unreadable");
+                None
+            }),
+            None => None,
+        };
         Ok(RecordsCheck {
             hostname: c.hostname.clone(),
             state: c.state,
@@ -586,6 +619,9 @@ impl ControlPlane {
             records: reports
                 .into_iter()
                 .map(|r| RecordCheck {
+                    applied_by_edge: provider.as_ref().is_some_and(|p| {
+                        p.applied.iter().any(|a| a.eq_ignore_ascii_case(&format!("{} {}", r.record_type, r.name)))
+                    }),
                     purpose: r.expectation.kind().to_owned(),
                     required: is_required(&r.expectation, dns01),
                     name: r.name,
@@ -596,6 +632,7 @@ impl ControlPlane {
                     fix: r.fix,
                 })
                 .collect(),
+            dns_provider: provider,
         })
     }
 
@@ -660,6 +697,11 @@ impl ControlPlane {
             }
         }
         self.write_records(&c, false).await;
+        if let Some(credentials) = &self.credentials
+            && let Err(e) = credentials.remove(&c).await
+        {
+            tracing::warn!(connection = %c.id, error = %e, "DNS provider credential not deleted");
+        }
         self.activity.record(&c, Activity::Archived).await;
         self.event(&c, "domain.archived", serde_json::json!({})).await?;
         Ok(c)

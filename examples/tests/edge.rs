@@ -431,7 +431,7 @@ async fn on_demand_issues_for_verified_hostnames_only() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn widget_tokens_grant_one_connection_and_two_routes() {
+async fn widget_tokens_grant_one_connection_and_its_widget_routes() {
     let mut dns = dns();
     let dir = temp_dir("widget");
     let mut env = base_env(&dns, &dir);
@@ -449,7 +449,9 @@ async fn widget_tokens_grant_one_connection_and_two_routes() {
     assert_eq!(edge.call("POST", &format!("/v1/connections/{a}/verify"), None, token).0, 200);
     // Another connection, another route, a tampered token: 401.
     assert_eq!(edge.call("GET", &format!("/v1/connections/{b}/records:check"), None, token).0, 401);
-    assert_eq!(edge.call("GET", &format!("/v1/connections/{a}"), None, token).0, 401);
+    // The connection itself is readable (the widget shows its SANs; verify answers it too), not deletable.
+    assert_eq!(edge.call("GET", &format!("/v1/connections/{a}"), None, token).0, 200);
+    assert_eq!(edge.call("GET", &format!("/v1/connections/{b}"), None, token).0, 401);
     assert_eq!(edge.call("DELETE", &format!("/v1/connections/{a}"), None, token).0, 401);
     let mut tampered = token.to_owned();
     tampered.replace_range(0..1, if token.starts_with('0') { "1" } else { "0" });

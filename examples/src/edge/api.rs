@@ -1,5 +1,5 @@
 //! The control plane API (JSON, bearer API key; widget tokens for one
-//! connection's `records:check` and `verify`).
+//! connection's `records:check`, `verify` and the connection itself).
 //!
 //! Authentication is a layer on each group of routes ([`router`]), so no
 //! route can forget it; [`ApiError`] maps the control plane's typed errors
@@ -314,7 +314,7 @@ async fn list(
     Ok(Json(ConnectionPage { items, page, per_page, total: all.len() }))
 }
 
-#[utoipa::path(get, path = "/v1/connections/{id}", params(ConnectionId), security(("api_key" = [])),
+#[utoipa::path(get, path = "/v1/connections/{id}", params(ConnectionId), security(("api_key" = []), ("widget_token" = [])),
     responses((status = 200, body = Connection), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn get_one(State(s): State<ApiState>, Path(id): Path<String>) -> Result<Json<Connection>, ApiError> {
     Ok(Json(s.cp.get(&id).await?))
@@ -430,12 +430,13 @@ pub struct ApiDoc;
 pub fn router(state: ApiState) -> Router {
     let with_api_key = Router::new()
         .route("/v1/connections", post(create).get(list))
-        .route("/v1/connections/{id}", get(get_one).delete(archive))
+        .route("/v1/connections/{id}", axum::routing::delete(archive))
         .route("/v1/connections/{id}/activity", get(activity))
         .route("/v1/connections/{id}/certificate", post(upload_certificate))
         .route("/v1/connections/{id}/widget-token", post(widget_token))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_api_key));
     let with_widget_token = Router::new()
+        .route("/v1/connections/{id}", get(get_one))
         .route("/v1/connections/{id}/verify", post(verify))
         .route("/v1/connections/{id}/records:check", get(records_check))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_key_or_widget));

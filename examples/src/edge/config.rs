@@ -143,6 +143,14 @@ pub struct Config {
     /// Secret signing widget tokens (shared by a fleet; random per start when unset).
     #[arg(long, env = "EDGE_WIDGET_SECRET", hide_env_values = true)]
     pub widget_secret: Option<String>,
+    /// Who may embed the DNS setup widget (`/widget`) in a frame: the
+    /// `frame-ancestors` of its Content-Security-Policy, e.g.
+    /// `https://dashboard.example.com` (space-separated); `'none'` by default.
+    #[arg(long, env = "EDGE_WIDGET_FRAME_ANCESTORS", default_value = "'none'")]
+    pub widget_frame_ancestors: super::widget::FrameAncestors,
+    /// How often an open widget re-checks the records by itself, in seconds.
+    #[arg(long, env = "EDGE_WIDGET_REFRESH_SECS", default_value = "30")]
+    pub widget_refresh_secs: u64,
     /// Connections allowed per plan, as `plan=limit` (comma-separated).
     #[arg(long, env = "EDGE_QUOTAS", default_value = "free=5,pro=1000")]
     pub quotas: Quotas,
@@ -237,6 +245,15 @@ impl Config {
     #[must_use]
     pub fn uses_dns01(&self) -> bool {
         self.challenge == ChallengeFlag::Dns01
+    }
+
+    /// How the DNS setup widget is served.
+    #[must_use]
+    pub fn widget_settings(&self) -> super::widget::WidgetSettings {
+        super::widget::WidgetSettings {
+            frame_ancestors: self.widget_frame_ancestors.clone(),
+            refresh: Duration::from_secs(self.widget_refresh_secs.max(1)),
+        }
     }
 
     /// The control plane's settings.

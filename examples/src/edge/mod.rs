@@ -6,6 +6,7 @@
 //!   its OpenAPI document;
 //! - [`webhook_client`]: hyper as the control plane's webhook transport;
 //! - [`metrics`](mod@metrics): `/metrics`, `/healthz`, `/readyz` on their own listener;
+//! - [`widget`]: the customer's DNS setup page (`/widget`);
 //! - [`run`](mod@run): wiring it all together.
 
 pub mod api;
@@ -13,3 +14,4 @@ pub mod config;
 pub mod metrics;
 pub mod run;
 pub mod webhook_client;
+pub mod widget;

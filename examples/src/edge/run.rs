@@ -15,6 +15,7 @@ use super::{
     api::{ApiState, router},
     config::{ChallengeFlag, Config, IssuerChoice},
     webhook_client::{HyperWebhooks, check_url},
+    widget,
 };
 
 /// Why the edge could not start.
@@ -210,7 +211,7 @@ pub async fn run(mut config: Config) -> Result<(), StartError> {
         .settings(config.control_plane_settings())
         .outbox(outbox)
         .activity(activity)
-        .widget_key(widget_key);
+        .widget_key(widget_key.clone());
     if let Some(zone) = &dev_zone {
         cp = cp.apply_records_with(Arc::clone(zone) as Arc<dyn DnsProvider>);
     }
@@ -239,7 +240,8 @@ pub async fn run(mut config: Config) -> Result<(), StartError> {
         println!("edge: metrics on http://{addr}/metrics, probes on /healthz and /readyz");
     }
     print_banner(&config, api_addr, generated_key.as_deref(), dev_zone.as_deref());
-    let app = router(ApiState::new(Arc::clone(&cp), &config.api_keys, config.worker_enabled));
+    let app = router(ApiState::new(Arc::clone(&cp), &config.api_keys, config.worker_enabled))
+        .merge(widget::routes(widget_key, config.widget_settings()));
     let served = axum::serve(api_listener, app).with_graceful_shutdown(telemetry.draining_on(shutdown_signal())).await;
     if let Err(e) = served {
         tracing::error!(error = %e, "API server stopped");

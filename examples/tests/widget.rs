@@ -1,0 +1,519 @@
+//! The DNS setup widget in a real browser: headless Chromium (Debian
+//! `chromium` + `chromium-driver`, driven over WebDriver with fantoccini)
+//! against the `edge` binary, with the customer's zone in BIND (records
+//! written with RFC 2136). A screenshot of every state, at 360 px and at
+//! desktop width, goes to `target/tmp/widget-screenshots/`.
+
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use control_plane::WidgetKey;
+use dns_verify::{DnsProvider, DnsRecord, Rfc2136Provider};
+use fantoccini::{Client, ClientBuilder, key::Key};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const KEY: &str = "widget-test-api-key-0123456789";
+const SECRET: &str = "widget-test-fleet-secret";
+const MOBILE: (u32, u32) = (360, 900);
+const DESKTOP: (u32, u32) = (1280, 900);
+
+/// One `edge` process, killed on drop.
+struct Edge {
+    child: Child,
+    api: SocketAddr,
+    log: PathBuf,
+}
+
+impl Drop for Edge {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Edge {
+    fn start(dns: &testkit::DnsServer, dir: &Path, extra: &[(&str, String)]) -> Self {
+        let port = || format!("127.0.0.1:{}", testkit::free_port().unwrap());
+        let api: SocketAddr = port().parse().unwrap();
+        let log = dir.join("edge.log");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_edge"));
+        cmd.env("EDGE_API_KEYS", KEY)
+            .env("EDGE_WIDGET_SECRET", SECRET)
+            .env("EDGE_STORE", dir.join("store"))
+            .env("EDGE_API_ADDR", api.to_string())
+            .env("EDGE_HTTPS_ADDR", port())
+            .env("EDGE_HTTP_ADDR", port())
+            .env("EDGE_DELEGATION_ZONE", "acme.edge.test")
+            .env("EDGE_ROUTING_CNAME", "edge.edge.test")
+            .env("EDGE_DNS_AUTHORITIES", dns.addr().to_string())
+            .env("EDGE_TICK_MS", "200")
+            .env("EDGE_DRIFT_INTERVAL_SECS", "3600")
+            .env("RUST_LOG", "debug");
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        let out = std::fs::File::create(&log).unwrap();
+        let child = cmd.stdout(Stdio::null()).stderr(out).spawn().unwrap();
+        let mut edge = Self { child, api, log };
+        let start = Instant::now();
+        while std::net::TcpStream::connect(api).is_err() {
+            if let Ok(Some(status)) = edge.child.try_wait() {
+                panic!("edge exited with {status}:\n{}", std::fs::read_to_string(&edge.log).unwrap());
+            }
+            assert!(start.elapsed() < Duration::from_secs(60), "edge did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        edge
+    }
+
+    /// An API call with the API key, through curl: (status, JSON body).
+    fn api(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut cmd = Command::new("curl");
+        cmd.args(["-s", "-X", method, "-w", "\n%{http_code}", "-H", &format!("Authorization: Bearer {KEY}")]);
+        if let Some(body) = body {
+            cmd.args(["-H", "content-type: application/json", "--data-binary", &body.to_string()]);
+        }
+        let out = cmd.arg(format!("http://{}{path}", self.api)).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, status) = text.rsplit_once('\n').unwrap();
+        (status.parse().unwrap(), serde_json::from_str(body).unwrap_or(Value::Null))
+    }
+
+    fn create(&self, hostname: &str) -> Value {
+        let (status, c) = self.api("POST", "/v1/connections", Some(json!({ "hostname": hostname })));
+        assert_eq!(status, 201, "{c}");
+        c
+    }
+
+    /// A widget token the way the product gets one: the API call of the README.
+    fn widget_token(&self, id: &str) -> String {
+        let (status, t) = self.api("POST", &format!("/v1/connections/{id}/widget-token"), None);
+        assert_eq!(status, 200, "{t}");
+        t["token"].as_str().unwrap().to_owned()
+    }
+
+    fn widget_url(&self, token: &str) -> String {
+        format!("http://{}/widget#token={token}", self.api)
+    }
+}
+
+/// BIND serving the customer's zone (updatable with TSIG) and the platform's.
+fn dns() -> testkit::DnsServer {
+    testkit::DnsServer::builder()
+        .zone(testkit::Zone::new("customer.test", "placeholder A 192.0.2.1\n"))
+        .zone(testkit::Zone::new("edge.test", "edge A 127.0.0.1\n"))
+        .start()
+        .unwrap()
+}
+
+/// What the customer does at their DNS provider: every record the connection lists.
+async fn create_records(dns: &testkit::DnsServer, connection: &Value) {
+    use base64::Engine;
+    let secret = base64::engine::general_purpose::STANDARD.decode(dns.tsig_secret_base64()).unwrap();
+    let provider = Rfc2136Provider::new(dns.addr(), "customer.test", testkit::TSIG_KEY_NAME, secret).unwrap();
+    for r in connection["records"].as_array().unwrap() {
+        let (name, value) = (r["name"].as_str().unwrap(), r["value"].as_str().unwrap());
+        let record = match r["type"].as_str().unwrap() {
+            "TXT" => DnsRecord::txt(name, value),
+            "CNAME" => DnsRecord::cname(name, value),
+            other => panic!("unexpected record type {other}"),
+        };
+        provider.create(&record).await.unwrap();
+    }
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("edge-widget-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn screenshot_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("widget-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A headless Chromium session.
+struct Browser {
+    client: Client,
+}
+
+impl Browser {
+    async fn open(driver: &testkit::ChromeDriver) -> Self {
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        let client = ClientBuilder::new(connector)
+            .capabilities(driver.capabilities(MOBILE.0, MOBILE.1))
+            .connect(&driver.url())
+            .await
+            .unwrap_or_else(|e| panic!("no browser session: {e}\n{}", driver.log()));
+        client.set_window_size(MOBILE.0, MOBILE.1).await.unwrap();
+        Self { client }
+    }
+
+    /// A fresh page load (never a same-document fragment change).
+    async fn load(&self, url: &str) {
+        self.client.goto("about:blank").await.unwrap();
+        self.client.goto(url).await.unwrap();
+    }
+
+    async fn js(&self, script: &str) -> Value {
+        self.client.execute(script, vec![]).await.unwrap()
+    }
+
+    async fn js_async(&self, script: &str, args: Vec<Value>) -> Value {
+        self.client.execute_async(script, args).await.unwrap()
+    }
+
+    async fn state(&self) -> String {
+        self.js("return document.body.dataset.state || ''").await.as_str().unwrap_or_default().to_owned()
+    }
+
+    async fn wait_state(&self, state: &str, within: Duration) {
+        let start = Instant::now();
+        loop {
+            if self.state().await == state {
+                return;
+            }
+            let text = self.js("return document.body.innerText").await;
+            assert!(start.elapsed() < within, "page never {state}: {text}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until `script` (an expression) is true.
+    async fn wait_true(&self, script: &str, within: Duration) {
+        let start = Instant::now();
+        while self.js(&format!("return !!({script})")).await != Value::Bool(true) {
+            let text = self.js("return document.body.innerText").await;
+            assert!(start.elapsed() < within, "never true: {script}\n{text}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Requests the page made to the API (the browser's own resource timing list).
+    async fn api_calls(&self) -> Vec<String> {
+        let v = self
+            .js("return performance.getEntriesByType('resource').map(e => new URL(e.name).pathname)
+                 .filter(p => p.startsWith('/v1/') || p === '/widget/session')")
+            .await;
+        v.as_array().unwrap().iter().map(|p| p.as_str().unwrap().to_owned()).collect()
+    }
+
+    /// Everything in the document, hidden parts and attributes included.
+    async fn html(&self) -> String {
+        self.js("return document.documentElement.outerHTML").await.as_str().unwrap().to_owned()
+    }
+
+    /// `<name>-360.png` and `<name>-desktop.png`; checks that nothing is
+    /// wider than the 360 px window.
+    async fn screenshots(&self, name: &str) {
+        let dir = screenshot_dir();
+        let (width, overflow) = {
+            let v = self.js("return [window.innerWidth, document.documentElement.scrollWidth]").await;
+            (v[0].as_u64().unwrap(), v[1].as_u64().unwrap())
+        };
+        std::fs::write(dir.join(format!("{name}-360.png")), self.client.screenshot().await.unwrap()).unwrap();
+        assert_eq!(width, u64::from(MOBILE.0), "the window is {width} px wide");
+        assert!(overflow <= width, "{name}: content is {overflow} px wide in a {width} px window");
+        self.client.set_window_size(DESKTOP.0, DESKTOP.1).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        std::fs::write(dir.join(format!("{name}-desktop.png")), self.client.screenshot().await.unwrap())
+            .unwrap();
+        self.client.set_window_size(MOBILE.0, MOBILE.1).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    /// The record cards as the page shows them.
+    async fn records(&self) -> Vec<Value> {
+        let v = self
+            .js("return Array.from(document.querySelectorAll('#records > li')).map(li => ({
+                   values: Array.from(li.querySelectorAll('code')).map(c => c.textContent),
+                   status: li.dataset.status,
+                   badge: li.querySelector('.badge').textContent,
+                   fix: li.querySelector('.fix').hidden ? '' : li.querySelector('.fix').textContent,
+                   copies: Array.from(li.querySelectorAll('.copy')).filter(b => b.tagName === 'BUTTON'
+                       && b.type === 'button').length,
+                 }))")
+            .await;
+        v.as_array().unwrap().clone()
+    }
+
+    async fn press(&self, key: Key) {
+        self.client.active_element().await.unwrap().send_keys(&key.to_string()).await.unwrap();
+    }
+
+    async fn close(self) {
+        let _ = self.client.close().await;
+    }
+}
+
+/// A page on another origin that embeds the widget in an iframe, as a
+/// platform's dashboard does (README snippet).
+async fn dashboard() -> (u16, Arc<Mutex<String>>) {
+    let page: Arc<Mutex<String>> = Arc::default();
+    let served = Arc::clone(&page);
+    let addr = testkit::tcp_server(move |mut s| {
+        let page = served.lock().unwrap().clone();
+        async move {
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf).await;
+            let response = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{page}",
+                page.len()
+            );
+            let _ = s.write_all(response.as_bytes()).await;
+        }
+    })
+    .await;
+    (addr.port(), page)
+}
+
+/// (a) the widget lists the records of a real connection; (b) once the
+/// records exist in BIND, "Check now" (pressed from the keyboard) turns
+/// them valid; it is keyboard-usable, readable at 360 px, served under a
+/// strict CSP and embeddable only by the configured origin.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn widget_lists_the_records_and_check_now_turns_them_valid() {
+    let dns = dns();
+    let dir = temp_dir("valid");
+    let (dashboard_port, dashboard_page) = dashboard().await;
+    let ancestor = format!("http://127.0.0.1:{dashboard_port}");
+    // No automatic re-check while the test runs: only "Check now" can turn the statuses.
+    let edge = Edge::start(
+        &dns,
+        &dir,
+        &[("EDGE_WIDGET_REFRESH_SECS", "3600".into()), ("EDGE_WIDGET_FRAME_ANCESTORS", ancestor.clone())],
+    );
+    let c = edge.create("shop.customer.test");
+    let id = c["id"].as_str().unwrap();
+    let token = edge.widget_token(id);
+
+    // Served with a strict policy, nothing inline.
+    let out = Command::new("curl")
+        .args(["-s", "-D", "-", "-o", "/dev/null", &format!("http://{}/widget", edge.api)])
+        .output()
+        .unwrap();
+    let head = String::from_utf8_lossy(&out.stdout).to_ascii_lowercase();
+    let policy = format!(
+        "content-security-policy: default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
+         img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors {ancestor}"
+    );
+    assert!(head.contains(&policy), "{head}");
+    assert!(
+        head.contains("referrer-policy: no-referrer") && head.contains("x-content-type-options: nosniff")
+    );
+
+    let driver = testkit::ChromeDriver::start().unwrap();
+    let browser = Browser::open(&driver).await;
+    browser.load(&edge.widget_url(&token)).await;
+    browser.wait_state("ready", Duration::from_secs(20)).await;
+
+    // (a) The domain and each record with its copy buttons, all missing with the fix to apply.
+    let domain = browser.js("return document.getElementById('domain').textContent").await;
+    assert_eq!(domain, "shop.customer.test");
+    let shown = browser.records().await;
+    // Required records first, in the API's order, then the optional ones.
+    let mut wanted = c["records"].as_array().unwrap().clone();
+    wanted.sort_by_key(|r| r["required"] != true);
+    assert_eq!(shown.len(), wanted.len(), "{shown:?}");
+    for (card, r) in shown.iter().zip(&wanted) {
+        assert_eq!(card["values"], json!([r["type"], r["name"], r["value"]]), "{card}");
+        assert_eq!(card["copies"], 3, "type, name and value each have a copy button: {card}");
+        if r["required"] == true {
+            assert_eq!(card["status"], "missing", "{card}");
+            assert!(card["fix"].as_str().unwrap().starts_with("Create a"), "{card}");
+        }
+    }
+    // The stylesheet and the script ran under the policy (the page is ready and styled).
+    let accent =
+        browser.js("return getComputedStyle(document.getElementById('check')).backgroundColor").await;
+    assert_eq!(accent, "rgb(11, 87, 208)");
+    // A copy button copies (or, where the clipboard is refused, selects) and says so.
+    browser.client.find(fantoccini::Locator::Css("#records .copy")).await.unwrap().click().await.unwrap();
+    browser
+        .wait_true(
+            "['Copied', 'Selected'].includes(document.querySelector('#records .copy').textContent)",
+            Duration::from_secs(5),
+        )
+        .await;
+    browser.screenshots("a-records").await;
+
+    // (b) The customer creates the records; the statuses turn valid only when "Check now" is used.
+    create_records(&dns, &c).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(browser.records().await.iter().all(|r| r["status"] != "valid"), "nothing rechecked by itself");
+    // From the keyboard: Tab moves through real buttons with a visible focus ring to "Check now".
+    // Start from the heading: a click on text moves where Tab starts from.
+    browser.client.find(fantoccini::Locator::Css("h1")).await.unwrap().click().await.unwrap();
+    let mut stops = Vec::new();
+    for _ in 0..40 {
+        browser.press(Key::Tab).await;
+        let focused = browser
+            .js("const e = document.activeElement; const s = getComputedStyle(e);
+                 return [e.tagName, e.id, s.outlineStyle, s.outlineWidth]")
+            .await;
+        assert_eq!(focused[0], "BUTTON", "only buttons take focus: {focused}");
+        assert_ne!(focused[2], "none", "focus is visible: {focused}");
+        stops.push(focused[1].as_str().unwrap_or_default().to_owned());
+        if focused[1] == "check" {
+            break;
+        }
+    }
+    assert_eq!(stops.last().map(String::as_str), Some("check"), "{stops:?}");
+    assert_eq!(stops.len(), 3 * wanted.len() + 1, "every copy button, then Check now: {stops:?}");
+    browser.press(Key::Enter).await;
+    browser
+        .wait_true(
+            "Array.from(document.querySelectorAll('#records > li')).every(li => li.dataset.status === 'valid')",
+            Duration::from_secs(20),
+        )
+        .await;
+    let summary = browser.js("return document.getElementById('summary').textContent").await;
+    assert!(summary.as_str().unwrap().starts_with("Every required record is correct."), "{summary}");
+    assert!(browser.records().await.iter().all(|r| r["badge"] == "\u{2713} Correct" && r["fix"] == ""));
+    // Said out loud to screen readers, and the focus stayed on the button.
+    browser
+        .wait_true(
+            "document.getElementById('announce').textContent.includes('Correct')",
+            Duration::from_secs(5),
+        )
+        .await;
+    assert_eq!(browser.js("return document.activeElement.id").await, "check");
+    assert!(browser.api_calls().await.iter().any(|p| p.ends_with("/verify")), "Check now calls verify");
+    let (_, now) = edge.api("GET", &format!("/v1/connections/{id}"), None);
+    assert_ne!(now["state"], "pending_ownership", "verify moved the connection on: {now}");
+    // SAN statuses: one entry per SAN when the connection has them, nothing otherwise.
+    let sans = now["ssl"]["sans"].as_array().map_or(0, Vec::len);
+    browser
+        .wait_true(
+            &format!("document.querySelectorAll('#sans > li').length === {sans}"),
+            Duration::from_secs(5),
+        )
+        .await;
+    let hidden = browser.js("return document.getElementById('sans-section').hidden").await;
+    assert_eq!(hidden, Value::Bool(sans == 0));
+    browser.screenshots("b-valid").await;
+
+    // Embedded by the configured origin: it works in the iframe.
+    let frame = format!(
+        "<!doctype html><title>Dashboard</title><h1>Your domains</h1>\
+         <iframe src=\"{}\" title=\"DNS setup\" width=\"100%\" height=\"700\" allow=\"clipboard-write\"></iframe>",
+        edge.widget_url(&token)
+    );
+    *dashboard_page.lock().unwrap() = frame;
+    browser.load(&format!("http://127.0.0.1:{dashboard_port}/")).await;
+    browser.client.enter_frame(0).await.unwrap();
+    browser.wait_state("ready", Duration::from_secs(20)).await;
+    browser.client.enter_parent_frame().await.unwrap();
+    // Embedded by any other origin (localhost is another origin than 127.0.0.1): refused by the browser.
+    browser.load(&format!("http://localhost:{dashboard_port}/")).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    browser.client.enter_frame(0).await.unwrap();
+    let blocked = browser.js("return [location.href, !!document.getElementById('widget')]").await;
+    assert_eq!(blocked[1], Value::Bool(false), "the widget loaded in a frame of another origin: {blocked}");
+    browser.client.enter_parent_frame().await.unwrap();
+
+    browser.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// (c) A token expired by the clock (minted with the fleet's secret at a
+/// time an hour earlier) shows "session expired" and the page calls
+/// nothing more; (d) a token for another connection shows nothing of this
+/// one, and cannot be made to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn widget_session_expires_and_shows_nothing_of_another_connection() {
+    let dns = dns();
+    let dir = temp_dir("expiry");
+    // Re-check every second while open: "no further calls" is then measured against a page that polls.
+    let edge = Edge::start(&dns, &dir, &[("EDGE_WIDGET_REFRESH_SECS", "1".into())]);
+    let a = edge.create("shop.customer.test");
+    let b = edge.create("other.customer.test");
+    let (id_a, id_b) = (a["id"].as_str().unwrap(), b["id"].as_str().unwrap());
+    let of_a = [id_a, "shop.customer.test", a["ownership_token"].as_str().unwrap()];
+    let key = WidgetKey::new(SECRET.as_bytes());
+    let hour = time::Duration::minutes(60);
+
+    let driver = testkit::ChromeDriver::start().unwrap();
+    let browser = Browser::open(&driver).await;
+
+    // (c) Signed by a clock 60 minutes minus 8 seconds behind: valid for 8 more seconds.
+    let now = time::OffsetDateTime::now_utc();
+    let (short, _) = key.sign(id_a, now - hour + time::Duration::seconds(8));
+    browser.load(&edge.widget_url(&short)).await;
+    browser.wait_state("ready", Duration::from_secs(5)).await;
+    assert_eq!(
+        browser.js("return document.getElementById('domain').textContent").await,
+        "shop.customer.test"
+    );
+    let before = browser.api_calls().await.len();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(browser.api_calls().await.len() > before, "a live page re-checks by itself");
+    browser.wait_state("expired", Duration::from_secs(12)).await;
+    let text = browser.js("return document.body.innerText").await;
+    let text = text.as_str().unwrap();
+    assert!(text.contains("Session expired") && text.contains("Reopen it from your dashboard"), "{text}");
+    let html = browser.html().await;
+    assert!(!html.contains("shop.customer.test") && !html.contains("Check now"), "{html}");
+    let calls = browser.api_calls().await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(browser.api_calls().await, calls, "no call after the session expired");
+    browser.screenshots("c-expired").await;
+
+    // Already expired when opened: the API's 401 ends it after one call.
+    let (old, _) = key.sign(id_a, now - hour - time::Duration::minutes(1));
+    browser.load(&edge.widget_url(&old)).await;
+    browser.wait_state("expired", Duration::from_secs(5)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(browser.api_calls().await, ["/widget/session"]);
+    assert!(!browser.html().await.contains("shop.customer.test"));
+
+    // (d) B's token shows B, and nothing of A anywhere in the document.
+    let token_b = edge.widget_token(id_b);
+    browser.load(&edge.widget_url(&token_b)).await;
+    browser.wait_state("ready", Duration::from_secs(5)).await;
+    assert_eq!(
+        browser.js("return document.getElementById('domain').textContent").await,
+        "other.customer.test"
+    );
+    let html = browser.html().await;
+    for secret in of_a {
+        assert!(!html.contains(secret), "{secret} of connection A is on B's page");
+    }
+    // Nor can the page get at A with B's token.
+    let statuses = browser
+        .js_async(
+            "const [a, token, done] = arguments;
+             const call = (m, p) => fetch(p, {method: m, headers: {Authorization: 'Bearer ' + token}}).then(r => r.status);
+             Promise.all([call('GET', `/v1/connections/${a}`), call('GET', `/v1/connections/${a}/records:check`),
+                          call('POST', `/v1/connections/${a}/verify`)]).then(done);",
+            vec![json!(id_a), json!(token_b)],
+        )
+        .await;
+    assert_eq!(statuses, json!([401, 401, 401]));
+    browser.screenshots("d-other-connection").await;
+
+    // B's signature with A's id: refused, the page shows the expired state and nothing of A.
+    let (_, rest) = token_b.split_once('.').unwrap();
+    browser.load(&edge.widget_url(&format!("{id_a}.{rest}"))).await;
+    browser.wait_state("expired", Duration::from_secs(5)).await;
+    let html = browser.html().await;
+    for secret in of_a {
+        assert!(!html.contains(secret), "{secret} of connection A shown for a forged token");
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(browser.api_calls().await, ["/widget/session"]);
+
+    browser.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

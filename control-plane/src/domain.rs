@@ -236,6 +236,15 @@ impl SanSet {
         }
     }
 
+    /// Whether SAN `host` needs `e` (one it [`concerns`](Self::concerns)):
+    /// its delegation only when it is validated by DNS-01 (`dns01`, or a
+    /// wildcard); every other record always.
+    #[must_use]
+    pub fn needs(&self, host: &Hostname, e: &Expectation, dns01: bool) -> bool {
+        self.concerns(host, e)
+            && (dns01 || host.is_wildcard() || !matches!(e, Expectation::AcmeDelegation { .. }))
+    }
+
     /// Whether the delegation of `e` is needed: with DNS-01 for every
     /// name, else only where a wildcard SAN is validated (always DNS-01).
     #[must_use]

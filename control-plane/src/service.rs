@@ -653,7 +653,7 @@ impl ControlPlane {
             .iter()
             .filter(|r| set.is_required(&r.expectation, dns01))
             .all(|r| r.status == RecordStatus::Valid);
-        c.ssl.sans = san_checks(&set, &reports, |e| set.is_required(e, dns01), c.next_check_at);
+        c.ssl.sans = san_checks(&set, &reports, |h, e| set.needs(h, e, dns01), c.next_check_at);
         // Routine drift checks of a live hostname are not logged (drift
         // and recovery are); checks on the way to verification are.
         if !matches!(c.state, DomainState::Live | DomainState::Drifted) {
@@ -664,8 +664,7 @@ impl ControlPlane {
 
     /// Whether `r` counts for the names `names` (required, and concerning one of them).
     fn counts_for(&self, set: &SanSet, names: &[Hostname], r: &RecordReport) -> bool {
-        set.is_required(&r.expectation, self.settings.uses_dns01())
-            && names.iter().any(|h| set.concerns(h, &r.expectation))
+        names.iter().any(|h| set.needs(h, &r.expectation, self.settings.uses_dns01()))
     }
 
     /// Archives a connection: its claim is released, its certificate no

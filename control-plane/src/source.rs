@@ -51,7 +51,7 @@ impl CertSource for DomainCerts {
                 continue;
             }
             if let Some(bundle) = self.manager.get(&holder.hostname).await
-                && bundle.meta().names.iter().any(|n| *n == candidate)
+                && bundle.meta().names.contains(&candidate)
             {
                 return Some(bundle);
             }

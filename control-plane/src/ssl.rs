@@ -2,7 +2,7 @@
 //! DNS status with the fix, and the certificate served.
 
 use cert_store::CertMeta;
-use dns_verify::{Expectation, RecordReport, RecordStatus};
+use dns_verify::{Expectation, Hostname, RecordReport, RecordStatus};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -201,21 +201,19 @@ impl Ssl {
 }
 
 /// Each SAN's status from one check's `reports`: the worst of the records
-/// it needs (`required` says which), the first such record shown.
+/// it needs (`required(san, expectation)` says which), that record shown.
 #[must_use]
 pub fn san_checks(
     set: &SanSet,
     reports: &[RecordReport],
-    required: impl Fn(&Expectation) -> bool,
+    required: impl Fn(&Hostname, &Expectation) -> bool,
     next_check_at: OffsetDateTime,
 ) -> Vec<SanCheck> {
     set.hosts()
         .iter()
         .map(|host| {
-            let mine: Vec<&RecordReport> = reports
-                .iter()
-                .filter(|r| set.concerns(host, &r.expectation) && required(&r.expectation))
-                .collect();
+            let mine: Vec<&RecordReport> =
+                reports.iter().filter(|r| required(host, &r.expectation)).collect();
             let worst = mine
                 .iter()
                 .max_by_key(|r| {

@@ -139,18 +139,20 @@ impl Telemetry {
     pub async fn start(addr: MetricsAddr) -> Self {
         let health = Arc::new(Health::default());
         let Some(addr) = addr.0 else { return Self { health, addr: None } };
-        let handle = match install_recorder() {
-            Ok(handle) => handle,
-            Err(e) => {
-                tracing::error!(error = %e, "metrics recorder not installed: /metrics stays empty");
-                PrometheusBuilder::new().build_recorder().handle()
-            }
-        };
         let listener = match tokio::net::TcpListener::bind(addr).await {
             Ok(listener) => listener,
             Err(e) => {
                 tracing::error!(%addr, error = %e, "metrics listener not bound: no /metrics, /healthz or /readyz");
                 return Self { health, addr: None };
+            }
+        };
+        // Installed only once something renders it (and runs its upkeep):
+        // histogram samples would otherwise pile up.
+        let handle = match install_recorder() {
+            Ok(handle) => handle,
+            Err(e) => {
+                tracing::error!(error = %e, "metrics recorder not installed: /metrics stays empty");
+                PrometheusBuilder::new().build_recorder().handle()
             }
         };
         let bound = listener.local_addr().ok();

@@ -363,3 +363,108 @@ async fn a_domain_with_wildcard_and_sans_goes_active_gains_a_san_without_downtim
     assert!(log.to_string().contains("cname_not_found"), "{log:#}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Expired certificates. Auto-managed: pebble issues 20-second
+/// certificates; once the domain's delegation record is gone, renewal keeps
+/// failing and the certificate expires: `expired`, and the resolution says
+/// to add the record back. Self-managed: a certificate uploaded with 10
+/// days left is warned about once (webhook + activity) however often the
+/// maintenance runs; one uploaded with seconds left expires into `expired`
+/// with "upload a new certificate", and no order is ever placed for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_certificates_say_what_to_do_and_self_managed_ones_are_warned_about_once() {
+    use acme_core::{CertRequest, Issuer, LocalCaIssuer};
+    let dns = dns();
+    let pebble = testkit::PebbleServer::builder()
+        .dns_server(dns.addr())
+        .certificate_validity(Duration::from_secs(20))
+        .start()
+        .unwrap();
+    let ca = FaultProxy::in_front_of(&pebble, FaultPlan::none()).await.unwrap();
+    let dir = temp_dir("domains-expiry");
+    let (hook_url, deliveries) = support::webhook_receiver().await;
+    let mut env = env(&dns, &pebble, &ca, &dir);
+    env.extend([
+        ("EDGE_MAINTENANCE_INTERVAL_SECS", "1".to_owned()),
+        ("EDGE_DRIFT_INTERVAL_SECS", "2".to_owned()),
+        ("EDGE_WEBHOOK_URLS", hook_url),
+        ("EDGE_WEBHOOK_SECRET", "webhook-secret-for-tests".to_owned()),
+    ]);
+    let edge = Edge::start(&env, &dir.join("edge.log"));
+    let zone = customer_dns(&dns, "customer.test");
+
+    // Auto-managed, with its wildcard (so its delegation record is needed).
+    let (_, c) = edge.api(
+        "POST",
+        "/v1/connections",
+        Some(json!({"hostname": "exp.customer.test", "include_wildcard": true})),
+    );
+    let id = c["id"].as_str().unwrap().to_owned();
+    create_records(&zone, &c, None, |_| false).await;
+    edge.wait_for(&id, Duration::from_secs(120), "active", |c| c["ssl"]["status"] == "active").await;
+    let delegation =
+        c["records"].as_array().unwrap().iter().find(|r| r["purpose"] == "acme_delegation").unwrap();
+    zone.delete(&support::record_of(delegation, None)).await.unwrap();
+    let expired =
+        edge.wait_for(&id, Duration::from_secs(120), "expired", |c| c["ssl"]["status"] == "expired").await;
+    assert_problem(&expired, "certificate_expired", "Add back the delegation records", true);
+    assert!(
+        expired["last_error"]["resolution"].as_str().unwrap().contains("_acme-challenge.exp.customer.test"),
+        "{expired:#}"
+    );
+    assert_eq!(san(&expired, "*.exp.customer.test")["dns_status"], "missing", "{expired:#}");
+
+    // Self-managed: the customer's own CA.
+    let (_, own) = edge.api("POST", "/v1/connections", Some(json!({"hostname": "own.customer.test"})));
+    let own_id = own["id"].as_str().unwrap().to_owned();
+    let theirs = |lifetime: Duration| {
+        LocalCaIssuer::new(Arc::new(cert_store::CertStore::new(Arc::new(cert_store::MemoryStorage::new()))))
+            .with_lifetime(lifetime)
+    };
+    let upload = |b: &cert_store::CertBundle| json!({"certificate_pem": b.chain_pem(), "private_key_pem": b.key_pem()});
+    let ten_days = theirs(Duration::from_secs(10 * 24 * 3600))
+        .issue(&CertRequest::new(["own.customer.test"]))
+        .await
+        .unwrap();
+    let path = format!("/v1/connections/{own_id}/certificate");
+    let (status, body) = edge.api("POST", &path, Some(upload(&ten_days)));
+    assert_eq!(status, 200, "{body}");
+    let expiring = |d: &support::Deliveries| {
+        support::events_of(d, "certificate.expiring")
+            .into_iter()
+            .filter(|e| e.to_string().contains("own.customer.test"))
+            .count()
+    };
+    let start = std::time::Instant::now();
+    while expiring(&deliveries) == 0 {
+        assert!(start.elapsed() < Duration::from_secs(30), "no expiry warning");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(4)).await; // four more maintenance rounds
+    assert_eq!(expiring(&deliveries), 1, "the 14-day warning is sent once");
+    // (not verified, the connection holds no claim: the record is the tenant's)
+    let (_, log) = edge.api("GET", "/v1/activity", None);
+    let warnings: Vec<&Value> = log["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "expiring" && e["hostname"] == "own.customer.test")
+        .collect();
+    assert_eq!(warnings.len(), 1, "{log:#}");
+    let active = edge.connection(&own_id);
+    assert_eq!(active["ssl"]["status"], "active", "{active:#}");
+    assert_eq!(active["ssl"]["certificate"]["source"], "self_managed");
+    assert!(active["ssl"]["certificate"]["renews_at"].is_null(), "never renewed");
+
+    let seconds =
+        theirs(Duration::from_secs(8)).issue(&CertRequest::new(["own.customer.test"])).await.unwrap();
+    let (status, body) = edge.api("POST", &path, Some(upload(&seconds)));
+    assert_eq!(status, 200, "{body}");
+    let expired =
+        edge.wait_for(&own_id, Duration::from_secs(30), "expired", |c| c["ssl"]["status"] == "expired").await;
+    assert_problem(&expired, "certificate_expired", "Upload a new certificate", false);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(orders_for(&ca, "own.customer.test"), 0, "a self-managed certificate is never renewed");
+    assert_eq!(edge.connection(&own_id)["ssl"]["certificate"]["serial"], seconds.meta().serial.as_str());
+    let _ = std::fs::remove_dir_all(&dir);
+}

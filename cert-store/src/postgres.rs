@@ -356,32 +356,35 @@ fn ttl_ms(ttl: Duration) -> f64 {
 impl Storage for PostgresStorage {
     async fn get(&self, key: &Key) -> Result<Option<Vec<u8>>, StorageError> {
         let client = self.client().await?;
-        let row = client
-            .query_opt("SELECT value FROM cert_store_values WHERE key = $1", &[&key.as_str()])
+        // Prepared once per pooled connection: one round trip per read.
+        let statement = client
+            .prepare_cached("SELECT value FROM cert_store_values WHERE key = $1")
             .await
             .map_err(StorageError::backend)?;
+        let row = client.query_opt(&statement, &[&key.as_str()]).await.map_err(StorageError::backend)?;
         Ok(row.map(|r| r.get(0)))
     }
 
     async fn put(&self, key: &Key, value: &[u8]) -> Result<(), StorageError> {
         let client = self.client().await?;
-        client
-            .execute(
+        let statement = client
+            .prepare_cached(
                 "INSERT INTO cert_store_values (key, value, modified) VALUES ($1, $2, clock_timestamp())
                  ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, modified = EXCLUDED.modified",
-                &[&key.as_str(), &value],
             )
             .await
             .map_err(StorageError::backend)?;
+        client.execute(&statement, &[&key.as_str(), &value]).await.map_err(StorageError::backend)?;
         Ok(())
     }
 
     async fn delete(&self, key: &Key) -> Result<(), StorageError> {
         let client = self.client().await?;
-        client
-            .execute("DELETE FROM cert_store_values WHERE key = $1", &[&key.as_str()])
+        let statement = client
+            .prepare_cached("DELETE FROM cert_store_values WHERE key = $1")
             .await
             .map_err(StorageError::backend)?;
+        client.execute(&statement, &[&key.as_str()]).await.map_err(StorageError::backend)?;
         Ok(())
     }
 
@@ -389,18 +392,24 @@ impl Storage for PostgresStorage {
         let client = self.client().await?;
         // A range over the byte-ordered index (`/` + 1 = `0`): the cost is
         // the keys listed, not the table's size.
-        let (exact, start, end) =
-            (prefix.as_str(), format!("{}/", prefix.as_str()), format!("{}0", prefix.as_str()));
-        let rows = client
-            .query(
-                "SELECT key FROM cert_store_values
-                 WHERE $1 = '' OR key = $1
-                    OR (key COLLATE \"C\" >= $2 AND key COLLATE \"C\" < $3)
-                 ORDER BY key COLLATE \"C\"",
-                &[&exact, &start, &end],
-            )
-            .await
-            .map_err(StorageError::backend)?;
+        // (Two statements, not one with `$1 = '' OR …`: a prepared
+        // statement's generic plan could not use the index for that.)
+        let rows = if prefix.as_str().is_empty() {
+            client.query("SELECT key FROM cert_store_values ORDER BY key COLLATE \"C\"", &[]).await
+        } else {
+            let (exact, start, end) =
+                (prefix.as_str(), format!("{}/", prefix.as_str()), format!("{}0", prefix.as_str()));
+            let statement = client
+                .prepare_cached(
+                    "SELECT key FROM cert_store_values
+                     WHERE key = $1 OR (key COLLATE \"C\" >= $2 AND key COLLATE \"C\" < $3)
+                     ORDER BY key COLLATE \"C\"",
+                )
+                .await
+                .map_err(StorageError::backend)?;
+            client.query(&statement, &[&exact, &start, &end]).await
+        }
+        .map_err(StorageError::backend)?;
         rows.iter().map(|r| Key::new(r.get::<_, String>(0))).collect()
     }
 

@@ -126,15 +126,24 @@ impl Repo {
         limit: u64,
     ) -> Result<(Vec<Connection>, u64), StorageError> {
         let (ids, total) = self.tenants.newest(tenant, skip, limit).await?;
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
+        // The page's records are read at once (one round trip's latency on
+        // a database, not one per connection).
+        let mut reads = tokio::task::JoinSet::new();
+        for (position, id) in ids.into_iter().enumerate() {
+            let repo = self.clone();
+            reads.spawn(async move { (position, repo.get(&id).await) });
+        }
+        let mut found = Vec::with_capacity(reads.len());
+        while let Some(read) = reads.join_next().await {
+            let (position, c) = read.map_err(StorageError::backend)?;
             // An id indexed just before a crash that kept its record from
             // being written names nothing: skipped.
-            if let Some(c) = self.get(&id).await? {
-                out.push(c);
+            if let Some(c) = c? {
+                found.push((position, c));
             }
         }
-        Ok((out, total))
+        found.sort_by_key(|(position, _)| *position);
+        Ok((found.into_iter().map(|(_, c)| c).collect(), total))
     }
 
     /// Every connection, oldest first: a full scan, used only by the

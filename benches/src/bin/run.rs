@@ -8,8 +8,13 @@
 //! `criterion mem-per-cert cold-start proxy-vs-peers slowloris on-demand-vs-caddy
 //! dns-vs-dnsperf acme-vs-lego` (default: all). `--quick` finishes in under
 //! five minutes (fewer certificates, names and rounds); the full run in under 30.
-//! `--merge` keeps the rows of `results.json` that this run did not measure
-//! (to re-run one comparison; `run --merge render` only rewrites the table).
+//!
+//! Nothing is read from a previous run: criterion writes into a fresh
+//! directory (`CRITERION_HOME`) that only this run's rows are read from, every
+//! row is stamped with the commit and date it was measured at, and the writer
+//! refuses (writes nothing) when a row lacks its measurement
+//! ([`benches::Row::check`]). Every program's logs are kept in
+//! `target/bench-logs/<commit>-<date>/`.
 
 use std::{
     fmt::Write as _,
@@ -37,6 +42,7 @@ const PROGRAMS: &[Program] = &[
     Program { name: "on-demand-vs-caddy", full: &[], quick: &["--quick"] },
     Program { name: "dns-vs-dnsperf", full: &[], quick: &["2000"] },
     Program { name: "acme-vs-lego", full: &[], quick: &["10"] },
+    Program { name: "control-plane-scale", full: &[], quick: &["--sizes", "1000,5000", "--samples", "50"] },
 ];
 
 /// Criterion benchmarks read back from `target/criterion`: (group/bench,
@@ -46,18 +52,32 @@ const CRITERION: &[(&str, &str, &str, f64, Option<f64>)] = &[
     ("sni_lookup_1m/wildcard_hit", "SNI lookup among 1,000,000 names, wildcard hit", "ns", 1.0, Some(200.0)),
     ("sni_lookup_1m/miss", "SNI lookup among 1,000,000 names, miss", "ns", 1.0, Some(200.0)),
     (
+        "sni_lookup_1m_shuffled/exact_hit",
+        "SNI lookup, shuffled 1,000,000 distinct names, exact hit",
+        "ns",
+        1.0,
+        Some(200.0),
+    ),
+    (
+        "sni_lookup_1m_shuffled/wildcard_hit",
+        "SNI lookup, shuffled 1,000,000 distinct names, wildcard hit",
+        "ns",
+        1.0,
+        Some(200.0),
+    ),
+    (
+        "sni_lookup_1m_shuffled/miss",
+        "SNI lookup, shuffled 1,000,000 distinct names, miss",
+        "ns",
+        1.0,
+        Some(200.0),
+    ),
+    (
         "due_before_1m_index/1%_due",
         "due-for-renewal scan, 1,000,000-entry index (1% due)",
         "ms",
         1e-6,
         Some(10.0),
-    ),
-    (
-        "worker_schedule_1m/due_1000_of_1m",
-        "edge worker: pick the 1,000 due among 1,000,000 connections",
-        "µs",
-        1e-3,
-        None,
     ),
     ("load_one_of_100k/filesystem", "load one bundle among 100,000, filesystem", "µs", 1e-3, None),
     (
@@ -81,6 +101,12 @@ fn main() -> Result<(), Error> {
     let results_file = std::env::temp_dir().join(format!("bench-results-{}.jsonl", std::process::id()));
     let _ = std::fs::remove_file(&results_file);
     let started = Instant::now();
+    // One commit for the whole run; every program stamps its rows with it.
+    let commit = benches::current_commit();
+    let stamp = benches::now_utc().replace(':', "");
+    let log_dir = target_dir.join("bench-logs").join(format!("{commit}-{stamp}"));
+    std::fs::create_dir_all(&log_dir)?;
+    println!("benches/run{} at {commit}; logs in {}", if quick { " --quick" } else { "" }, log_dir.display());
     let mut failures = Vec::new();
 
     let steps = PROGRAMS.iter().filter(|p| wanted(p.name)).count() + usize::from(wanted("criterion"));
@@ -90,16 +116,21 @@ fn main() -> Result<(), Error> {
         println!("\n== [{step}/{steps}] criterion micro-benchmarks (cargo bench -p benches)");
         let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
         cmd.args(["bench", "-p", "benches", "--bench", "sni_lookup", "--bench", "cert_store"]);
-        cmd.args(["--bench", "edge_schedule", "--"]);
+        cmd.arg("--");
         if quick {
             cmd.arg("--quick");
         }
         cmd.env("CARGO_TARGET_DIR", &target_dir);
+        // A fresh output directory: only what this run measured is read back.
+        let criterion_home = log_dir.join("criterion");
+        cmd.env("CRITERION_HOME", &criterion_home);
         match cmd.status() {
             Ok(s) if s.success() => {}
             other => failures.push(format!("criterion: {other:?}")),
         }
-        for row in criterion_rows(&target_dir.join("criterion")) {
+        for mut row in criterion_rows(&criterion_home) {
+            row.commit.clone_from(&commit);
+            row.measured_at = benches::now_utc();
             row.record_to(&results_file);
         }
     }
@@ -112,32 +143,36 @@ fn main() -> Result<(), Error> {
             args.join(" "),
             started.elapsed().as_secs_f64()
         );
-        let status =
-            Command::new(bin_dir.join(program.name)).args(args).env("BENCH_RESULTS", &results_file).status();
+        let program_logs = log_dir.join(program.name);
+        let status = Command::new(bin_dir.join(program.name))
+            .args(args)
+            .env("BENCH_RESULTS", &results_file)
+            .env("BENCH_COMMIT", &commit)
+            .env("BENCH_LOG_DIR", &program_logs)
+            .status();
         match status {
             Ok(s) if s.success() => {}
             other => failures.push(format!("{}: {other:?}", program.name)),
         }
     }
 
-    let mut rows: Vec<Row> = std::fs::read_to_string(&results_file)
+    let rows: Vec<Row> = std::fs::read_to_string(&results_file)
         .unwrap_or_default()
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect();
-    if args.iter().any(|a| a == "--merge") {
-        // Keep the previous rows this run did not measure again.
-        let previous: Vec<Row> = std::fs::read_to_string(crate_dir.join("results.json"))
-            .ok()
-            .and_then(|t| serde_json::from_str(&t).ok())
-            .unwrap_or_default();
-        let fresh: Vec<(String, Option<String>)> =
-            rows.iter().map(|r| (r.metric.clone(), r.peer.clone())).collect();
-        let kept = previous.into_iter().filter(|r| !fresh.contains(&(r.metric.clone(), r.peer.clone())));
-        rows = kept.chain(rows).collect();
+    // The writer refuses rows without this run's measurement.
+    let refused: Vec<String> =
+        rows.iter().filter_map(|r| r.check(&commit).err()).map(|e| e.to_string()).collect();
+    if !refused.is_empty() {
+        for r in &refused {
+            eprintln!("refused: {r}");
+        }
+        return Err(
+            format!("{} rows lack a measurement of this run; RESULTS.md not written", refused.len()).into()
+        );
     }
-    let merged = args.iter().any(|a| a == "--merge");
-    let markdown = render(&rows, quick, merged, started.elapsed().as_secs_f64(), &failures);
+    let markdown = render(&rows, quick, &commit, started.elapsed().as_secs_f64(), &failures);
     std::fs::write(crate_dir.join("RESULTS.md"), &markdown)?;
     std::fs::write(crate_dir.join("results.json"), serde_json::to_string_pretty(&rows)?)?;
     let _ = std::fs::remove_file(&results_file);
@@ -158,7 +193,10 @@ impl RecordTo for Row {
             .append(true)
             .open(file)
             .and_then(|mut f| std::io::Write::write_all(&mut f, format!("{line}\n").as_bytes()));
-        println!("RESULT {}: {:.2} {} ({})", self.metric, self.ours, self.unit, self.target);
+        println!(
+            "RESULT {}: {:.2} {} ({}) at {}",
+            self.metric, self.ours, self.unit, self.target, self.commit
+        );
     }
 }
 
@@ -182,6 +220,11 @@ fn criterion_rows(dir: &Path) -> Vec<Row> {
             target: limit.map_or_else(|| "reported".to_owned(), |l| format!("<= {l} {unit}")),
             met: limit.is_none_or(|l| value <= l),
             spread: format!("95% CI {:.3}..{:.3} {unit} (criterion median)", lo * scale, hi * scale),
+            rounds: 1,
+            peer_rounds: 0,
+            failures: "none".into(),
+            commit: String::new(),
+            measured_at: String::new(),
         });
     }
     rows
@@ -246,30 +289,28 @@ is a token bucket shaped like Let's Encrypt's 300 orders per 3 hours (acme_core:
 - lego runs once per name (its CLI issues one certificate per run); ours orders 10 at a time.\n\
 - dnsperf and our checker both run single-threaded with at most 100 queries in flight.\n";
 
-fn render(rows: &[Row], quick: bool, merged: bool, secs: f64, failures: &[String]) -> String {
+fn render(rows: &[Row], quick: bool, commit: &str, secs: f64, failures: &[String]) -> String {
     let now = time::OffsetDateTime::now_utc();
     let mut md = String::from("# Benchmark results\n\n");
-    let duration = if merged { String::new() } else { format!(" in {secs:.0} s") };
     let _ = writeln!(
         md,
-        "Written by `benches/run{}` on {}-{:02}-{:02}{duration}. Every comparison runs ours and the peer \
-         in the same run on 127.0.0.1, alternating; medians of the rounds, spread beside them.\n",
+        "Written by `benches/run{}` at commit {commit} on {}-{:02}-{:02} in {secs:.0} s: every row below was \
+         measured by that run (the writer refuses a row without its measurement). Every comparison runs ours \
+         and the peer in the same run on 127.0.0.1, in ABBA order; medians of the rounds, spread beside them.\n",
         if quick { " --quick" } else { "" },
         now.year(),
         u8::from(now.month()),
         now.day(),
     );
-    if merged {
-        md.push_str(
-            "Some rows were re-measured by a later run with `--merge`; the others come from the run before it.\n\n",
-        );
-    }
     md.push_str(&machine());
-    md.push_str("\n| metric | ours | peer | peer's | ratio | target | met? | spread |\n|---|---|---|---|---|---|---|---|\n");
+    md.push_str(
+        "\n| metric | ours | peer | peer's | ratio | target | met? | spread | failures | measured at |\n\
+         |---|---|---|---|---|---|---|---|---|---|\n",
+    );
     for r in rows {
         let _ = writeln!(
             md,
-            "| {} | {} {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} {} | {} | {} | {} | {} | {} | {} | {} | {} {} |",
             r.metric,
             fmt(r.ours),
             r.unit,
@@ -278,7 +319,10 @@ fn render(rows: &[Row], quick: bool, merged: bool, secs: f64, failures: &[String
             r.ratio.map_or_else(|| "—".into(), |v| format!("{v:.2}")),
             r.target,
             if r.met { "yes" } else { "**no**" },
-            r.spread
+            r.spread,
+            if r.failures.is_empty() { "—" } else { r.failures.as_str() },
+            r.commit,
+            r.measured_at
         );
     }
     if !failures.is_empty() {

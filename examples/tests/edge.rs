@@ -345,7 +345,7 @@ async fn hostname_goes_live_with_pebble_and_drift_is_reported() {
         wait_event(&deliveries, kind).await;
     }
     let (_, activity) = edge.api("GET", &format!("/v1/connections/{id}/activity"), None);
-    assert!(activity.as_array().unwrap().iter().any(|e| e["type"] == "issued"), "{activity}");
+    assert!(activity["items"].as_array().unwrap().iter().any(|e| e["kind"] == "issued"), "{activity}");
     assert_secrets_kept(&dir, &[KEY, WEBHOOK_SECRET]).await;
 
     // A second claim of the same hostname: 409.
@@ -786,32 +786,36 @@ async fn schemathesis_finds_no_server_error_and_no_undocumented_response() {
     env.push(("EDGE_HTTPS_ADDR", port()));
     env.push(("EDGE_HTTP_ADDR", port()));
     env.push(("WORKER_ENABLED", "0".into()));
+    env.push(("EDGE_ADMIN_KEYS", ADMIN_KEY.into()));
     let edge = Edge::start(&env, &dir.join("edge.log"));
-    // Every check but "schema-valid data is accepted": the schema cannot say
-    // which strings are hostnames, and refusing "0" with 400 is right.
-    let out = Command::new("st")
-        .args([
-            "run",
-            &format!("http://{}/v1/openapi.json", edge.api),
-            "-H",
-            &format!("Authorization: Bearer {KEY}"),
-        ])
-        .args([
-            "--checks",
-            "all",
-            "--exclude-checks",
-            "positive_data_acceptance",
-            "--max-examples",
-            "25",
-            "--seed",
-            "7",
-        ])
-        .env("SCHEMATHESIS_TELEMETRY", "false")
-        .current_dir(&dir) // its cache stays out of the repository
-        .output()
-        .expect("schemathesis (`st`, from PyPI: pip install schemathesis; scripts/test installs it)");
-    let report = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{report}");
+    // With a tenant key and with an operator key, every check but
+    // "schema-valid data is accepted": the schema cannot say which strings
+    // are hostnames, and refusing "0" with 400 is right.
+    for key in [KEY, ADMIN_KEY] {
+        let out = Command::new("st")
+            .args([
+                "run",
+                &format!("http://{}/v1/openapi.json", edge.api),
+                "-H",
+                &format!("Authorization: Bearer {key}"),
+            ])
+            .args([
+                "--checks",
+                "all",
+                "--exclude-checks",
+                "positive_data_acceptance",
+                "--max-examples",
+                "25",
+                "--seed",
+                "7",
+            ])
+            .env("SCHEMATHESIS_TELEMETRY", "false")
+            .current_dir(&dir) // its cache stays out of the repository
+            .output()
+            .expect("schemathesis (`st`, from PyPI: pip install schemathesis; scripts/test installs it)");
+        let report = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{report}");
+    }
     let log = std::fs::read_to_string(dir.join("edge.log")).unwrap();
     assert!(!log.contains("internal error"), "a 5xx was logged");
     let _ = std::fs::remove_dir_all(&dir);
@@ -967,7 +971,7 @@ async fn kill_9_during_renewals_loses_nothing_and_serves_the_renewed_certificate
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         let (_, log) = edge.api("GET", &format!("/v1/connections/{id}/activity"), None);
-        renewals += log.as_array().unwrap().iter().filter(|e| e["type"] == "renewed").count();
+        renewals += log["items"].as_array().unwrap().iter().filter(|e| e["kind"] == "renewed").count();
     }
     drop(edge);
     assert_store_whole(&dir.join("store"), &hostnames).await;
@@ -1259,5 +1263,149 @@ async fn an_https_control_plane_is_asked_and_its_no_is_honoured_and_https_webhoo
         &headers["x-edge-signature"]
     ));
     drop(edge);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+const ADMIN_KEY: &str = "test-admin-key-9876543210";
+
+/// Tenants through the real binary: operator keys manage tenants and keys;
+/// a tenant key sees and changes only its own connections (another's id is
+/// 404, as a missing one); 409 says whose claim it is only to its owner; the
+/// quota counts connections created this period, archived or not, and a new
+/// period (the edge restarted with its clock moved) frees it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenants_see_only_their_own_and_quotas_count_per_period() {
+    let dns = dns();
+    let dir = temp_dir("tenants");
+    let mut env = base_env(&dns, &dir);
+    let port = || format!("127.0.0.1:{}", testkit::free_port().unwrap());
+    env.push(("EDGE_HTTPS_ADDR", port()));
+    env.push(("EDGE_HTTP_ADDR", port()));
+    env.push(("WORKER_ENABLED", "0".into()));
+    env.push(("EDGE_ADMIN_KEYS", ADMIN_KEY.into()));
+    env.push(("EDGE_QUOTAS", "free=2,pro=10".into()));
+    let mut edge = Edge::start(&env, &dir.join("edge.log"));
+
+    // Operators make tenants and their keys; nobody else may.
+    let (status, alpha) = edge.call("POST", "/v1/tenants", Some(json!({"name": "Alpha"})), ADMIN_KEY);
+    assert_eq!((status, alpha["plan"].as_str()), (201, Some("free")), "{alpha}");
+    let (status, beta) =
+        edge.call("POST", "/v1/tenants", Some(json!({"name": "Beta", "plan": "pro"})), ADMIN_KEY);
+    assert_eq!(status, 201, "{beta}");
+    let (alpha_id, beta_id) = (alpha["id"].as_str().unwrap(), beta["id"].as_str().unwrap());
+    let key_of = |tenant: &str| {
+        let (status, key) = edge.call("POST", &format!("/v1/tenants/{tenant}/keys"), None, ADMIN_KEY);
+        assert_eq!(status, 201, "{key}");
+        (key["key_id"].as_str().unwrap().to_owned(), key["secret"].as_str().unwrap().to_owned())
+    };
+    let ((alpha_key_id, ka), (_, kb)) = (key_of(alpha_id), key_of(beta_id));
+    assert_eq!(edge.call("GET", "/v1/tenants", None, &ka).0, 401, "a tenant key is no operator key");
+    assert_eq!(edge.call("GET", "/v1/tenants", None, KEY).0, 401);
+    assert_eq!(edge.call("GET", "/v1/connections", None, ADMIN_KEY).0, 401, "operators see no connection");
+    let (status, listed) = edge.call("GET", "/v1/tenants", None, ADMIN_KEY);
+    assert_eq!((status, listed.as_array().map(Vec::len)), (200, Some(2)), "{listed}");
+    let (status, patched) =
+        edge.call("PATCH", &format!("/v1/tenants/{beta_id}"), Some(json!({"plan": "gold"})), ADMIN_KEY);
+    assert_eq!((status, patched["code"].as_str()), (400, Some("InvalidRequest")), "{patched}");
+    let stored = std::fs::read_to_string(dir.join("store/edge/api-keys").join(&alpha_key_id)).unwrap();
+    assert!(!stored.contains(ka.rsplit('_').next().unwrap()), "the key's secret is not stored");
+
+    // Each tenant's connections are its own.
+    let create = |key: &str, hostname: &str| {
+        edge.call("POST", "/v1/connections", Some(json!({"hostname": hostname})), key)
+    };
+    let (status, ca) = create(&ka, "a1.customer.test");
+    assert_eq!((status, ca["tenant"].as_str()), (201, Some(alpha_id)), "{ca}");
+    let (status, cb) = create(&kb, "b1.customer.test");
+    assert_eq!(status, 201, "{cb}");
+    let (a, b) = (ca["id"].as_str().unwrap().to_owned(), cb["id"].as_str().unwrap().to_owned());
+    let upload = json!({"certificate_pem": "x", "private_key_pem": "y"});
+    for (method, path, body) in [
+        ("GET", format!("/v1/connections/{a}"), None),
+        ("POST", format!("/v1/connections/{a}/verify"), None),
+        ("GET", format!("/v1/connections/{a}/records:check"), None),
+        ("GET", format!("/v1/connections/{a}/activity"), None),
+        ("POST", format!("/v1/connections/{a}/certificate"), Some(upload.clone())),
+        ("DELETE", format!("/v1/connections/{a}"), None),
+        ("POST", format!("/v1/connections/{a}/widget-token"), None),
+    ] {
+        let (status, err) = edge.call(method, &path, body, &kb);
+        assert_eq!((status, err["code"].as_str()), (404, Some("NotFound")), "{method} {path}: {err}");
+    }
+    let (_, page) = edge.call("GET", "/v1/connections", None, &kb);
+    assert_eq!(
+        (page["total"].as_u64(), page["items"][0]["id"].as_str()),
+        (Some(1), Some(b.as_str())),
+        "{page}"
+    );
+    let (_, log) = edge.call("GET", "/v1/activity", None, &kb);
+    assert!(log["items"].as_array().unwrap().iter().all(|e| e["connection"] != a.as_str()), "{log}");
+    let (_, log) = edge.call("GET", "/v1/activity?kind=created", None, &ka);
+    assert_eq!(log["items"].as_array().unwrap().len(), 1, "{log}");
+    assert_eq!(log["items"][0]["connection"], a.as_str());
+    // A widget token opens its own connection only.
+    let (_, token) = edge.call("POST", &format!("/v1/connections/{a}/widget-token"), None, &ka);
+    let token = token["token"].as_str().unwrap();
+    assert_eq!(edge.call("GET", &format!("/v1/connections/{a}"), None, token).0, 200);
+    assert_eq!(edge.call("GET", &format!("/v1/connections/{b}"), None, token).0, 401);
+    assert_eq!(edge.call("GET", "/v1/connections", None, token).0, 401);
+
+    // Verified (the records in BIND, one check), Alpha holds the claim.
+    create_records(&customer_dns(&dns), &ca).await;
+    let (status, verified) = edge.call("POST", &format!("/v1/connections/{a}/verify"), None, &ka);
+    assert_eq!((status, verified["state"].as_str()), (200, Some("verified")), "{verified}");
+    let (status, err) = create(&ka, "a1.customer.test");
+    assert_eq!(
+        (status, err["held_by"].as_str(), err["connection_id"].as_str()),
+        (409, Some("same_tenant"), Some(a.as_str())),
+        "{err}"
+    );
+    let (status, err) = create(&kb, "a1.customer.test");
+    assert_eq!((status, err["held_by"].as_str()), (409, Some("other_tenant")), "{err}");
+    assert!(err.get("connection_id").is_none() && !err.to_string().contains(&a), "nothing of Alpha's: {err}");
+
+    // Quota: created this period counts, archived or not.
+    let (status, a2) = create(&ka, "a2.customer.test");
+    assert_eq!(status, 201, "{a2}");
+    let (status, _) =
+        edge.call("DELETE", &format!("/v1/connections/{}", a2["id"].as_str().unwrap()), None, &ka);
+    assert_eq!(status, 200);
+    let (status, err) = create(&ka, "a3.customer.test");
+    assert_eq!(status, 402, "{err}");
+    assert_eq!(
+        (err["code"].as_str(), err["limit"].as_u64(), err["used"].as_u64()),
+        (Some("QuotaExceeded"), Some(2), Some(2))
+    );
+    assert_eq!(err["plan"], "free");
+    assert!(err["upgrade_url"].is_string());
+    let period_end = time::OffsetDateTime::parse(
+        err["period_end"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let (_, usage) = edge.call("GET", "/v1/quota", None, &ka);
+    assert_eq!((usage["used"].as_u64(), usage["limit"].as_u64()), (Some(2), Some(2)), "{usage}");
+
+    // A revoked key is refused; the log says who made and revoked keys.
+    let (status, _) =
+        edge.call("DELETE", &format!("/v1/tenants/{alpha_id}/keys/{alpha_key_id}"), None, ADMIN_KEY);
+    assert_eq!(status, 204);
+    assert_eq!(edge.call("GET", "/v1/connections", None, &ka).0, 401, "revoked");
+    let (_, ka2) = key_of(alpha_id);
+    let (_, log) = edge.call("GET", "/v1/activity", None, &ka2);
+    let kinds: Vec<&str> =
+        log["items"].as_array().unwrap().iter().filter_map(|e| e["kind"].as_str()).collect();
+    for kind in ["created", "verified", "archived", "key_created", "key_revoked"] {
+        assert!(kinds.contains(&kind), "{kind} in {kinds:?}");
+    }
+
+    // The next period (the clock moved past its end): a slot again.
+    let offset = (period_end - time::OffsetDateTime::now_utc()).whole_seconds() + 60;
+    edge.kill();
+    edge.env.push(("EDGE_CLOCK_OFFSET_SECS".into(), offset.to_string()));
+    edge.restart();
+    let (status, c) =
+        edge.call("POST", "/v1/connections", Some(json!({"hostname": "a3.customer.test"})), &ka2);
+    assert_eq!(status, 201, "{c}");
     let _ = std::fs::remove_dir_all(&dir);
 }

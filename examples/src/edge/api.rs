@@ -8,7 +8,7 @@
 use std::{sync::Arc, time::Duration};
 
 use axum::{
-    Json, Router,
+    Extension, Json, Router,
     extract::{DefaultBodyLimit, Path, Query, Request, State, rejection::JsonRejection},
     http::{HeaderMap, StatusCode, header},
     middleware::{self, Next},
@@ -16,8 +16,9 @@ use axum::{
     routing::{get, post},
 };
 use control_plane::{
-    CertificateInfo, Connection, ControlPlane, DesiredRecord, Error, ErrorCode, Problem, RecordCheck,
-    RecordsCheck,
+    Activity, ActivityEntry, ActivityFilter, ActivityPage, CertificateInfo, ClaimHolder, Connection,
+    ControlPlane, DEFAULT_TENANT, DesiredRecord, Error, ErrorCode, NewTenantKey, Problem, QuotaUsage,
+    RecordCheck, RecordsCheck, SanCheck, Ssl, SslCertificate, Tenant,
 };
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -50,6 +51,22 @@ pub struct ErrorBody {
     /// Where to upgrade (`QuotaExceeded`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub upgrade_url: Option<String>,
+    /// Connections created this period (`QuotaExceeded`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub used: Option<u64>,
+    /// When the quota period ends (`QuotaExceeded`).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub period_end: Option<OffsetDateTime>,
+    /// `same_tenant` or `other_tenant` (`HostnameConflict`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_by: Option<String>,
+    /// The caller's connection holding the name (`HostnameConflict`, same tenant).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connection_id: Option<String>,
+    /// The name in conflict (`HostnameConflict`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
 }
 
 /// An API error: status + body.
@@ -70,6 +87,11 @@ impl ApiError {
             limit: None,
             plan: None,
             upgrade_url: None,
+            used: None,
+            period_end: None,
+            held_by: None,
+            connection_id: None,
+            hostname: None,
         };
         Self { status, body }
     }
@@ -111,10 +133,25 @@ impl From<Error> for ApiError {
             return Self::new(status, code.as_str(), "internal error; it has been logged");
         }
         let mut out = Self::new(status, code.as_str(), e.to_string());
-        if let Error::QuotaExceeded { plan, limit, upgrade_url } = e {
-            out.body.limit = Some(limit);
-            out.body.plan = Some(plan);
-            out.body.upgrade_url = Some(upgrade_url);
+        match e {
+            Error::QuotaExceeded { plan, limit, used, period_end, upgrade_url } => {
+                out.body.limit = Some(limit);
+                out.body.plan = Some(plan);
+                out.body.upgrade_url = Some(upgrade_url);
+                out.body.used = Some(used);
+                out.body.period_end = Some(period_end);
+            }
+            Error::HostnameConflict { hostname, held_by } => {
+                out.body.hostname = Some(hostname);
+                match held_by {
+                    ClaimHolder::SameTenant { connection } => {
+                        out.body.held_by = Some("same_tenant".into());
+                        out.body.connection_id = Some(connection);
+                    }
+                    _ => out.body.held_by = Some("other_tenant".into()),
+                }
+            }
+            _ => {}
         }
         out
     }
@@ -126,63 +163,137 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// A set of static keys, compared in constant time: keyed digests checked
+/// with `ring::hmac::verify`, whatever the candidate's length.
+struct StaticKeys(ring::hmac::Key, Vec<ring::hmac::Tag>);
+
+impl StaticKeys {
+    fn new(keys: &[String]) -> Self {
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &rand::random::<[u8; 32]>());
+        let tags =
+            keys.iter().filter(|k| !k.is_empty()).map(|k| ring::hmac::sign(&key, k.as_bytes())).collect();
+        Self(key, tags)
+    }
+
+    fn contains(&self, candidate: &str) -> bool {
+        // Every key checked (no early exit), each in constant time.
+        self.1.iter().fold(false, |ok, tag| {
+            ring::hmac::verify(&self.0, candidate.as_bytes(), tag.as_ref()).is_ok() | ok
+        })
+    }
+}
+
 /// Shared by the handlers.
 #[derive(Clone)]
 pub struct ApiState {
     cp: Arc<ControlPlane>,
     worker_enabled: bool,
-    /// Keyed digests of the API keys: compared with `ring::hmac::verify`,
-    /// constant time whatever the candidate's length.
-    key_check: Arc<(ring::hmac::Key, Vec<ring::hmac::Tag>)>,
+    /// Keys of the default tenant (`EDGE_API_KEYS`).
+    default_keys: Arc<StaticKeys>,
+    /// Operator keys (`EDGE_ADMIN_KEYS`).
+    admin_keys: Arc<StaticKeys>,
+}
+
+/// Who is calling, as the authentication layer found: what the handlers
+/// act for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    /// A tenant's API key (or a default-tenant key): its connections only.
+    Tenant(String),
+    /// A widget token: this one connection only.
+    Widget(String),
 }
 
 impl ApiState {
-    /// State for `cp` accepting `api_keys`; `worker_enabled`: new
-    /// connections are checked at once.
+    /// State for `cp` accepting `api_keys` for the default tenant and
+    /// `admin_keys` for operators; `worker_enabled`: new connections are
+    /// checked at once.
     #[must_use]
-    pub fn new(cp: Arc<ControlPlane>, api_keys: &[String], worker_enabled: bool) -> Self {
-        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &rand::random::<[u8; 32]>());
-        let tags =
-            api_keys.iter().filter(|k| !k.is_empty()).map(|k| ring::hmac::sign(&key, k.as_bytes())).collect();
-        Self { cp, worker_enabled, key_check: Arc::new((key, tags)) }
+    pub fn new(
+        cp: Arc<ControlPlane>,
+        api_keys: &[String],
+        admin_keys: &[String],
+        worker_enabled: bool,
+    ) -> Self {
+        Self {
+            cp,
+            worker_enabled,
+            default_keys: Arc::new(StaticKeys::new(api_keys)),
+            admin_keys: Arc::new(StaticKeys::new(admin_keys)),
+        }
+    }
+
+    /// The control plane the handlers act on.
+    pub(super) fn control_plane(&self) -> &Arc<ControlPlane> {
+        &self.cp
     }
 
     fn bearer(headers: &HeaderMap) -> Option<&str> {
         headers.get(header::AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ").map(str::trim)
     }
 
-    fn is_api_key(&self, candidate: &str) -> bool {
-        let (key, tags) = &*self.key_check;
-        // Check every key (no early exit), each in constant time.
-        tags.iter()
-            .fold(false, |ok, tag| ring::hmac::verify(key, candidate.as_bytes(), tag.as_ref()).is_ok() | ok)
+    /// The tenant a key acts for: a default-tenant key, or a live tenant key.
+    async fn tenant_of(&self, candidate: &str) -> Result<Option<String>, ApiError> {
+        if self.default_keys.contains(candidate) {
+            return Ok(Some(DEFAULT_TENANT.to_owned()));
+        }
+        Ok(self.cp.tenants().authenticate(candidate).await?)
+    }
+
+    /// Connection `id` as `caller` may see it: its tenant's, or the
+    /// widget's own; anything else is 404, exactly as a missing one.
+    pub(super) async fn connection(&self, caller: &Caller, id: &str) -> Result<Connection, ApiError> {
+        match caller {
+            Caller::Tenant(tenant) => Ok(self.cp.get_in(tenant, id).await?),
+            Caller::Widget(granted) if granted == id => Ok(self.cp.get(id).await?),
+            Caller::Widget(_) => Err(ApiError::not_found()),
+        }
     }
 }
 
-/// Layer of the API-key routes: an API key, or 401.
-async fn require_api_key(
+/// Layer of the tenant routes: a tenant (or default-tenant) key, or 401.
+/// The [`Caller`] is handed to the handler.
+async fn require_tenant_key(
+    State(s): State<ApiState>,
+    mut request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let candidate = ApiState::bearer(request.headers()).ok_or_else(ApiError::unauthorized)?;
+    let tenant = s.tenant_of(candidate).await?.ok_or_else(ApiError::unauthorized)?;
+    request.extensions_mut().insert(Caller::Tenant(tenant));
+    Ok(next.run(request).await)
+}
+
+/// Layer of the operator routes: an operator key, or 401.
+async fn require_admin_key(
     State(s): State<ApiState>,
     request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
     match ApiState::bearer(request.headers()) {
-        Some(candidate) if s.is_api_key(candidate) => Ok(next.run(request).await),
+        Some(candidate) if s.admin_keys.contains(candidate) => Ok(next.run(request).await),
         _ => Err(ApiError::unauthorized()),
     }
 }
 
-/// Layer of the widget routes: an API key, or a widget token for the
+/// Layer of the widget routes: a tenant key, or a widget token for the
 /// connection in the path, or 401.
 async fn require_key_or_widget(
     State(s): State<ApiState>,
     Path(id): Path<String>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
     let candidate = ApiState::bearer(request.headers()).ok_or_else(ApiError::unauthorized)?;
-    let granted = s.is_api_key(candidate)
-        || s.cp.widget_connection(candidate, OffsetDateTime::now_utc()).is_some_and(|granted| granted == id);
-    if granted { Ok(next.run(request).await) } else { Err(ApiError::unauthorized()) }
+    let caller = match s.tenant_of(candidate).await? {
+        Some(tenant) => Caller::Tenant(tenant),
+        None => match s.cp.widget_connection(candidate, OffsetDateTime::now_utc()) {
+            Some(granted) if granted == id => Caller::Widget(granted),
+            _ => return Err(ApiError::unauthorized()),
+        },
+    };
+    request.extensions_mut().insert(caller);
+    Ok(next.run(request).await)
 }
 
 fn body<T>(json: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
@@ -197,11 +308,15 @@ fn body<T>(json: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateConnection {
-    /// The customer's hostname, e.g. `shop.customer.com`.
+    /// The customer's hostname, e.g. `shop.customer.com` or `customer.com`.
     #[schema(min_length = 1, max_length = 253)]
     pub hostname: String,
-    /// The plan (default `free`).
-    pub plan: Option<String>,
+    /// Whether the certificate also covers `*.hostname` (default: yes for a
+    /// registrable domain such as `customer.com`, no for a subdomain).
+    pub include_wildcard: Option<bool>,
+    /// More names on the same certificate (at most 100 names in all).
+    #[serde(default)]
+    pub additional_sans: Vec<String>,
 }
 
 /// `POST /v1/connections/{id}/certificate` body.
@@ -280,10 +395,14 @@ pub struct AskQuery {
         (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn create(
     State(s): State<ApiState>,
+    Extension(caller): Extension<Caller>,
     json: Result<Json<CreateConnection>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Connection>), ApiError> {
     let request = body(json)?;
-    let c = s.cp.create(&request.hostname, request.plan.as_deref()).await?;
+    let Caller::Tenant(tenant) = caller else { return Err(ApiError::unauthorized()) };
+    let c =
+        s.cp.create_domain(&tenant, &request.hostname, request.include_wildcard, &request.additional_sans)
+            .await?;
     // Checked right away by the worker.
     let cp = Arc::clone(&s.cp);
     let id = c.id.clone();
@@ -301,34 +420,116 @@ async fn create(
     responses((status = 200, body = ConnectionPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 async fn list(
     State(s): State<ApiState>,
+    Extension(caller): Extension<Caller>,
     paging: Result<Query<Paging>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<ConnectionPage>, ApiError> {
+    let Caller::Tenant(tenant) = caller else { return Err(ApiError::unauthorized()) };
     let Query(paging) = paging.map_err(|e| ApiError::invalid_request(e.body_text()))?;
     let per_page = paging.per_page.unwrap_or(20);
     let page = paging.page.unwrap_or(1);
     if !(1..=100).contains(&per_page) || page == 0 {
         return Err(ApiError::invalid_request("page starts at 1; per_page is 1 to 100"));
     }
-    let all = s.cp.repo().list().await.map_err(Error::from)?;
-    let items = all.iter().skip((page - 1).saturating_mul(per_page)).take(per_page).cloned().collect();
-    Ok(Json(ConnectionPage { items, page, per_page, total: all.len() }))
+    let (items, total) = s.cp.list_page(&tenant, page as u64, per_page as u64).await?;
+    Ok(Json(ConnectionPage { items, page, per_page, total: usize::try_from(total).unwrap_or(usize::MAX) }))
 }
 
 #[utoipa::path(get, path = "/v1/connections/{id}", params(ConnectionId), security(("api_key" = []), ("widget_token" = [])),
     responses((status = 200, body = Connection), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn get_one(State(s): State<ApiState>, Path(id): Path<String>) -> Result<Json<Connection>, ApiError> {
-    Ok(Json(s.cp.get(&id).await?))
+async fn get_one(
+    State(s): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Json<Connection>, ApiError> {
+    Ok(Json(s.connection(&caller, &id).await?))
 }
 
 #[utoipa::path(delete, path = "/v1/connections/{id}", params(ConnectionId), security(("api_key" = [])),
     responses((status = 200, body = Connection), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn archive(State(s): State<ApiState>, Path(id): Path<String>) -> Result<Json<Connection>, ApiError> {
+async fn archive(
+    State(s): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Json<Connection>, ApiError> {
+    s.connection(&caller, &id).await?;
     Ok(Json(s.cp.archive(&id).await?))
+}
+
+/// `POST /v1/connections/{id}/sans` body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddSan {
+    /// The name to add, e.g. `sub.shop.customer.com` or `*.shop.customer.com`.
+    #[schema(min_length = 1, max_length = 253)]
+    pub name: String,
+}
+
+/// A SAN of a connection in the path.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct ConnectionSan {
+    /// The connection's id.
+    #[allow(dead_code)]
+    id: String,
+    /// The name to remove (an additional SAN, or `*.<hostname>`).
+    #[allow(dead_code)]
+    san: String,
+}
+
+/// Checks the connection again at once (worker enabled): a SAN change
+/// re-checks DNS and re-issues without waiting for the next round.
+fn recheck_soon(s: &ApiState, id: &str) {
+    if s.worker_enabled {
+        let cp = Arc::clone(&s.cp);
+        let id = id.to_owned();
+        tokio::spawn(async move {
+            if let Err(e) = cp.advance(&id, false, 4).await {
+                tracing::debug!(%id, error = %e, "recheck after a SAN change");
+            }
+        });
+    }
+}
+
+#[utoipa::path(post, path = "/v1/connections/{id}/sans", params(ConnectionId), request_body = AddSan, security(("api_key" = [])),
+    responses((status = 200, body = Connection, description = "the connection with the name added; DNS is checked again and the certificate re-issued once every SAN is valid, the current one served meanwhile"),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+async fn add_san(
+    State(s): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    json: Result<Json<AddSan>, JsonRejection>,
+) -> Result<Json<Connection>, ApiError> {
+    let request = body(json)?;
+    s.connection(&caller, &id).await?;
+    let c = s.cp.add_san(&id, &request.name).await?;
+    recheck_soon(&s, &id);
+    Ok(Json(c))
+}
+
+#[utoipa::path(delete, path = "/v1/connections/{id}/sans/{san}", params(ConnectionSan), security(("api_key" = [])),
+    responses((status = 200, body = Connection, description = "the connection without the name; the certificate is re-issued without it"),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn remove_san(
+    State(s): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path((id, san)): Path<(String, String)>,
+) -> Result<Json<Connection>, ApiError> {
+    s.connection(&caller, &id).await?;
+    let c = s.cp.remove_san(&id, &san).await?;
+    recheck_soon(&s, &id);
+    Ok(Json(c))
 }
 
 #[utoipa::path(post, path = "/v1/connections/{id}/verify", params(ConnectionId), security(("api_key" = []), ("widget_token" = [])),
     responses((status = 200, body = Connection), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn verify(State(s): State<ApiState>, Path(id): Path<String>) -> Result<Json<Connection>, ApiError> {
+async fn verify(
+    State(s): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Json<Connection>, ApiError> {
+    s.connection(&caller, &id).await?;
     // One step: the DNS check (and the move to `verified`, or to/from
     // `drifted`); issuance is the worker's, or on demand at the first handshake.
     s.cp.advance(&id, true, 1).await?.map(Json).ok_or_else(ApiError::not_found)
@@ -338,20 +539,84 @@ async fn verify(State(s): State<ApiState>, Path(id): Path<String>) -> Result<Jso
     responses((status = 200, body = RecordsCheck), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn records_check(
     State(s): State<ApiState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Json<RecordsCheck>, ApiError> {
+    s.connection(&caller, &id).await?;
     Ok(Json(s.cp.check_records(&id).await?))
 }
 
-#[utoipa::path(get, path = "/v1/connections/{id}/activity", params(ConnectionId), security(("api_key" = [])),
-    responses((status = 200, body = Vec<Object>, description = "events, newest first"),
-        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/connections/{id}/activity", params(ConnectionId, ActivityQuery), security(("api_key" = [])),
+    responses((status = 200, body = ActivityPage, description = "the connection's part of the team log, newest first"),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn activity(
     State(s): State<ApiState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-) -> Result<Json<Vec<acme_core::Event>>, ApiError> {
-    let c = s.cp.get(&id).await?;
-    Ok(Json(s.cp.activity_of(&c.hostname, ACTIVITY_PAGE).await?))
+    query: Result<Query<ActivityQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<ActivityPage>, ApiError> {
+    let c = s.connection(&caller, &id).await?;
+    let Query(query) = query.map_err(|e| ApiError::invalid_request(e.body_text()))?;
+    let (mut filter, limit) = query.filter()?;
+    filter.connection = Some(c.id);
+    Ok(Json(s.cp.activity_page(&c.tenant, &filter, limit).await?))
+}
+
+/// Activity query: filters and the cursor.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ActivityQuery {
+    /// Only this connection's records.
+    connection: Option<String>,
+    /// Only this hostname's records.
+    hostname: Option<String>,
+    /// Only this kind, e.g. `issued`, `failed`, `archived`.
+    kind: Option<String>,
+    /// The previous page's `next`: records older than it.
+    before: Option<String>,
+    /// Records per page, 1–200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
+    limit: Option<usize>,
+}
+
+impl ActivityQuery {
+    fn filter(self) -> Result<(ActivityFilter, usize), ApiError> {
+        let limit = self.limit.unwrap_or(50);
+        if !(1..=ACTIVITY_PAGE).contains(&limit) {
+            return Err(ApiError::invalid_request("limit is 1 to 200"));
+        }
+        let filter = ActivityFilter {
+            connection: self.connection,
+            hostname: self.hostname.map(|h| h.to_ascii_lowercase()),
+            kind: self.kind,
+            before: self.before,
+        };
+        Ok((filter, limit))
+    }
+}
+
+#[utoipa::path(get, path = "/v1/activity", params(ActivityQuery), security(("api_key" = [])),
+    responses((status = 200, body = ActivityPage, description = "the tenant's log, newest first"),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+async fn team_activity(
+    State(s): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    query: Result<Query<ActivityQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<ActivityPage>, ApiError> {
+    let Caller::Tenant(tenant) = caller else { return Err(ApiError::unauthorized()) };
+    let Query(query) = query.map_err(|e| ApiError::invalid_request(e.body_text()))?;
+    let (filter, limit) = query.filter()?;
+    Ok(Json(s.cp.activity_page(&tenant, &filter, limit).await?))
+}
+
+#[utoipa::path(get, path = "/v1/quota", security(("api_key" = [])),
+    responses((status = 200, body = QuotaUsage), (status = 401, body = ErrorBody)))]
+async fn quota(
+    State(s): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<QuotaUsage>, ApiError> {
+    let Caller::Tenant(tenant) = caller else { return Err(ApiError::unauthorized()) };
+    Ok(Json(s.cp.quota_of(&tenant).await?))
 }
 
 #[utoipa::path(post, path = "/v1/connections/{id}/certificate", params(ConnectionId), request_body = UploadCertificate, security(("api_key" = [])),
@@ -360,9 +625,11 @@ async fn activity(
         (status = 422, body = ErrorBody)))]
 async fn upload_certificate(
     State(s): State<ApiState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     json: Result<Json<UploadCertificate>, JsonRejection>,
 ) -> Result<Json<Connection>, ApiError> {
+    s.connection(&caller, &id).await?;
     let upload = body(json)?;
     Ok(Json(s.cp.upload_certificate(&id, &upload.certificate_pem, &upload.private_key_pem).await?))
 }
@@ -371,9 +638,10 @@ async fn upload_certificate(
     responses((status = 200, body = WidgetToken), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn widget_token(
     State(s): State<ApiState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Json<WidgetToken>, ApiError> {
-    let c = s.cp.get(&id).await?;
+    let c = s.connection(&caller, &id).await?;
     let (token, expires_at) = s.cp.widget_token(&c.id, OffsetDateTime::now_utc());
     Ok(Json(WidgetToken { token, expires_at }))
 }
@@ -390,6 +658,110 @@ async fn ask(
     };
     let status = if allow { StatusCode::OK } else { StatusCode::FORBIDDEN };
     (status, Json(AskAnswer { allow })).into_response()
+}
+
+/// `POST /v1/tenants` body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTenant {
+    /// Display name.
+    #[schema(min_length = 1, max_length = 200)]
+    pub name: String,
+    /// Plan (default `free`).
+    pub plan: Option<String>,
+}
+
+/// `PATCH /v1/tenants/{id}` body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateTenant {
+    /// New display name.
+    pub name: Option<String>,
+    /// New plan.
+    pub plan: Option<String>,
+}
+
+/// The tenant in the path.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct TenantId {
+    /// The tenant's id.
+    #[allow(dead_code)]
+    id: String,
+}
+
+/// The tenant and key in the path.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct TenantKeyPath {
+    /// The tenant's id.
+    #[allow(dead_code)]
+    id: String,
+    /// The key's id.
+    #[allow(dead_code)]
+    key_id: String,
+}
+
+#[utoipa::path(post, path = "/v1/tenants", request_body = CreateTenant, security(("admin_key" = [])),
+    responses((status = 201, body = Tenant), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn create_tenant(
+    State(s): State<ApiState>,
+    json: Result<Json<CreateTenant>, JsonRejection>,
+) -> Result<(StatusCode, Json<Tenant>), ApiError> {
+    let request = body(json)?;
+    let plan = request.plan.as_deref().unwrap_or("free");
+    let tenant = s.cp.tenants().create(&request.name, plan, &s.cp.settings().quotas).await?;
+    Ok((StatusCode::CREATED, Json(tenant)))
+}
+
+#[utoipa::path(get, path = "/v1/tenants", security(("admin_key" = [])),
+    responses((status = 200, body = Vec<Tenant>), (status = 401, body = ErrorBody)))]
+async fn list_tenants(State(s): State<ApiState>) -> Result<Json<Vec<Tenant>>, ApiError> {
+    Ok(Json(s.cp.tenants().list().await?))
+}
+
+#[utoipa::path(get, path = "/v1/tenants/{id}", params(TenantId), security(("admin_key" = [])),
+    responses((status = 200, body = Tenant), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn get_tenant(State(s): State<ApiState>, Path(id): Path<String>) -> Result<Json<Tenant>, ApiError> {
+    Ok(Json(s.cp.tenants().get(&id).await?.ok_or(Error::NotFound)?))
+}
+
+#[utoipa::path(patch, path = "/v1/tenants/{id}", params(TenantId), request_body = UpdateTenant, security(("admin_key" = [])),
+    responses((status = 200, body = Tenant), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+async fn update_tenant(
+    State(s): State<ApiState>,
+    Path(id): Path<String>,
+    json: Result<Json<UpdateTenant>, JsonRejection>,
+) -> Result<Json<Tenant>, ApiError> {
+    let request = body(json)?;
+    let quotas = &s.cp.settings().quotas;
+    Ok(Json(s.cp.tenants().update(&id, request.name.as_deref(), request.plan.as_deref(), quotas).await?))
+}
+
+#[utoipa::path(post, path = "/v1/tenants/{id}/keys", params(TenantId), security(("admin_key" = [])),
+    responses((status = 201, body = NewTenantKey, description = "the key, shown this once"),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn create_tenant_key(
+    State(s): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<NewTenantKey>), ApiError> {
+    let key = s.cp.tenants().create_key(&id).await?;
+    s.cp.record_tenant_activity(&key.tenant, Activity::KeyCreated { key_id: key.key_id.clone() }).await;
+    Ok((StatusCode::CREATED, Json(key)))
+}
+
+#[utoipa::path(delete, path = "/v1/tenants/{id}/keys/{key_id}", params(TenantKeyPath), security(("admin_key" = [])),
+    responses((status = 204, description = "revoked"), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn revoke_tenant_key(
+    State(s): State<ApiState>,
+    Path((id, key_id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    s.cp.tenants().revoke_key(&id, &key_id).await?;
+    s.cp.record_tenant_activity(&id, Activity::KeyRevoked { key_id }).await;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn openapi() -> Json<utoipa::openapi::OpenApi> {
@@ -410,6 +782,7 @@ impl Modify for Security {
         let bearer = || SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build());
         components.add_security_scheme("api_key", bearer());
         components.add_security_scheme("widget_token", bearer());
+        components.add_security_scheme("admin_key", bearer());
     }
 }
 
@@ -417,24 +790,39 @@ impl Modify for Security {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "custom-domain edge", description = "Custom hostnames with automatic TLS."),
-    paths(create, list, get_one, archive, verify, records_check, activity, upload_certificate, widget_token, ask),
+    paths(create, list, get_one, archive, add_san, remove_san, verify, records_check, activity, team_activity, quota, upload_certificate,
+        widget_token, ask, create_tenant, list_tenants, get_tenant, update_tenant, create_tenant_key, revoke_tenant_key),
     components(schemas(Connection, DesiredRecord, CertificateInfo, Problem, ErrorBody, CreateConnection, UploadCertificate,
-        ConnectionPage, WidgetToken, AskAnswer, RecordsCheck, RecordCheck)),
+        AddSan, Ssl, SanCheck, SslCertificate,
+        ConnectionPage, WidgetToken, AskAnswer, RecordsCheck, RecordCheck, ActivityPage, ActivityEntry, QuotaUsage,
+        Tenant, NewTenantKey, CreateTenant, UpdateTenant)),
     modifiers(&Security)
 )]
 pub struct ApiDoc;
 
 /// The API's routes with body limit, timeout and concurrency limit. Each
-/// group of routes has its authentication as a layer: API key, API key or
-/// widget token, or none (`/internal/ask`, the OpenAPI document).
+/// group of routes has its authentication as a layer: tenant API key,
+/// operator key (`/v1/tenants`), tenant key or widget token, or none
+/// (`/internal/ask`, the OpenAPI document).
 pub fn router(state: ApiState) -> Router {
     let with_api_key = Router::new()
         .route("/v1/connections", post(create).get(list))
         .route("/v1/connections/{id}", axum::routing::delete(archive))
         .route("/v1/connections/{id}/activity", get(activity))
         .route("/v1/connections/{id}/certificate", post(upload_certificate))
+        .route("/v1/connections/{id}/sans", post(add_san))
+        .route("/v1/connections/{id}/sans/{san}", axum::routing::delete(remove_san))
         .route("/v1/connections/{id}/widget-token", post(widget_token))
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_api_key));
+        .route("/v1/activity", get(team_activity))
+        .route("/v1/quota", get(quota))
+        .merge(super::dns_credentials::routes())
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_tenant_key));
+    let with_admin_key = Router::new()
+        .route("/v1/tenants", post(create_tenant).get(list_tenants))
+        .route("/v1/tenants/{id}", get(get_tenant).patch(update_tenant))
+        .route("/v1/tenants/{id}/keys", post(create_tenant_key))
+        .route("/v1/tenants/{id}/keys/{key_id}", axum::routing::delete(revoke_tenant_key))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_admin_key));
     let with_widget_token = Router::new()
         .route("/v1/connections/{id}", get(get_one))
         .route("/v1/connections/{id}/verify", post(verify))
@@ -443,6 +831,7 @@ pub fn router(state: ApiState) -> Router {
     let public = Router::new().route("/internal/ask", get(ask)).route("/v1/openapi.json", get(openapi));
     Router::new()
         .merge(with_api_key)
+        .merge(with_admin_key)
         .merge(with_widget_token)
         .merge(public)
         .fallback(not_found)

@@ -136,10 +136,33 @@ pub struct Config {
     #[arg(long, env = "WORKER_ENABLED", default_value = "1", value_parser = parse_flag, action = clap::ArgAction::Set)]
     pub worker_enabled: bool,
 
-    /// API keys accepted as `Authorization: Bearer <key>` (comma-separated).
-    /// Without one, a random key is made at start and printed.
+    /// API keys of the `default` tenant, accepted as `Authorization: Bearer
+    /// <key>` (comma-separated): an edge from before tenants keeps working.
+    /// Without one (and without operator keys), a random key is made at
+    /// start and printed.
     #[arg(long, env = "EDGE_API_KEYS", value_delimiter = ',', hide_env_values = true)]
     pub api_keys: Vec<String>,
+    /// Operator keys (comma-separated): manage tenants, their plans and
+    /// their API keys (`/v1/tenants`); they see no connection themselves.
+    #[arg(long, env = "EDGE_ADMIN_KEYS", value_delimiter = ',', hide_env_values = true)]
+    pub admin_keys: Vec<String>,
+    /// The period a plan's connect limit counts in: `month` (calendar, UTC),
+    /// `week` (ISO) or `day`.
+    #[arg(long, env = "EDGE_QUOTA_PERIOD", default_value = "month")]
+    pub quota_period: control_plane::QuotaPeriod,
+    /// Days the activity log keeps each record.
+    #[arg(long, env = "EDGE_ACTIVITY_RETENTION_DAYS", default_value = "90")]
+    pub activity_retention_days: u32,
+    /// Seconds added to the clock quota periods are read from (tests of a
+    /// period change; 0 in production).
+    #[arg(
+        long,
+        env = "EDGE_CLOCK_OFFSET_SECS",
+        default_value = "0",
+        hide = true,
+        allow_hyphen_values = true
+    )]
+    pub clock_offset_secs: i64,
     /// Secret signing widget tokens (shared by a fleet; random per start when unset).
     #[arg(long, env = "EDGE_WIDGET_SECRET", hide_env_values = true)]
     pub widget_secret: Option<String>,
@@ -198,11 +221,9 @@ pub struct Config {
     /// How often the worker looks for due work, in milliseconds.
     #[arg(long, env = "EDGE_TICK_MS", default_value = "1000")]
     pub tick_ms: u64,
-    /// How often the worker re-reads every connection, in seconds: it sees
-    /// what other edges sharing the store changed within this long (its
-    /// own changes at once).
-    #[arg(long, env = "EDGE_RESCAN_SECS", default_value = "30")]
-    pub rescan_secs: u64,
+    /// Customers' DNS provider credentials.
+    #[command(flatten)]
+    pub dns_credentials: super::dns_credentials::CredentialArgs,
     /// How often live hostnames are re-checked for drift, in seconds.
     #[arg(long, env = "EDGE_DRIFT_INTERVAL_SECS", default_value = "300")]
     pub drift_interval_secs: u64,
@@ -226,12 +247,6 @@ impl Config {
     #[must_use]
     pub fn tick(&self) -> Duration {
         Duration::from_millis(self.tick_ms.max(10))
-    }
-
-    /// The interval of the worker's full scans.
-    #[must_use]
-    pub fn rescan_interval(&self) -> Duration {
-        Duration::from_secs(self.rescan_secs)
     }
 
     /// The drift re-check interval.
@@ -264,7 +279,10 @@ impl Config {
         settings.quotas = self.quotas.clone();
         settings.upgrade_url = self.upgrade_url.clone();
         settings.drift_interval = self.drift_interval();
-        settings.rescan_interval = self.rescan_interval();
+        settings.quota_period = self.quota_period;
+        settings.renew_before = Duration::from_secs(u64::from(self.renew_before_days) * 24 * 3600);
+        settings.activity_retention =
+            Duration::from_secs(u64::from(self.activity_retention_days.max(1)) * 24 * 3600);
         settings
     }
 }

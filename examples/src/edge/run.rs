@@ -7,7 +7,9 @@ use acme_core::{
     ManagerConfig, RenewalPolicy,
 };
 use cert_store::{CertSource, CertStore, ChallengeAnswers, FileStorage, PostgresStorage, Provision, Storage};
-use control_plane::{ActivityLog, CertificateEvents, ControlPlane, Outbox, WORK_LEASE_TTL, WidgetKey};
+use control_plane::{
+    ActivityLog, CertificateEvents, ControlPlane, DomainCerts, Outbox, WORK_LEASE_TTL, WidgetKey,
+};
 use dns_verify::{Authorities, Checker, DnsProvider, DnsRecord, LocalZone, Requirements, Rfc2136Provider};
 use sni_proxy::{Http80Config, HttpAskPolicy, OnDemand, Proxy, SniResolver, TlsConfig};
 
@@ -109,7 +111,8 @@ pub async fn run(mut config: Config) -> Result<(), StartError> {
     let storage = open_store(&config.store).await?;
     let store: Arc<CertStore<dyn Storage>> = Arc::new(CertStore::new(Arc::clone(&storage)));
     telemetry.health().store_opened(Arc::clone(&storage), Arc::clone(&store));
-    let generated_key = config.api_keys.is_empty().then(|| hex::encode(rand::random::<[u8; 24]>()));
+    let generated_key = (config.api_keys.is_empty() && config.admin_keys.is_empty())
+        .then(|| hex::encode(rand::random::<[u8; 24]>()));
     if let Some(key) = &generated_key {
         config.api_keys.push(key.clone());
     }
@@ -158,7 +161,8 @@ pub async fn run(mut config: Config) -> Result<(), StartError> {
         &config.webhook_secret,
         Arc::new(webhooks),
     );
-    let activity = ActivityLog::new(Arc::clone(&storage));
+    let activity = ActivityLog::new(Arc::clone(&storage))
+        .with_retention(config.control_plane_settings().activity_retention);
     let manager_config = ManagerConfig {
         lease_ttl: WORK_LEASE_TTL,
         renewal: RenewalPolicy {
@@ -198,7 +202,9 @@ pub async fn run(mut config: Config) -> Result<(), StartError> {
     // and are replaced or dropped as soon as they are issued, renewed or archived.
     let tls = TlsConfig::from_source_with(
         Arc::new(SniResolver::with_capacity(100_000)),
-        Arc::clone(&manager) as Arc<dyn CertSource>,
+        // A domain's certificate is found by any of its SANs (stored under its hostname).
+        Arc::new(DomainCerts::new(Arc::clone(&manager), control_plane::Repo::new(Arc::clone(&storage))))
+            as Arc<dyn CertSource>,
         config.upstream,
     )
     .with_answers(Arc::clone(&answers))
@@ -211,16 +217,23 @@ pub async fn run(mut config: Config) -> Result<(), StartError> {
         .settings(config.control_plane_settings())
         .outbox(outbox)
         .activity(activity)
-        .widget_key(widget_key.clone());
+        .widget_key(widget_key.clone())
+        .clock(Arc::new(OffsetClock(time::Duration::seconds(config.clock_offset_secs))));
     if let Some(zone) = &dev_zone {
         cp = cp.apply_records_with(Arc::clone(zone) as Arc<dyn DnsProvider>);
     }
+    cp = cp.dns_credentials(config.dns_credentials.build(Arc::clone(&storage)).map_err(StartError::Config)?);
     let cp = Arc::new(cp.build());
+    // An edge from before tenants and indexes upgrades in place (once per store).
+    cp.migrate().await.map_err(|e| StartError::Config(format!("migrating the store: {e}")))?;
     let worker = config.worker_enabled.then(|| {
         let cp = Arc::clone(&cp);
         let tick = config.tick();
+        let apply =
+            super::dns_credentials::ApplyPass::every(Duration::from_secs(config.dns_credentials.apply_interval_secs.max(1)));
         async move {
             loop {
+                apply.tick(&cp).await;
                 cp.work_once().await;
                 tokio::time::sleep(tick).await;
             }
@@ -240,9 +253,11 @@ pub async fn run(mut config: Config) -> Result<(), StartError> {
         println!("edge: metrics on http://{addr}/metrics, probes on /healthz and /readyz");
     }
     print_banner(&config, api_addr, generated_key.as_deref(), dev_zone.as_deref());
-    let app = router(ApiState::new(Arc::clone(&cp), &config.api_keys, config.worker_enabled))
-        .merge(widget::routes(widget_key, config.widget_settings()));
-    let served = axum::serve(api_listener, app).with_graceful_shutdown(telemetry.draining_on(shutdown_signal())).await;
+    let app =
+        router(ApiState::new(Arc::clone(&cp), &config.api_keys, &config.admin_keys, config.worker_enabled))
+            .merge(widget::routes(widget_key, config.widget_settings()));
+    let served =
+        axum::serve(api_listener, app).with_graceful_shutdown(telemetry.draining_on(shutdown_signal())).await;
     if let Err(e) = served {
         tracing::error!(error = %e, "API server stopped");
     }
@@ -305,5 +320,15 @@ fn print_banner(
             https.ip(),
             https.port()
         );
+    }
+}
+
+/// The system clock moved by a fixed offset (`EDGE_CLOCK_OFFSET_SECS`, for
+/// tests of a new quota period).
+struct OffsetClock(time::Duration);
+
+impl acme_core::Clock for OffsetClock {
+    fn now(&self) -> time::OffsetDateTime {
+        time::OffsetDateTime::now_utc() + self.0
     }
 }

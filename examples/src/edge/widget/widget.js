@@ -30,6 +30,9 @@
     drifted: 'A record changed since your domain was verified: please fix it below.',
   };
 
+  // Say so this long before the session ends.
+  const WARN_BEFORE_MS = 5 * 60 * 1000;
+
   class SessionEnded extends Error {}
 
   const s = {
@@ -39,6 +42,7 @@
     busy: false,
     refreshSecs: 30,
     expiryTimer: 0,
+    warningTimer: 0,
     refreshTimer: 0,
     rows: new Map(), // record key -> {li, badge, fix, observed, status}
   };
@@ -63,6 +67,7 @@
     s.ended = true;
     s.token = '';
     window.clearTimeout(s.expiryTimer);
+    window.clearTimeout(s.warningTimer);
     window.clearTimeout(s.refreshTimer);
     s.rows.clear();
     for (const id of ['widget', 'loading']) {
@@ -208,8 +213,10 @@
     fix.className = 'fix';
     const observed = document.createElement('p');
     observed.className = 'observed';
-    li.append(head, fields, fix, observed);
-    return { li, badge: status, fix, observed, status: null, name: r.name, type: r.type };
+    const note = document.createElement('p');
+    note.className = 'observed';
+    li.append(head, fields, fix, observed, note);
+    return { li, badge: status, fix, observed, note, status: null };
   }
 
   function renderRecords(records) {
@@ -238,6 +245,8 @@
       row.observed.textContent = r.status === 'wrong' || r.status === 'proxied' || r.status === 'duplicate'
         ? `Found now: ${found || 'nothing'}` : '';
       row.observed.hidden = !row.observed.textContent;
+      row.note.textContent = r.applied_by_edge ? 'We set this record at your DNS provider for you.' : '';
+      row.note.hidden = !r.applied_by_edge;
     });
     for (const [key, row] of s.rows) {
       if (!seen.has(key)) {
@@ -376,9 +385,16 @@
       s.id = session.connection_id;
       s.refreshSecs = Math.max(1, Number(session.refresh_secs) || 30);
       const left = Math.max(0, Number(session.expires_in_secs) || 0) * 1000;
+      const until = clock(new Date(Date.now() + left));
       window.clearTimeout(s.expiryTimer);
+      window.clearTimeout(s.warningTimer);
       s.expiryTimer = window.setTimeout(() => end('expired'), left);
-      el('session').textContent = `This page stays connected until ${clock(new Date(Date.now() + left))}.`;
+      s.warningTimer = window.setTimeout(() => {
+        const text = `This page disconnects at ${until}; reopen it from your dashboard to continue after that.`;
+        el('session').textContent = text;
+        announce(text);
+      }, Math.max(0, left - WARN_BEFORE_MS));
+      el('session').textContent = `This page stays connected until ${until}.`;
       await refresh();
       el('loading').remove();
       el('widget').hidden = false;

@@ -401,3 +401,38 @@ impl Problem {
         self
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn each_customer_code_has_its_spelling_and_a_resolution() {
+        use acme_core::ErrorClass as C;
+        for (class, code, says) in [
+            (C::CnameNotFound, "cname_not_found", "Add the _acme-challenge CNAME"),
+            (C::TxtConflict, "txt_conflict", "Remove the TXT record at _acme-challenge"),
+            (C::RateLimited, "rate_limited", "after one hour"),
+            (C::ValidationFailed, "validation_failed", "propagation"),
+            (C::DnsFetch, "dns_fetch_error", "DNS provider could not be reached"),
+            (C::NoSan, "no_san", "contact support"),
+        ] {
+            let p = Problem::new(ProblemCode::of_issuance(class), "x");
+            let json = serde_json::to_value(&p).unwrap();
+            assert_eq!(json["code"], code);
+            assert!(json["resolution"].as_str().unwrap().contains(says), "{json}");
+            assert_eq!(p.code.as_str(), code);
+        }
+        assert!(ProblemCode::RateLimited.is_temporary() && !ProblemCode::NoSan.is_temporary());
+    }
+
+    #[test]
+    fn problems_stored_by_earlier_versions_still_load() {
+        let old: Problem = serde_json::from_str(r#"{"code":"LookupFailed","message":"m"}"#).unwrap();
+        assert_eq!(old.code, ProblemCode::LookupFailed);
+        assert_eq!(old.resolution, "");
+        let old: Problem = serde_json::from_str(r#"{"code":"DnsFetch","message":"m"}"#).unwrap();
+        assert_eq!(old.code, ProblemCode::DnsFetch);
+    }
+}

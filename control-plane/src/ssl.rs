@@ -247,3 +247,54 @@ pub fn san_checks(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn san(name: &str, dns_status: SanDnsStatus) -> SanCheck {
+        SanCheck {
+            name: name.into(),
+            dns_status,
+            record: String::new(),
+            expected: String::new(),
+            observed: Vec::new(),
+            fix: String::new(),
+            last_checked_at: None,
+            next_check_at: None,
+        }
+    }
+
+    fn cert(names: &[&str], not_after: OffsetDateTime) -> SslCertificate {
+        SslCertificate {
+            names: names.iter().map(|n| (*n).to_owned()).collect(),
+            serial: "01".into(),
+            not_before: not_after - time::Duration::days(90),
+            not_after,
+            issuer: "CN=ca".into(),
+            source: CertificateSource::Acme,
+            renews_at: None,
+        }
+    }
+
+    #[test]
+    fn the_status_follows_checks_and_certificate() {
+        let now = OffsetDateTime::now_utc();
+        let sans = ["c.com".to_owned(), "*.c.com".to_owned()];
+        let mut ssl = Ssl::default();
+        assert_eq!(ssl.status_of(&sans, false, now), SslStatus::Initializing);
+        ssl.sans = vec![san("c.com", SanDnsStatus::Valid), san("*.c.com", SanDnsStatus::Missing)];
+        assert_eq!(ssl.status_of(&sans, false, now), SslStatus::PendingValidation);
+        ssl.sans[1].dns_status = SanDnsStatus::Valid;
+        assert_eq!(ssl.status_of(&sans, false, now), SslStatus::PendingIssuance);
+        assert_eq!(ssl.status_of(&sans, true, now), SslStatus::Failed);
+        ssl.certificate = Some(cert(&["c.com"], now + time::Duration::days(60)));
+        assert_eq!(ssl.status_of(&sans, false, now), SslStatus::PendingIssuance, "the wildcard is not on it");
+        ssl.certificate = Some(cert(&["c.com", "*.c.com"], now + time::Duration::days(60)));
+        assert_eq!(ssl.status_of(&sans, false, now), SslStatus::Active);
+        ssl.certificate = Some(cert(&["c.com", "*.c.com"], now - time::Duration::seconds(1)));
+        assert_eq!(ssl.status_of(&sans, false, now), SslStatus::Expired);
+        let wild = cert(&["*.c.com"], now);
+        assert!(wild.covers("a.c.com") && !wild.covers("a.b.c.com") && !wild.covers("c.com"));
+    }
+}

@@ -321,6 +321,8 @@ async fn widget_lists_the_records_and_check_now_turns_them_valid() {
     // (a) The domain and each record with its copy buttons, all missing with the fix to apply.
     let domain = browser.js("return document.getElementById('domain').textContent").await;
     assert_eq!(domain, "shop.customer.test");
+    let session = browser.js("return document.getElementById('session').textContent").await;
+    assert!(session.as_str().unwrap().starts_with("This page stays connected until"), "{session}");
     let shown = browser.records().await;
     // Required records first, in the API's order, then the optional ones.
     let mut wanted = c["records"].as_array().unwrap().clone();
@@ -456,6 +458,9 @@ async fn widget_session_expires_and_shows_nothing_of_another_connection() {
         browser.js("return document.getElementById('domain').textContent").await,
         "shop.customer.test"
     );
+    // Less than five minutes left: the page says so.
+    let session = browser.js("return document.getElementById('session').textContent").await;
+    assert!(session.as_str().unwrap().starts_with("This page disconnects at"), "{session}");
     let before = browser.api_calls().await.len();
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert!(browser.api_calls().await.len() > before, "a live page re-checks by itself");

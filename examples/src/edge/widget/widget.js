@@ -413,4 +413,6 @@
     el('check').addEventListener('click', checkNow);
     start();
   });
+  // A dashboard that hands the frame a new token (a new #token=) gets a fresh page.
+  window.addEventListener('hashchange', () => window.location.reload());
 })();

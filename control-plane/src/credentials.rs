@@ -247,8 +247,13 @@ impl DnsCredentials {
         Ok(self.load(id).await?.map(|s| s.state))
     }
 
-    fn provider(&self, id: &str, stored: &Stored) -> Result<Arc<dyn DnsProvider>, CredentialError> {
-        let plain = self.secrets()?.open(&stored.sealed, id.as_bytes())?;
+    fn provider(&self, id: &str, stored: &mut Stored) -> Result<Arc<dyn DnsProvider>, CredentialError> {
+        let secrets = self.secrets()?;
+        let plain = secrets.open(&stored.sealed, id.as_bytes())?;
+        if secrets.is_stale(&stored.sealed) {
+            // Rotation: sealed again under the current key, saved with the state.
+            stored.sealed = secrets.seal(&plain, id.as_bytes())?;
+        }
         let config: ProviderConfig =
             serde_json::from_slice(&plain).map_err(cert_store::StorageError::backend)?;
         Ok(config.build(self.egress_ip.as_deref())?)
@@ -260,8 +265,8 @@ impl DnsCredentials {
     /// # Errors
     /// [`CredentialError::Storage`].
     pub async fn remove(&self, c: &Connection) -> Result<(), CredentialError> {
-        let Some(stored) = self.load(&c.id).await? else { return Ok(()) };
-        if let Ok(provider) = self.provider(&c.id, &stored) {
+        let Some(mut stored) = self.load(&c.id).await? else { return Ok(()) };
+        if let Ok(provider) = self.provider(&c.id, &mut stored) {
             for record in c.records.iter().flat_map(records_of) {
                 if stored.state.applied.contains(&label(&record))
                     && let Err(e) = provider.delete(&record).await
@@ -287,7 +292,7 @@ impl DnsCredentials {
         if stored.state.retry_at.is_some_and(|at| at > now) {
             return Ok(());
         }
-        let provider = self.provider(&c.id, &stored)?;
+        let provider = self.provider(&c.id, &mut stored)?;
         let mut written = Vec::new();
         let mut failure = None;
         for record in c.records.iter().flat_map(records_of) {

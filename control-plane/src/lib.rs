@@ -24,6 +24,7 @@
 
 mod activity;
 mod credentials;
+mod delegation;
 mod domain;
 pub mod due;
 mod error;
@@ -44,13 +45,14 @@ mod widget;
 
 pub use activity::{Activity, ActivityEntry, ActivityFilter, ActivityLog, ActivityPage, DEFAULT_RETENTION};
 pub use credentials::{CredentialError, DnsCredentials, ProviderProblem, ProviderState};
+pub use delegation::ClaimTenants;
 pub use domain::{MAX_SANS, SanSet, is_registrable_domain};
 pub use due::DueIndex;
 pub use error::{CertificateRejected, ClaimHolder, Error, ErrorCode, Problem, ProblemCode};
 pub use lifecycle::{DomainState, InvalidTransition, TRANSITIONS};
 pub use model::{CertificateInfo, CertificateSource, Connection, DEFAULT_TENANT, DesiredRecord};
 pub use repo::{Repo, WORK_LEASE_TTL, due_at};
-pub use secrets::{SecretBox, Sealed, SecretsError};
+pub use secrets::{Sealed, SecretBox, SecretsError};
 pub use service::{ControlPlane, ControlPlaneBuilder, QuotaUsage, RecordCheck, RecordsCheck};
 pub use settings::{Challenge, InvalidQuota, InvalidQuotaPeriod, QuotaPeriod, Quotas, Settings};
 pub use source::DomainCerts;

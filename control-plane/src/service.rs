@@ -15,8 +15,8 @@ use time::OffsetDateTime;
 
 use crate::{
     Activity, ActivityFilter, ActivityLog, ActivityPage, CertificateInfo, CertificateRejected, ClaimHolder,
-    Connection, DEFAULT_TENANT, DesiredRecord, DnsCredentials, DomainState, Error, Outbox, Problem, ProblemCode, Repo,
-    ProviderState, SanSet, Settings, Tenants, WidgetKey,
+    Connection, DEFAULT_TENANT, DesiredRecord, DnsCredentials, DomainState, Error, Outbox, Problem,
+    ProblemCode, ProviderState, Repo, SanSet, Settings, Tenants, WidgetKey,
     error::UPLOAD_NEW_CERTIFICATE,
     ssl::{SanDnsStatus, SslCertificate, SslStatus, san_checks},
 };
@@ -354,17 +354,19 @@ impl ControlPlane {
     #[must_use]
     pub fn desired_records(&self, host: &Hostname, token: &str) -> Vec<DesiredRecord> {
         match SanSet::parse(host.as_str(), Some(false), &[]) {
-            Ok(set) => self.records_of(&set, token),
+            Ok(set) => self.records_of(&set, token, DEFAULT_TENANT),
             Err(_) => Vec::new(),
         }
     }
 
-    /// The records a customer creates for the names of `set`: each SAN's
-    /// `_acme-challenge` delegation, the ownership TXT and routing.
+    /// The records a customer of `tenant` creates for the names of `set`:
+    /// each SAN's `_acme-challenge` delegation (to the tenant's shared
+    /// target when the requirements delegate per tenant), the ownership TXT
+    /// and routing.
     #[must_use]
-    pub fn records_of(&self, set: &SanSet, token: &str) -> Vec<DesiredRecord> {
+    pub fn records_of(&self, set: &SanSet, token: &str, tenant: &str) -> Vec<DesiredRecord> {
         let dns01 = self.settings.uses_dns01();
-        self.expectations(set, token)
+        self.expectations(set, token, tenant)
             .iter()
             .map(|e| DesiredRecord {
                 purpose: e.kind().to_owned(),
@@ -376,9 +378,15 @@ impl ControlPlane {
             .collect()
     }
 
-    /// What DNS must hold for `set`.
-    fn expectations(&self, set: &SanSet, token: &str) -> Vec<Expectation> {
-        set.expectations(&self.requirements, token, |host| self.requirements.delegation_target(host))
+    /// What DNS must hold for `set` of `tenant` (a tenant id is one DNS
+    /// label, so the per-tenant target always exists; the per-hostname one
+    /// is the fallback all the same).
+    fn expectations(&self, set: &SanSet, token: &str, tenant: &str) -> Vec<Expectation> {
+        set.expectations(&self.requirements, token, |host| {
+            self.requirements
+                .delegation_target_for(host, tenant)
+                .unwrap_or_else(|_| self.requirements.delegation_target(host))
+        })
     }
 
     async fn event(&self, c: &Connection, kind: &str, data: serde_json::Value) -> Result<(), Error> {
@@ -455,7 +463,7 @@ impl ControlPlane {
             additional_sans: set.additional(),
             plan: plan.to_owned(),
             state: DomainState::PendingOwnership,
-            records: self.records_of(&set, &token),
+            records: self.records_of(&set, &token, &tenant.id),
             certificate: None,
             last_error: None,
             created_at: now,
@@ -620,7 +628,9 @@ impl ControlPlane {
                 .into_iter()
                 .map(|r| RecordCheck {
                     applied_by_edge: provider.as_ref().is_some_and(|p| {
-                        p.applied.iter().any(|a| a.eq_ignore_ascii_case(&format!("{} {}", r.record_type, r.name)))
+                        p.applied
+                            .iter()
+                            .any(|a| a.eq_ignore_ascii_case(&format!("{} {}", r.record_type, r.name)))
                     }),
                     purpose: r.expectation.kind().to_owned(),
                     required: is_required(&r.expectation, dns01),
@@ -639,7 +649,7 @@ impl ControlPlane {
     /// The connection's records as DNS has them now.
     async fn lookup(&self, c: &Connection) -> Result<Vec<RecordReport>, Error> {
         let set = SanSet::of(c)?;
-        let expectations = self.expectations(&set, &c.ownership_token);
+        let expectations = self.expectations(&set, &c.ownership_token, &c.tenant);
         Ok(self.checker.check(&expectations).await)
     }
 
@@ -1011,7 +1021,7 @@ impl ControlPlane {
     async fn change_sans(&self, c: &mut Connection, set: &SanSet) -> Result<(), Error> {
         c.include_wildcard = set.includes_wildcard();
         c.additional_sans = set.additional();
-        c.records = self.records_of(set, &c.ownership_token);
+        c.records = self.records_of(set, &c.ownership_token, &c.tenant);
         c.ssl.sans.retain(|s| set.names().contains(&s.name));
         c.failed_checks = 0;
         c.next_check_at = OffsetDateTime::now_utc();

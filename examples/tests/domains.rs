@@ -468,3 +468,52 @@ async fn expired_certificates_say_what_to_do_and_self_managed_ones_are_warned_ab
     assert_eq!(edge.connection(&own_id)["ssl"]["certificate"]["serial"], seconds.meta().serial.as_str());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `EDGE_DELEGATION_TARGET=per-tenant`: every SAN of a tenant points its
+/// `_acme-challenge` at `<tenant>.<delegation zone>`. Two domains of one
+/// tenant (apex + wildcard each, DNS-01 for every name) are issued at the
+/// same time through that one name: both succeed, and no TXT value is left
+/// there afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_tenant_delegation_two_domains_issued_at_once_through_one_name() {
+    let dns = dns();
+    let pebble = testkit::PebbleServer::builder().dns_server(dns.addr()).start().unwrap();
+    let ca = FaultProxy::in_front_of(&pebble, FaultPlan::none()).await.unwrap();
+    let dir = temp_dir("domains-tenant");
+    let mut env = env(&dns, &pebble, &ca, &dir);
+    env.extend([
+        ("EDGE_DELEGATION_TARGET", "per-tenant".to_owned()),
+        ("EDGE_CHALLENGE", "dns-01".to_owned()),
+    ]);
+    let edge = Edge::start(&env, &dir.join("edge.log"));
+    let zone = customer_dns(&dns, "customer.test");
+
+    let mut ids = Vec::new();
+    let mut domains = Vec::new();
+    for hostname in ["alpha.customer.test", "beta.customer.test"] {
+        let (status, c) = edge.api(
+            "POST",
+            "/v1/connections",
+            Some(json!({"hostname": hostname, "include_wildcard": true})),
+        );
+        assert_eq!(status, 201, "{c}");
+        for r in c["records"].as_array().unwrap().iter().filter(|r| r["purpose"] == "acme_delegation") {
+            assert_eq!(r["value"], "default.acme.edge.test", "one target for the tenant: {r}");
+        }
+        ids.push(c["id"].as_str().unwrap().to_owned());
+        domains.push(c);
+    }
+    // Both domains' records at once: verified and issued side by side.
+    for c in &domains {
+        create_records(&zone, c, None, |_| false).await;
+    }
+    for id in &ids {
+        let c =
+            edge.wait_for(id, Duration::from_secs(180), "active", |c| c["ssl"]["status"] == "active").await;
+        assert_eq!(c["ssl"]["certificate"]["names"].as_array().unwrap().len(), 2, "{c:#}");
+    }
+    let shared = customer_dns(&dns, "acme.edge.test");
+    let left = shared.list("default.acme.edge.test").await.unwrap();
+    assert!(left.is_empty(), "TXT values left at the shared name: {left:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

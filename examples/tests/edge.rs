@@ -494,12 +494,12 @@ async fn widget_tokens_grant_one_connection_and_its_widget_routes() {
     let (_, s) = edge.api("POST", "/v1/connections", Some(json!({"hostname": "shop.broken.test"})));
     let (_, still) = edge.api("POST", &format!("/v1/connections/{}/verify", s["id"].as_str().unwrap()), None);
     assert_eq!(still["state"], "pending_ownership");
-    assert_eq!(still["last_error"]["code"], "LookupFailed", "{still}");
+    assert_eq!(still["last_error"]["code"], "dns_fetch_error", "{still}");
     // The DNS server goes away: the same.
     dns.stop();
     let (_, still) = edge.api("POST", &format!("/v1/connections/{b}/verify"), None);
     assert_eq!(still["state"], "pending_ownership");
-    assert_eq!(still["last_error"]["code"], "LookupFailed", "{still}");
+    assert_eq!(still["last_error"]["code"], "dns_fetch_error", "{still}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -561,7 +561,7 @@ async fn two_edges_sharing_postgres_hand_out_one_active_claim() {
         if c["state"] == "verified" {
             verified += 1;
         } else {
-            assert_eq!(c["last_error"]["code"], "HostnameConflict", "{c}");
+            assert_eq!(c["last_error"]["code"], "hostname_conflict", "{c}");
         }
     }
     assert_eq!(verified, 1, "exactly one active claim");
@@ -609,7 +609,7 @@ async fn kill_9_during_issuance_then_restart_ends_live_with_no_lost_webhook() {
     dns.stop();
     let (_, still) = edge.api("POST", &format!("/v1/connections/{id}/verify"), None);
     assert_eq!(still["state"], "live", "{still}");
-    assert_eq!(still["last_error"]["code"], "LookupFailed", "{still}");
+    assert_eq!(still["last_error"]["code"], "dns_fetch_error", "{still}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

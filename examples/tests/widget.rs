@@ -217,20 +217,28 @@ impl Browser {
     /// `<name>-360.png` and `<name>-desktop.png`; checks that nothing is
     /// wider than the 360 px window.
     async fn screenshots(&self, name: &str) {
-        let dir = screenshot_dir();
         let (width, overflow) = {
             let v = self.js("return [window.innerWidth, document.documentElement.scrollWidth]").await;
             (v[0].as_u64().unwrap(), v[1].as_u64().unwrap())
         };
-        std::fs::write(dir.join(format!("{name}-360.png")), self.client.screenshot().await.unwrap()).unwrap();
+        self.whole_page(&format!("{name}-360.png"), MOBILE).await;
         assert_eq!(width, u64::from(MOBILE.0), "the window is {width} px wide");
         assert!(overflow <= width, "{name}: content is {overflow} px wide in a {width} px window");
-        self.client.set_window_size(DESKTOP.0, DESKTOP.1).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        std::fs::write(dir.join(format!("{name}-desktop.png")), self.client.screenshot().await.unwrap())
-            .unwrap();
+        self.whole_page(&format!("{name}-desktop.png"), DESKTOP).await;
         self.client.set_window_size(MOBILE.0, MOBILE.1).await.unwrap();
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    /// A screenshot of the whole page at `width`: the window is made as tall as the page.
+    async fn whole_page(&self, file: &str, (width, height): (u32, u32)) {
+        self.client.set_window_size(width, height).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let tall = self.js("return document.documentElement.scrollHeight").await.as_u64().unwrap();
+        let tall = u32::try_from(tall).unwrap_or(height).clamp(height, 4000);
+        self.client.set_window_size(width, tall).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let png = self.client.screenshot().await.unwrap();
+        std::fs::write(screenshot_dir().join(file), png).unwrap();
     }
 
     /// The record cards as the page shows them.

@@ -304,6 +304,23 @@ fn body<T>(json: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
     })
 }
 
+/// A JSON object body as `T` (serde would also take a JSON array for a
+/// struct, which the schema does not allow): 422 otherwise.
+fn object_body<T: serde::de::DeserializeOwned>(
+    json: Result<Json<serde_json::Value>, JsonRejection>,
+) -> Result<T, ApiError> {
+    let value = body(json)?;
+    let unprocessable = |reason: String| {
+        let mut e = ApiError::invalid_request(reason);
+        e.status = StatusCode::UNPROCESSABLE_ENTITY;
+        e
+    };
+    if !value.is_object() {
+        return Err(unprocessable("the body must be a JSON object".to_owned()));
+    }
+    serde_json::from_value(value).map_err(|e| unprocessable(e.to_string()))
+}
+
 /// `POST /v1/connections` body.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -707,9 +724,9 @@ pub struct TenantKeyPath {
         (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn create_tenant(
     State(s): State<ApiState>,
-    json: Result<Json<CreateTenant>, JsonRejection>,
+    json: Result<Json<serde_json::Value>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Tenant>), ApiError> {
-    let request = body(json)?;
+    let request: CreateTenant = object_body(json)?;
     let plan = request.plan.as_deref().unwrap_or("free");
     let tenant = s.cp.tenants().create(&request.name, plan, &s.cp.settings().quotas).await?;
     Ok((StatusCode::CREATED, Json(tenant)))
@@ -734,9 +751,9 @@ async fn get_tenant(State(s): State<ApiState>, Path(id): Path<String>) -> Result
 async fn update_tenant(
     State(s): State<ApiState>,
     Path(id): Path<String>,
-    json: Result<Json<UpdateTenant>, JsonRejection>,
+    json: Result<Json<serde_json::Value>, JsonRejection>,
 ) -> Result<Json<Tenant>, ApiError> {
-    let request = body(json)?;
+    let request: UpdateTenant = object_body(json)?;
     let quotas = &s.cp.settings().quotas;
     Ok(Json(s.cp.tenants().update(&id, request.name.as_deref(), request.plan.as_deref(), quotas).await?))
 }

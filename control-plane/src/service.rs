@@ -40,6 +40,8 @@ pub struct ControlPlane {
     credentials: Option<Arc<DnsCredentials>>,
     tenants: Tenants,
     clock: Arc<dyn Clock>,
+    /// When this edge last dropped activity records past their retention.
+    swept: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl std::fmt::Debug for ControlPlane {
@@ -137,6 +139,7 @@ impl ControlPlaneBuilder {
             }),
             tenants: Tenants::new(storage),
             clock: self.clock,
+            swept: std::sync::Mutex::new(None),
             widget: self.widget.unwrap_or_else(WidgetKey::random),
             settings: self.settings,
             requirements: self.requirements,
@@ -1112,6 +1115,7 @@ impl ControlPlane {
     /// ([`Settings::worker_concurrency`] at a time, so one slow issuance
     /// does not hold up the rest), webhooks sent.
     pub async fn work_once(self: &Arc<Self>) {
+        self.sweep_activity_hourly().await;
         let now = OffsetDateTime::now_utc();
         let due = match self.repo.due().due(now, MAX_STEPS_PER_TICK).await {
             Ok(due) => due,
@@ -1154,6 +1158,36 @@ impl ControlPlane {
             && let Err(e) = self.repo.due().remove(&entry.key).await
         {
             tracing::warn!(id = %entry.id, error = %e, "stale due entry not removed");
+        }
+    }
+
+    /// Once an hour (per edge): every tenant's activity records past the
+    /// retention are deleted. Tenants are few; their records are listed
+    /// oldest first and the sweep stops at the first one kept.
+    async fn sweep_activity_hourly(&self) {
+        {
+            let mut swept = self.swept.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if swept.is_some_and(|at| at.elapsed() < Duration::from_secs(3600)) {
+                return;
+            }
+            *swept = Some(std::time::Instant::now());
+        }
+        let mut tenants = match self.tenants.list().await {
+            Ok(list) => list.into_iter().map(|t| t.id).collect::<Vec<_>>(),
+            Err(e) => {
+                tracing::warn!(error = %e, "activity sweep: cannot list tenants");
+                return;
+            }
+        };
+        tenants.push(DEFAULT_TENANT.to_owned());
+        for tenant in tenants {
+            match self.activity.sweep(&tenant).await {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::info!(%tenant, removed = n, "activity records past their retention removed")
+                }
+                Err(e) => tracing::warn!(%tenant, error = %e, "activity sweep failed"),
+            }
         }
     }
 

@@ -9,7 +9,9 @@
 //! exactly those `create` and verification write, without the DNS checks.
 //!
 //! `cargo run --release -p benches --bin control-plane-scale -- [--backend file|postgres|both] [--sizes 10000,100000] [--samples 200]`
-//! prints a JSON report on stdout and progress on stderr.
+//! prints a JSON report on stdout, progress on stderr, and records one
+//! result row per backend, size and call (its p95; target: ≤ 20 ms on
+//! PostgreSQL at the largest size) for `benches/run`.
 
 use std::{path::PathBuf, sync::Arc, time::Instant};
 
@@ -240,6 +242,39 @@ async fn main() -> Result<(), Error> {
     let mut out = Vec::new();
     for backend in &args.backends {
         out.push(run_backend(backend, &args.sizes, args.samples).await?);
+    }
+    let largest = args.sizes.iter().copied().max().unwrap_or_default();
+    for backend in &out {
+        let name = backend["backend"].as_str().unwrap_or_default();
+        for row in backend["rows"].as_array().into_iter().flatten() {
+            let size = row["connections"].as_u64().unwrap_or_default();
+            for (call, words) in [
+                ("list_page", "list one page (20)"),
+                ("count_quota", "count a tenant's quota"),
+                ("create_connection", "create one connection"),
+                ("claim_lookup", "look up a hostname's claim"),
+                ("worker_due_read", "the worker's due read"),
+            ] {
+                let t = &row[call];
+                let p95 = t["p95_ms"].as_f64().unwrap_or(f64::NAN);
+                let metric =
+                    format!("control plane, {name}, {size} connections / {TENANTS} tenants: {words}, p95");
+                let target = (name == "postgres" && size as usize == largest).then_some(20.0);
+                let mut out = match target {
+                    Some(limit) => benches::at_most(&metric, "ms", &[p95], limit),
+                    None => benches::reported(&metric, "ms", &[p95]),
+                };
+                out.rounds = t["n"].as_u64().unwrap_or_default() as usize;
+                out.spread = format!(
+                    "p50 {:.2} ms, max {:.2} ms over {} calls",
+                    t["p50_ms"].as_f64().unwrap_or(f64::NAN),
+                    t["max_ms"].as_f64().unwrap_or(f64::NAN),
+                    out.rounds
+                );
+                out.failures = "none".into();
+                out.record();
+            }
+        }
     }
     println!("{}", serde_json::to_string_pretty(&json!({"control_plane_scale": out}))?);
     Ok(())

@@ -6,103 +6,61 @@
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
+mod support;
+
 use std::{
-    net::SocketAddr,
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::Command,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
 use control_plane::WidgetKey;
-use dns_verify::{DnsProvider, DnsRecord, Rfc2136Provider};
 use fantoccini::{Client, ClientBuilder, key::Key};
 use serde_json::{Value, json};
+use support::{Edge, KEY, create_records, customer_dns, temp_dir};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const KEY: &str = "widget-test-api-key-0123456789";
 const SECRET: &str = "widget-test-fleet-secret";
 const MOBILE: (u32, u32) = (360, 900);
 const DESKTOP: (u32, u32) = (1280, 900);
 
-/// One `edge` process, killed on drop.
-struct Edge {
-    child: Child,
-    api: SocketAddr,
-    log: PathBuf,
+/// The edge on the local CA, checking the customer's zone in `dns`, with the
+/// fleet's widget secret and `extra` settings.
+fn edge(dns: &testkit::DnsServer, dir: &Path, extra: &[(&'static str, String)]) -> Edge {
+    let port = || format!("127.0.0.1:{}", testkit::free_port().unwrap());
+    let mut env = vec![
+        ("EDGE_API_KEYS", KEY.to_owned()),
+        ("EDGE_WIDGET_SECRET", SECRET.to_owned()),
+        ("EDGE_STORE", dir.join("store").display().to_string()),
+        ("EDGE_HTTPS_ADDR", port()),
+        ("EDGE_HTTP_ADDR", port()),
+        ("EDGE_METRICS_ADDR", port()),
+        ("EDGE_DELEGATION_ZONE", "acme.edge.test".into()),
+        ("EDGE_ROUTING_CNAME", "edge.edge.test".into()),
+        ("EDGE_DNS_AUTHORITIES", dns.addr().to_string()),
+        ("EDGE_TICK_MS", "200".into()),
+        ("EDGE_DRIFT_INTERVAL_SECS", "3600".into()),
+    ];
+    env.extend_from_slice(extra);
+    Edge::start(&env, &dir.join("edge.log"))
 }
 
-impl Drop for Edge {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn create(edge: &Edge, hostname: &str) -> Value {
+    let (status, c) = edge.api("POST", "/v1/connections", Some(json!({ "hostname": hostname })));
+    assert_eq!(status, 201, "{c}");
+    c
 }
 
-impl Edge {
-    fn start(dns: &testkit::DnsServer, dir: &Path, extra: &[(&str, String)]) -> Self {
-        let port = || format!("127.0.0.1:{}", testkit::free_port().unwrap());
-        let api: SocketAddr = port().parse().unwrap();
-        let log = dir.join("edge.log");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_edge"));
-        cmd.env("EDGE_API_KEYS", KEY)
-            .env("EDGE_WIDGET_SECRET", SECRET)
-            .env("EDGE_STORE", dir.join("store"))
-            .env("EDGE_API_ADDR", api.to_string())
-            .env("EDGE_HTTPS_ADDR", port())
-            .env("EDGE_HTTP_ADDR", port())
-            .env("EDGE_DELEGATION_ZONE", "acme.edge.test")
-            .env("EDGE_ROUTING_CNAME", "edge.edge.test")
-            .env("EDGE_DNS_AUTHORITIES", dns.addr().to_string())
-            .env("EDGE_TICK_MS", "200")
-            .env("EDGE_DRIFT_INTERVAL_SECS", "3600")
-            .env("RUST_LOG", "debug");
-        for (k, v) in extra {
-            cmd.env(k, v);
-        }
-        let out = std::fs::File::create(&log).unwrap();
-        let child = cmd.stdout(Stdio::null()).stderr(out).spawn().unwrap();
-        let mut edge = Self { child, api, log };
-        let start = Instant::now();
-        while std::net::TcpStream::connect(api).is_err() {
-            if let Ok(Some(status)) = edge.child.try_wait() {
-                panic!("edge exited with {status}:\n{}", std::fs::read_to_string(&edge.log).unwrap());
-            }
-            assert!(start.elapsed() < Duration::from_secs(60), "edge did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        edge
-    }
+/// A widget token the way the product gets one: the API call of the README.
+fn widget_token(edge: &Edge, id: &str) -> String {
+    let (status, t) = edge.api("POST", &format!("/v1/connections/{id}/widget-token"), None);
+    assert_eq!(status, 200, "{t}");
+    t["token"].as_str().unwrap().to_owned()
+}
 
-    /// An API call with the API key, through curl: (status, JSON body).
-    fn api(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut cmd = Command::new("curl");
-        cmd.args(["-s", "-X", method, "-w", "\n%{http_code}", "-H", &format!("Authorization: Bearer {KEY}")]);
-        if let Some(body) = body {
-            cmd.args(["-H", "content-type: application/json", "--data-binary", &body.to_string()]);
-        }
-        let out = cmd.arg(format!("http://{}{path}", self.api)).output().unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let (body, status) = text.rsplit_once('\n').unwrap();
-        (status.parse().unwrap(), serde_json::from_str(body).unwrap_or(Value::Null))
-    }
-
-    fn create(&self, hostname: &str) -> Value {
-        let (status, c) = self.api("POST", "/v1/connections", Some(json!({ "hostname": hostname })));
-        assert_eq!(status, 201, "{c}");
-        c
-    }
-
-    /// A widget token the way the product gets one: the API call of the README.
-    fn widget_token(&self, id: &str) -> String {
-        let (status, t) = self.api("POST", &format!("/v1/connections/{id}/widget-token"), None);
-        assert_eq!(status, 200, "{t}");
-        t["token"].as_str().unwrap().to_owned()
-    }
-
-    fn widget_url(&self, token: &str) -> String {
-        format!("http://{}/widget#token={token}", self.api)
-    }
+fn widget_url(edge: &Edge, token: &str) -> String {
+    format!("http://{}/widget#token={token}", edge.api)
 }
 
 /// BIND serving the customer's zone (updatable with TSIG) and the platform's.
@@ -112,29 +70,6 @@ fn dns() -> testkit::DnsServer {
         .zone(testkit::Zone::new("edge.test", "edge A 127.0.0.1\n"))
         .start()
         .unwrap()
-}
-
-/// What the customer does at their DNS provider: every record the connection lists.
-async fn create_records(dns: &testkit::DnsServer, connection: &Value) {
-    use base64::Engine;
-    let secret = base64::engine::general_purpose::STANDARD.decode(dns.tsig_secret_base64()).unwrap();
-    let provider = Rfc2136Provider::new(dns.addr(), "customer.test", testkit::TSIG_KEY_NAME, secret).unwrap();
-    for r in connection["records"].as_array().unwrap() {
-        let (name, value) = (r["name"].as_str().unwrap(), r["value"].as_str().unwrap());
-        let record = match r["type"].as_str().unwrap() {
-            "TXT" => DnsRecord::txt(name, value),
-            "CNAME" => DnsRecord::cname(name, value),
-            other => panic!("unexpected record type {other}"),
-        };
-        provider.create(&record).await.unwrap();
-    }
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("edge-widget-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 fn screenshot_dir() -> PathBuf {
@@ -293,18 +228,18 @@ async fn dashboard() -> (u16, Arc<Mutex<String>>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn widget_lists_the_records_and_check_now_turns_them_valid() {
     let dns = dns();
-    let dir = temp_dir("valid");
+    let dir = temp_dir("widget-valid");
     let (dashboard_port, dashboard_page) = dashboard().await;
     let ancestor = format!("http://127.0.0.1:{dashboard_port}");
     // No automatic re-check while the test runs: only "Check now" can turn the statuses.
-    let edge = Edge::start(
+    let edge = edge(
         &dns,
         &dir,
         &[("EDGE_WIDGET_REFRESH_SECS", "3600".into()), ("EDGE_WIDGET_FRAME_ANCESTORS", ancestor.clone())],
     );
-    let c = edge.create("shop.customer.test");
+    let c = create(&edge, "shop.customer.test");
     let id = c["id"].as_str().unwrap();
-    let token = edge.widget_token(id);
+    let token = widget_token(&edge, id);
 
     // Served with a strict policy, nothing inline.
     let out = Command::new("curl")
@@ -323,7 +258,7 @@ async fn widget_lists_the_records_and_check_now_turns_them_valid() {
 
     let driver = testkit::ChromeDriver::start().unwrap();
     let browser = Browser::open(&driver).await;
-    browser.load(&edge.widget_url(&token)).await;
+    browser.load(&widget_url(&edge, &token)).await;
     browser.wait_state("ready", Duration::from_secs(20)).await;
 
     // (a) The domain and each record with its copy buttons, all missing with the fix to apply.
@@ -359,7 +294,7 @@ async fn widget_lists_the_records_and_check_now_turns_them_valid() {
     browser.screenshots("a-records").await;
 
     // (b) The customer creates the records; the statuses turn valid only when "Check now" is used.
-    create_records(&dns, &c).await;
+    create_records(&customer_dns(&dns, "customer.test"), &c, None, |_| false).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(browser.records().await.iter().all(|r| r["status"] != "valid"), "nothing rechecked by itself");
     // From the keyboard: Tab moves through real buttons with a visible focus ring to "Check now".
@@ -418,7 +353,7 @@ async fn widget_lists_the_records_and_check_now_turns_them_valid() {
     let frame = format!(
         "<!doctype html><title>Dashboard</title><h1>Your domains</h1>\
          <iframe src=\"{}\" title=\"DNS setup\" width=\"100%\" height=\"700\" allow=\"clipboard-write\"></iframe>",
-        edge.widget_url(&token)
+        widget_url(&edge, &token)
     );
     *dashboard_page.lock().unwrap() = frame;
     browser.load(&format!("http://127.0.0.1:{dashboard_port}/")).await;
@@ -444,11 +379,11 @@ async fn widget_lists_the_records_and_check_now_turns_them_valid() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn widget_session_expires_and_shows_nothing_of_another_connection() {
     let dns = dns();
-    let dir = temp_dir("expiry");
+    let dir = temp_dir("widget-expiry");
     // Re-check every second while open: "no further calls" is then measured against a page that polls.
-    let edge = Edge::start(&dns, &dir, &[("EDGE_WIDGET_REFRESH_SECS", "1".into())]);
-    let a = edge.create("shop.customer.test");
-    let b = edge.create("other.customer.test");
+    let edge = edge(&dns, &dir, &[("EDGE_WIDGET_REFRESH_SECS", "1".into())]);
+    let a = create(&edge, "shop.customer.test");
+    let b = create(&edge, "other.customer.test");
     let (id_a, id_b) = (a["id"].as_str().unwrap(), b["id"].as_str().unwrap());
     let of_a = [id_a, "shop.customer.test", a["ownership_token"].as_str().unwrap()];
     let key = WidgetKey::new(SECRET.as_bytes());
@@ -460,7 +395,7 @@ async fn widget_session_expires_and_shows_nothing_of_another_connection() {
     // (c) Signed by a clock 60 minutes minus 20 seconds behind: valid for 20 more seconds.
     let now = time::OffsetDateTime::now_utc();
     let (short, _) = key.sign(id_a, now - hour + time::Duration::seconds(20));
-    browser.load(&edge.widget_url(&short)).await;
+    browser.load(&widget_url(&edge, &short)).await;
     browser.wait_state("ready", Duration::from_secs(15)).await;
     assert_eq!(
         browser.js("return document.getElementById('domain').textContent").await,
@@ -488,15 +423,15 @@ async fn widget_session_expires_and_shows_nothing_of_another_connection() {
 
     // Already expired when opened: the API's 401 ends it after one call.
     let (old, _) = key.sign(id_a, now - hour - time::Duration::minutes(1));
-    browser.load(&edge.widget_url(&old)).await;
+    browser.load(&widget_url(&edge, &old)).await;
     browser.wait_state("expired", Duration::from_secs(15)).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(browser.api_calls().await, ["/widget/session"]);
     assert!(!browser.html().await.contains("shop.customer.test"));
 
     // (d) B's token shows B, and nothing of A anywhere in the document.
-    let token_b = edge.widget_token(id_b);
-    browser.load(&edge.widget_url(&token_b)).await;
+    let token_b = widget_token(&edge, id_b);
+    browser.load(&widget_url(&edge, &token_b)).await;
     browser.wait_state("ready", Duration::from_secs(15)).await;
     assert_eq!(
         browser.js("return document.getElementById('domain').textContent").await,
@@ -521,7 +456,7 @@ async fn widget_session_expires_and_shows_nothing_of_another_connection() {
 
     // B's signature with A's id: refused, the page shows the expired state and nothing of A.
     let (_, rest) = token_b.split_once('.').unwrap();
-    browser.load(&edge.widget_url(&format!("{id_a}.{rest}"))).await;
+    browser.load(&widget_url(&edge, &format!("{id_a}.{rest}"))).await;
     browser.wait_state("expired", Duration::from_secs(15)).await;
     let html = browser.html().await;
     for secret in of_a {

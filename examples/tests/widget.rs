@@ -465,6 +465,20 @@ async fn widget_session_expires_and_shows_nothing_of_another_connection() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(browser.api_calls().await, ["/widget/session"]);
 
+    // A token whose connection was archived since: "removed", and no more calls.
+    let gone = create(&edge, "gone.customer.test");
+    let id_gone = gone["id"].as_str().unwrap();
+    let token_gone = widget_token(&edge, id_gone);
+    assert_eq!(edge.api("DELETE", &format!("/v1/connections/{id_gone}"), None).0, 200);
+    browser.load(&widget_url(&edge, &token_gone)).await;
+    browser.wait_state("expired", Duration::from_secs(15)).await;
+    let text = browser.js("return document.body.innerText").await;
+    assert!(text.as_str().unwrap().contains("Domain removed"), "{text}");
+    let calls = browser.api_calls().await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(browser.api_calls().await, calls, "no call once the domain is gone");
+    assert!(!browser.html().await.contains("gone.customer.test"));
+
     browser.close().await;
     let _ = std::fs::remove_dir_all(&dir);
 }

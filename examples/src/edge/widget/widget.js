@@ -78,6 +78,9 @@
     if (kind === 'missing') {
       title.textContent = 'No session';
       el('ended-text').textContent = 'This page opens from your dashboard. Reopen it from your dashboard to continue.';
+    } else if (kind === 'gone') {
+      title.textContent = 'Domain removed';
+      el('ended-text').textContent = 'This domain is no longer set up. Reopen your dashboard to see your domains.';
     }
     el('expired').hidden = false;
     setState('expired');
@@ -96,6 +99,11 @@
     });
     if (response.status === 401) {
       end('expired');
+      throw new SessionEnded();
+    }
+    // The token is valid but its connection is gone (archived): nothing to show, ever.
+    if (response.status === 404 && path.startsWith('/v1/connections/')) {
+      end('gone');
       throw new SessionEnded();
     }
     let body = null;
@@ -318,6 +326,10 @@
       call('GET', `/v1/connections/${id}`),
     ]);
     if (s.ended) return [];
+    if (check.state === 'archived') {
+      end('gone');
+      return [];
+    }
     clearError();
     el('domain').textContent = check.hostname;
     // Required records first (in the API's order), optional ones after.

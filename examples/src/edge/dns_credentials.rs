@@ -16,9 +16,13 @@ use axum::{
     routing::put,
 };
 use cert_store::Storage;
+#[allow(unused_imports)] // named by the OpenAPI attributes
+use control_plane::ProviderState;
 use control_plane::{ControlPlane, CredentialError, DnsCredentials, SecretBox};
 use dns_providers::ProviderConfig;
 
+#[allow(unused_imports)] // named by the OpenAPI attributes
+use super::api::ErrorBody;
 use super::api::{ApiState, Caller};
 
 /// Settings of delegated DNS credentials.
@@ -140,7 +144,16 @@ fn credential_error(e: &CredentialError) -> Response {
 
 /// `PUT /v1/connections/{id}/dns-provider` with `{"provider": …, credential fields}`:
 /// checked at once with a harmless call, stored sealed, never returned.
-async fn set_provider(
+#[utoipa::path(put, path = "/v1/connections/{id}/dns-provider", params(super::api::ConnectionId),
+    request_body(content = Object, description = "`{\"provider\": \"rfc2136\" | \"powerdns\" | \"cloudflare\" | \"godaddy\" | \"namecheap\" | \"route53\", …the provider's credential fields}`"),
+    security(("api_key" = [])),
+    responses((status = 200, body = ProviderState, description = "checked and stored; the records are written now and kept"),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 413, body = ErrorBody),
+        (status = 422, body = ErrorBody, description = "the provider refused the credential; `fix` says what to do"),
+        (status = 502, body = ErrorBody, description = "the provider could not be reached; try again"),
+        (status = 503, body = ErrorBody, description = "this edge has no EDGE_SECRETS_KEY")))]
+pub(super) async fn set_provider(
     State(s): State<ApiState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
@@ -172,7 +185,12 @@ async fn set_provider(
 
 /// `DELETE /v1/connections/{id}/dns-provider`: the records the edge wrote
 /// are removed, then the credential.
-async fn remove_provider(
+#[utoipa::path(delete, path = "/v1/connections/{id}/dns-provider", params(super::api::ConnectionId),
+    security(("api_key" = [])),
+    responses((status = 204, description = "the credential is deleted"),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 503, body = ErrorBody, description = "this edge has no EDGE_SECRETS_KEY")))]
+pub(super) async fn remove_provider(
     State(s): State<ApiState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,

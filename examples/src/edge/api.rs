@@ -413,9 +413,9 @@ pub struct AskQuery {
 async fn create(
     State(s): State<ApiState>,
     Extension(caller): Extension<Caller>,
-    json: Result<Json<CreateConnection>, JsonRejection>,
+    json: Result<Json<serde_json::Value>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Connection>), ApiError> {
-    let request = body(json)?;
+    let request: CreateConnection = object_body(json)?;
     let Caller::Tenant(tenant) = caller else { return Err(ApiError::unauthorized()) };
     let c =
         s.cp.create_domain(&tenant, &request.hostname, request.include_wildcard, &request.additional_sans)
@@ -516,9 +516,9 @@ async fn add_san(
     State(s): State<ApiState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-    json: Result<Json<AddSan>, JsonRejection>,
+    json: Result<Json<serde_json::Value>, JsonRejection>,
 ) -> Result<Json<Connection>, ApiError> {
-    let request = body(json)?;
+    let request: AddSan = object_body(json)?;
     s.connection(&caller, &id).await?;
     let c = s.cp.add_san(&id, &request.name).await?;
     recheck_soon(&s, &id);
@@ -644,10 +644,10 @@ async fn upload_certificate(
     State(s): State<ApiState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-    json: Result<Json<UploadCertificate>, JsonRejection>,
+    json: Result<Json<serde_json::Value>, JsonRejection>,
 ) -> Result<Json<Connection>, ApiError> {
     s.connection(&caller, &id).await?;
-    let upload = body(json)?;
+    let upload: UploadCertificate = object_body(json)?;
     Ok(Json(s.cp.upload_certificate(&id, &upload.certificate_pem, &upload.private_key_pem).await?))
 }
 

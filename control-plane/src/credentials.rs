@@ -130,6 +130,8 @@ pub struct DnsCredentials {
     storage: Arc<dyn Storage>,
     secrets: Option<SecretBox>,
     egress_ip: Option<String>,
+    egress_ip_url: Option<String>,
+    discovered_ip: tokio::sync::OnceCell<String>,
     allow_api_url: bool,
     gate_retry: Duration,
     temporary_retry: Duration,
@@ -155,6 +157,8 @@ impl DnsCredentials {
             storage,
             secrets,
             egress_ip: None,
+            egress_ip_url: None,
+            discovered_ip: tokio::sync::OnceCell::new(),
             allow_api_url: false,
             gate_retry: Duration::from_secs(3600),
             temporary_retry: Duration::from_secs(60),
@@ -168,6 +172,38 @@ impl DnsCredentials {
     pub fn egress_ip(mut self, ip: Option<String>) -> Self {
         self.egress_ip = ip;
         self
+    }
+
+    /// Without [`egress_ip`](Self::egress_ip): asks `url` (an echo service
+    /// such as `https://api.ipify.org`) once, when a provider first needs it.
+    #[must_use]
+    pub fn egress_ip_from(mut self, url: Option<String>) -> Self {
+        self.egress_ip_url = url;
+        self
+    }
+
+    /// The egress IP: configured, or discovered once (a failed discovery is
+    /// asked again next time).
+    async fn egress(&self) -> Option<String> {
+        if let Some(ip) = &self.egress_ip {
+            return Some(ip.clone());
+        }
+        let url = self.egress_ip_url.as_deref()?;
+        let found = self
+            .discovered_ip
+            .get_or_try_init(|| async {
+                let ip = dns_providers::discover_egress_ip(url).await?;
+                tracing::info!(%ip, "egress IP discovered");
+                Ok::<_, ProviderError>(ip.to_string())
+            })
+            .await;
+        match found {
+            Ok(ip) => Some(ip.clone()),
+            Err(e) => {
+                tracing::warn!(error = %e, "egress IP not discovered");
+                None
+            }
+        }
     }
 
     /// Lets credentials of hosted providers name another API URL (tests
@@ -207,7 +243,8 @@ impl DnsCredentials {
         if config.overrides_api_url() && !self.allow_api_url {
             return Err(CredentialError::ApiUrlNotAllowed(config.kind()));
         }
-        let provider = config.build(self.egress_ip.as_deref())?;
+        let egress = self.egress().await;
+        let provider = config.build(egress.as_deref())?;
         let probe = c
             .records
             .iter()
@@ -247,7 +284,7 @@ impl DnsCredentials {
         Ok(self.load(id).await?.map(|s| s.state))
     }
 
-    fn provider(&self, id: &str, stored: &mut Stored) -> Result<Arc<dyn DnsProvider>, CredentialError> {
+    async fn provider(&self, id: &str, stored: &mut Stored) -> Result<Arc<dyn DnsProvider>, CredentialError> {
         let secrets = self.secrets()?;
         let plain = secrets.open(&stored.sealed, id.as_bytes())?;
         if secrets.is_stale(&stored.sealed) {
@@ -256,7 +293,8 @@ impl DnsCredentials {
         }
         let config: ProviderConfig =
             serde_json::from_slice(&plain).map_err(cert_store::StorageError::backend)?;
-        Ok(config.build(self.egress_ip.as_deref())?)
+        let egress = self.egress().await;
+        Ok(config.build(egress.as_deref())?)
     }
 
     /// Deletes connection `c`'s credential, after removing the records the
@@ -266,7 +304,7 @@ impl DnsCredentials {
     /// [`CredentialError::Storage`].
     pub async fn remove(&self, c: &Connection) -> Result<(), CredentialError> {
         let Some(mut stored) = self.load(&c.id).await? else { return Ok(()) };
-        if let Ok(provider) = self.provider(&c.id, &mut stored) {
+        if let Ok(provider) = self.provider(&c.id, &mut stored).await {
             for record in c.records.iter().flat_map(records_of) {
                 if stored.state.applied.contains(&label(&record))
                     && let Err(e) = provider.delete(&record).await
@@ -292,7 +330,7 @@ impl DnsCredentials {
         if stored.state.retry_at.is_some_and(|at| at > now) {
             return Ok(());
         }
-        let provider = self.provider(&c.id, &mut stored)?;
+        let provider = self.provider(&c.id, &mut stored).await?;
         let mut written = Vec::new();
         let mut failure = None;
         for record in c.records.iter().flat_map(records_of) {

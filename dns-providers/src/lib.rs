@@ -27,6 +27,7 @@
 
 mod cloudflare;
 mod config;
+mod egress;
 mod godaddy;
 mod http;
 mod namecheap;
@@ -39,6 +40,7 @@ mod xml;
 
 pub use cloudflare::{CLOUDFLARE_API, Cloudflare};
 pub use config::{ConfigError, ProviderConfig};
+pub use egress::discover_egress_ip;
 pub use dns_verify::{DnsProvider, DnsRecord, ProviderError, RecordData, Rfc2136Provider};
 pub use godaddy::{GODADDY_API, GoDaddy};
 pub use http::ClientError;

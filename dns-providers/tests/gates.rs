@@ -107,3 +107,25 @@ async fn a_dead_api_is_unavailable() {
     assert!(matches!(err, ProviderError::Unavailable { .. }), "{err:?}");
     assert!(err.is_temporary());
 }
+
+/// The egress IP is read from an echo service's plain-text or JSON answer.
+#[tokio::test]
+async fn egress_ip_is_discovered_from_plain_text_or_json() {
+    use tokio::io::AsyncWriteExt;
+    for body in ["198.51.100.23\n", r#"{"ip":"198.51.100.23"}"#] {
+        let addr = testkit::tcp_server(move |mut stream| async move {
+            let mut buf = [0u8; 1024];
+            let _ = tokio::io::AsyncReadExt::read(&mut stream, &mut buf).await;
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(answer.as_bytes()).await;
+        })
+        .await;
+        let ip = dns_providers::discover_egress_ip(&format!("http://{addr}/")).await.unwrap();
+        assert_eq!(ip.to_string(), "198.51.100.23");
+    }
+    let err = dns_providers::discover_egress_ip("http://127.0.0.1:9/").await.unwrap_err();
+    assert!(err.is_temporary(), "{err:?}");
+}

@@ -233,7 +233,22 @@ async fn gate_is_reported_once(
 async fn godaddy_tier_gate_and_namecheap_ip_gate_are_explained_once() {
     let pdns = powerdns().await;
     let dir = temp_dir("dns-credential-gates");
-    let edge = Edge::start(&env(&pdns, &dir), &dir.join("edge.log"));
+    // The egress IP is discovered here (an echo service on loopback), not set.
+    let echo = testkit::tcp_server(|mut stream| async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut buf = [0u8; 1024];
+        let _ = stream.read(&mut buf).await;
+        let answer = format!(
+            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{EGRESS_IP}",
+            EGRESS_IP.len()
+        );
+        let _ = stream.write_all(answer.as_bytes()).await;
+    })
+    .await;
+    let mut env = env(&pdns, &dir);
+    env.retain(|(k, _)| *k != "EDGE_EGRESS_IP");
+    env.push(("EDGE_EGRESS_IP_URL", format!("http://{echo}/")));
+    let edge = Edge::start(&env, &dir.join("edge.log"));
 
     let godaddy = ApiDouble::godaddy("godaddy.test", "gd-key", "gd-secret-value").await;
     let credential = json!({

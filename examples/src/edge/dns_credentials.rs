@@ -37,6 +37,11 @@ pub struct CredentialArgs {
     /// Namecheap's `ClientIp`, and the address customers allow-list.
     #[arg(long = "egress-ip", env = "EDGE_EGRESS_IP")]
     pub egress_ip: Option<String>,
+    /// Without `EDGE_EGRESS_IP`: an echo service answering this host's
+    /// address (text or `{"ip": …}`), asked once when a provider needs it,
+    /// e.g. `https://api.ipify.org`.
+    #[arg(long = "egress-ip-url", env = "EDGE_EGRESS_IP_URL")]
+    pub egress_ip_url: Option<String>,
     /// How often the records of connections with a credential are compared
     /// with the provider and written again when missing, in seconds.
     #[arg(long = "dns-apply-interval-secs", env = "EDGE_DNS_APPLY_INTERVAL_SECS", default_value = "60")]
@@ -70,6 +75,7 @@ impl CredentialArgs {
         Ok(Arc::new(
             DnsCredentials::new(storage, secrets)
                 .egress_ip(self.egress_ip.clone())
+                .egress_ip_from(self.egress_ip_url.clone())
                 .allow_api_url_override(self.allow_api_url_override),
         ))
     }

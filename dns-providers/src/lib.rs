@@ -1,4 +1,4 @@
-//! [`DnsProvider`](dns_verify::DnsProvider)s for customers' own DNS, so a
+//! [`DnsProvider`]s for customers' own DNS, so a
 //! platform can write the records of a custom domain itself with a
 //! credential the customer gives: RFC 2136 ([`Rfc2136Provider`], from
 //! `dns-verify`), [`PowerDns`], [`Cloudflare`], [`GoDaddy`], [`Namecheap`]

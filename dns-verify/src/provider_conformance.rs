@@ -18,7 +18,7 @@
 //! | `replace_leaves_one` | [`replace`](DnsProvider::replace) over two TXT values leaves only the new one |
 //! | `long_txt` | a 300-byte TXT (more than one 255-byte string) is served whole and listed whole |
 //! | `list_shows_records` | [`list`](DnsProvider::list) returns what was created, with its TTL type |
-//! | `cname_beside_txt_fails` | a CNAME at a name holding a TXT fails with [`ProviderError::Conflict`](crate::ProviderError::Conflict), the TXT stays |
+//! | `cname_beside_txt_fails` | a CNAME at a name holding a TXT fails with [`ProviderError::Conflict`], the TXT stays |
 //!
 //! A provider whose emulator does not answer DNS (moto's Route 53) is
 //! observed through its own API instead ([`Observer::ProviderListing`]); the

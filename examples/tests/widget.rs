@@ -168,9 +168,13 @@ impl Browser {
     async fn whole_page(&self, file: &str, (width, height): (u32, u32)) {
         self.client.set_window_size(width, height).await.unwrap();
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let tall = self.js("return document.documentElement.scrollHeight").await.as_u64().unwrap();
-        let tall = u32::try_from(tall).unwrap_or(height).clamp(height, 4000);
+        // The window's size includes the browser's frame: add it to the page's height.
+        let v = self
+            .js("return document.documentElement.scrollHeight + window.outerHeight - window.innerHeight")
+            .await;
+        let tall = u32::try_from(v.as_u64().unwrap()).unwrap_or(height).clamp(height, 4000);
         self.client.set_window_size(width, tall).await.unwrap();
+        self.js("window.scrollTo(0, 0)").await;
         tokio::time::sleep(Duration::from_millis(200)).await;
         let png = self.client.screenshot().await.unwrap();
         std::fs::write(screenshot_dir().join(file), png).unwrap();

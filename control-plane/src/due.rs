@@ -154,14 +154,14 @@ impl DueIndex {
     /// When the storage fails.
     pub async fn due(&self, now: OffsetDateTime, limit: usize) -> Result<Vec<DueEntry>, StorageError> {
         let current = minute(now);
-        let mut low = self.start_minute(now).await?;
+        let start = self.start_minute(now).await?;
+        // The new low-water mark: past every empty bucket at the start.
+        let mut low = start;
         let mut out = Vec::new();
-        let mut moved = false;
-        for m in low..=current {
+        for m in start..=current {
             let found = self.storage.list(&keys::due_bucket(&bucket_name(m))?).await?;
             if found.is_empty() && m == low && m < current - GRACE_MINUTES {
                 low = m + 1;
-                moved = true;
                 continue;
             }
             for key in found {
@@ -180,7 +180,7 @@ impl DueIndex {
                 break;
             }
         }
-        if moved {
+        if low != start {
             *self.low_water.lock().unwrap_or_else(PoisonError::into_inner) = Some(low);
             self.storage.put(&keys::due_low_water()?, low.to_string().as_bytes()).await?;
         }

@@ -76,7 +76,7 @@ pub struct ApiError {
     /// HTTP status.
     pub status: StatusCode,
     /// JSON body.
-    pub body: ErrorBody,
+    pub body: Box<ErrorBody>,
 }
 
 impl ApiError {
@@ -93,7 +93,7 @@ impl ApiError {
             connection_id: None,
             hostname: None,
         };
-        Self { status, body }
+        Self { status, body: Box::new(body) }
     }
 
     /// 400: a malformed request.
@@ -159,7 +159,7 @@ impl From<Error> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(self.body)).into_response()
+        (self.status, Json(*self.body)).into_response()
     }
 }
 

@@ -17,6 +17,7 @@ use serde::Deserialize;
 use tokio::sync::OnceCell;
 
 use crate::{
+    debug::debug_without_secrets,
     http::{Answer, HttpClient},
     text::{bare, data_of, holds, relative, value_of},
 };
@@ -38,14 +39,7 @@ pub struct Cloudflare {
     zone_id: OnceCell<String>,
 }
 
-impl std::fmt::Debug for Cloudflare {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Cloudflare")
-            .field("base", &self.base)
-            .field("zone", &self.zone)
-            .finish_non_exhaustive()
-    }
-}
+debug_without_secrets!(Cloudflare { base, zone });
 
 #[derive(Deserialize)]
 struct Envelope<T> {

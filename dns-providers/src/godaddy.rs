@@ -9,14 +9,15 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use dns_verify::{DnsProvider, DnsRecord, ProviderError, RecordData};
+use dns_verify::{DnsRecord, ProviderError};
 use hyper::Method;
 use serde::Deserialize;
 
 use crate::{
+    debug::debug_without_secrets,
     http::{Answer, HttpClient},
-    rrset::{self, RrsetApi},
-    text::{bare, data_of, relative, value_of},
+    rrset::{self, RrsetApi, SetWrite},
+    text::{bare, relative, value_of},
 };
 
 /// GoDaddy's production API.
@@ -35,14 +36,7 @@ pub struct GoDaddy {
     authorization: String,
 }
 
-impl std::fmt::Debug for GoDaddy {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GoDaddy")
-            .field("base", &self.base)
-            .field("domain", &self.domain)
-            .finish_non_exhaustive()
-    }
-}
+debug_without_secrets!(GoDaddy { base, domain });
 
 #[derive(Deserialize)]
 struct Record {
@@ -129,23 +123,11 @@ impl RrsetApi for GoDaddy {
             ProviderError::server(format!("GoDaddy records of {} are not the JSON expected", self.domain))
                 .with_source(e)
         })?;
-        Ok(records
-            .iter()
-            .filter(|r| r.name.eq_ignore_ascii_case(&rel))
-            .filter_map(|r| {
-                Some(DnsRecord { name: bare(name), ttl: r.ttl, data: data_of(&r.kind, &r.data, false)? })
-            })
-            .collect())
+        Ok(rrset::named(&records, name, &rel, |r| (&r.name, &r.kind, &r.data, r.ttl)))
     }
 
-    async fn write_set(
-        &self,
-        name: &str,
-        kind: &RecordData,
-        ttl: u32,
-        values: &[RecordData],
-        _before: &[DnsRecord],
-    ) -> Result<(), ProviderError> {
+    async fn write_set(&self, set: &SetWrite<'_>) -> Result<(), ProviderError> {
+        let SetWrite { name, kind, ttl, values, .. } = *set;
         let rel = relative(name, &self.domain)?;
         let url = format!(
             "{}/v1/domains/{}/records/{}/{}",
@@ -169,26 +151,9 @@ impl RrsetApi for GoDaddy {
         if answer.status.is_success() || (values.is_empty() && answer.status.as_u16() == 404) {
             Ok(())
         } else {
-            Err(self.error(&answer, &format!("{} {name}", kind.type_name())))
+            Err(self.error(&answer, &set.what()))
         }
     }
 }
 
-#[async_trait]
-impl DnsProvider for GoDaddy {
-    async fn create(&self, record: &DnsRecord) -> Result<(), ProviderError> {
-        rrset::create(self, record).await
-    }
-
-    async fn delete(&self, record: &DnsRecord) -> Result<(), ProviderError> {
-        rrset::delete(self, record).await
-    }
-
-    async fn list(&self, name: &str) -> Result<Vec<DnsRecord>, ProviderError> {
-        self.list_name(name).await
-    }
-
-    async fn replace(&self, record: &DnsRecord) -> Result<(), ProviderError> {
-        rrset::replace(self, record).await
-    }
-}
+rrset::dns_provider!(GoDaddy);

@@ -68,11 +68,7 @@ pub(crate) struct HttpClient {
     timeout: Duration,
 }
 
-impl std::fmt::Debug for HttpClient {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HttpClient").field("timeout", &self.timeout).finish_non_exhaustive()
-    }
-}
+crate::debug::debug_without_secrets!(HttpClient { timeout });
 
 /// Why the HTTP client could not be built.
 #[derive(Debug, thiserror::Error)]

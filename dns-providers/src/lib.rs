@@ -27,6 +27,7 @@
 
 mod cloudflare;
 mod config;
+mod debug;
 mod egress;
 mod godaddy;
 mod http;
@@ -40,8 +41,8 @@ mod xml;
 
 pub use cloudflare::{CLOUDFLARE_API, Cloudflare};
 pub use config::{ConfigError, ProviderConfig};
-pub use egress::discover_egress_ip;
 pub use dns_verify::{DnsProvider, DnsRecord, ProviderError, RecordData, Rfc2136Provider};
+pub use egress::discover_egress_ip;
 pub use godaddy::{GODADDY_API, GoDaddy};
 pub use http::ClientError;
 pub use namecheap::{NAMECHEAP_API, Namecheap};

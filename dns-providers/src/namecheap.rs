@@ -10,13 +10,14 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use dns_verify::{DnsProvider, DnsRecord, ProviderError, RecordData, same_type};
+use dns_verify::{DnsRecord, ProviderError, same_type};
 use hyper::Method;
 use tokio::sync::Mutex;
 
 use crate::{
+    debug::debug_without_secrets,
     http::{HttpClient, redact},
-    rrset::{self, RrsetApi},
+    rrset::{self, RrsetApi, SetWrite},
     text::{bare, data_of, relative, value_of},
     xml::Element,
 };
@@ -42,15 +43,7 @@ pub struct Namecheap {
     writing: Mutex<()>,
 }
 
-impl std::fmt::Debug for Namecheap {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Namecheap")
-            .field("base", &self.base)
-            .field("domain", &self.domain)
-            .field("client_ip", &self.client_ip)
-            .finish_non_exhaustive()
-    }
-}
+debug_without_secrets!(Namecheap { base, domain, client_ip });
 
 /// One host as `getHosts` returns it.
 #[derive(Debug, Clone)]
@@ -185,23 +178,11 @@ impl RrsetApi for Namecheap {
     async fn list_name(&self, name: &str) -> Result<Vec<DnsRecord>, ProviderError> {
         let rel = relative(name, &self.domain)?;
         let (hosts, _) = self.hosts().await?;
-        Ok(hosts
-            .iter()
-            .filter(|h| h.name.eq_ignore_ascii_case(&rel))
-            .filter_map(|h| {
-                Some(DnsRecord { name: bare(name), ttl: h.ttl, data: data_of(&h.kind, &h.address, false)? })
-            })
-            .collect())
+        Ok(rrset::named(&hosts, name, &rel, |h| (&h.name, &h.kind, &h.address, h.ttl)))
     }
 
-    async fn write_set(
-        &self,
-        name: &str,
-        kind: &RecordData,
-        ttl: u32,
-        values: &[RecordData],
-        _before: &[DnsRecord],
-    ) -> Result<(), ProviderError> {
+    async fn write_set(&self, set: &SetWrite<'_>) -> Result<(), ProviderError> {
+        let SetWrite { name, kind, ttl, values, .. } = *set;
         let _one = self.writing.lock().await;
         let rel = relative(name, &self.domain)?;
         let (hosts, email_type) = self.hosts().await?;
@@ -242,21 +223,4 @@ impl RrsetApi for Namecheap {
     }
 }
 
-#[async_trait]
-impl DnsProvider for Namecheap {
-    async fn create(&self, record: &DnsRecord) -> Result<(), ProviderError> {
-        rrset::create(self, record).await
-    }
-
-    async fn delete(&self, record: &DnsRecord) -> Result<(), ProviderError> {
-        rrset::delete(self, record).await
-    }
-
-    async fn list(&self, name: &str) -> Result<Vec<DnsRecord>, ProviderError> {
-        self.list_name(name).await
-    }
-
-    async fn replace(&self, record: &DnsRecord) -> Result<(), ProviderError> {
-        rrset::replace(self, record).await
-    }
-}
+rrset::dns_provider!(Namecheap);

@@ -4,13 +4,14 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use dns_verify::{DnsProvider, DnsRecord, ProviderError, RecordData};
+use dns_verify::{DnsRecord, ProviderError};
 use hyper::Method;
 use serde::Deserialize;
 
 use crate::{
+    debug::debug_without_secrets,
     http::{Answer, HttpClient},
-    rrset::{self, RrsetApi},
+    rrset::{self, RrsetApi, SetWrite},
     text::{bare, data_of, dotted, value_of},
 };
 
@@ -28,11 +29,7 @@ pub struct PowerDns {
     api_key: String,
 }
 
-impl std::fmt::Debug for PowerDns {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PowerDns").field("base", &self.base).field("zone", &self.zone).finish_non_exhaustive()
-    }
-}
+debug_without_secrets!(PowerDns { base, zone });
 
 #[derive(Deserialize)]
 struct Zone {
@@ -134,14 +131,8 @@ impl RrsetApi for PowerDns {
             .collect())
     }
 
-    async fn write_set(
-        &self,
-        name: &str,
-        kind: &RecordData,
-        ttl: u32,
-        values: &[RecordData],
-        _before: &[DnsRecord],
-    ) -> Result<(), ProviderError> {
+    async fn write_set(&self, set: &SetWrite<'_>) -> Result<(), ProviderError> {
+        let SetWrite { name, kind, ttl, values, .. } = *set;
         let rrset = if values.is_empty() {
             serde_json::json!({ "name": dotted(name), "type": kind.type_name(), "changetype": "DELETE" })
         } else {
@@ -157,29 +148,8 @@ impl RrsetApi for PowerDns {
         let body = serde_json::to_vec(&serde_json::json!({ "rrsets": [rrset] }))
             .map_err(|e| ProviderError::server("cannot encode the PowerDNS change").with_source(e))?;
         let answer = self.http.send(Method::PATCH, &self.zone_url(), &self.headers(), body).await?;
-        if answer.status.is_success() {
-            Ok(())
-        } else {
-            Err(self.error(&answer, &format!("{} {name}", kind.type_name())))
-        }
+        if answer.status.is_success() { Ok(()) } else { Err(self.error(&answer, &set.what())) }
     }
 }
 
-#[async_trait]
-impl DnsProvider for PowerDns {
-    async fn create(&self, record: &DnsRecord) -> Result<(), ProviderError> {
-        rrset::create(self, record).await
-    }
-
-    async fn delete(&self, record: &DnsRecord) -> Result<(), ProviderError> {
-        rrset::delete(self, record).await
-    }
-
-    async fn list(&self, name: &str) -> Result<Vec<DnsRecord>, ProviderError> {
-        self.list_name(name).await
-    }
-
-    async fn replace(&self, record: &DnsRecord) -> Result<(), ProviderError> {
-        rrset::replace(self, record).await
-    }
-}
+rrset::dns_provider!(PowerDns);

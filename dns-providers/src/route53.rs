@@ -6,14 +6,15 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use dns_verify::{DnsProvider, DnsRecord, ProviderError, RecordData};
+use dns_verify::{DnsRecord, ProviderError, RecordData};
 use hyper::Method;
 use time::{OffsetDateTime, macros::format_description};
 use tokio::sync::OnceCell;
 
 use crate::{
+    debug::debug_without_secrets,
     http::{Answer, HttpClient},
-    rrset::{self, RrsetApi},
+    rrset::{self, RrsetApi, SetWrite},
     sigv4::{Signer, uri_encode},
     text::{bare, data_of, dotted, relative, value_of},
     xml::{Element, escape},
@@ -39,11 +40,7 @@ pub struct Route53 {
     zone_id: OnceCell<String>,
 }
 
-impl std::fmt::Debug for Route53 {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Route53").field("base", &self.base).field("zone", &self.zone).finish_non_exhaustive()
-    }
-}
+debug_without_secrets!(Route53 { base, zone });
 
 impl Route53 {
     /// The hosted zone named `zone`, with the IAM access key
@@ -238,14 +235,8 @@ impl RrsetApi for Route53 {
         Ok(out)
     }
 
-    async fn write_set(
-        &self,
-        name: &str,
-        kind: &RecordData,
-        ttl: u32,
-        values: &[RecordData],
-        before: &[DnsRecord],
-    ) -> Result<(), ProviderError> {
+    async fn write_set(&self, set: &SetWrite<'_>) -> Result<(), ProviderError> {
+        let SetWrite { name, kind, ttl, values, before } = *set;
         let id = self.zone_id().await?;
         let change = if values.is_empty() {
             // A DELETE must name the set exactly as it is.
@@ -262,29 +253,8 @@ impl RrsetApi for Route53 {
         );
         let path = format!("/{API_VERSION}/hostedzone/{id}/rrset/");
         let answer = self.send(Method::POST, &path, &[], body.into_bytes()).await?;
-        if answer.status.is_success() {
-            Ok(())
-        } else {
-            Err(self.error(&answer, &format!("{} {name}", kind.type_name())))
-        }
+        if answer.status.is_success() { Ok(()) } else { Err(self.error(&answer, &set.what())) }
     }
 }
 
-#[async_trait]
-impl DnsProvider for Route53 {
-    async fn create(&self, record: &DnsRecord) -> Result<(), ProviderError> {
-        rrset::create(self, record).await
-    }
-
-    async fn delete(&self, record: &DnsRecord) -> Result<(), ProviderError> {
-        rrset::delete(self, record).await
-    }
-
-    async fn list(&self, name: &str) -> Result<Vec<DnsRecord>, ProviderError> {
-        self.list_name(name).await
-    }
-
-    async fn replace(&self, record: &DnsRecord) -> Result<(), ProviderError> {
-        rrset::replace(self, record).await
-    }
-}
+rrset::dns_provider!(Route53);

@@ -206,54 +206,60 @@ pub enum ProviderError {
     },
 }
 
+/// `pub fn` constructors of [`ProviderError`] variants without a source,
+/// each argument given to the field of its name: `name(field, …) -> Variant;`
+/// after the constructor's doc.
+macro_rules! without_source {
+    ($($(#[$doc:meta])* $name:ident($($field:ident),+) -> $variant:ident;)+) => {
+        $(
+            $(#[$doc])*
+            pub fn $name($($field: impl Into<String>),+) -> Self {
+                Self::$variant { $($field: $field.into(),)+ source: None }
+            }
+        )+
+    };
+}
+
 impl ProviderError {
-    /// [`ProviderError::InvalidCredential`] without a source.
-    ///
-    /// ```
-    /// let err = dns_verify::ProviderError::invalid_credential("BADSIG");
-    /// assert_eq!(err.to_string(), "credential refused: BADSIG");
-    /// ```
-    pub fn invalid_credential(detail: impl Into<String>) -> Self {
-        Self::InvalidCredential { detail: detail.into(), source: None }
-    }
+    without_source! {
+        /// [`ProviderError::InvalidCredential`] without a source.
+        ///
+        /// ```
+        /// let err = dns_verify::ProviderError::invalid_credential("BADSIG");
+        /// assert_eq!(err.to_string(), "credential refused: BADSIG");
+        /// ```
+        invalid_credential(detail) -> InvalidCredential;
 
-    /// [`ProviderError::PermissionDenied`] without a source.
-    ///
-    /// ```
-    /// assert!(!dns_verify::ProviderError::permission_denied("no Zone.DNS:Edit").is_temporary());
-    /// ```
-    pub fn permission_denied(detail: impl Into<String>) -> Self {
-        Self::PermissionDenied { detail: detail.into(), source: None }
-    }
+        /// [`ProviderError::PermissionDenied`] without a source.
+        ///
+        /// ```
+        /// assert!(!dns_verify::ProviderError::permission_denied("no Zone.DNS:Edit").is_temporary());
+        /// ```
+        permission_denied(detail) -> PermissionDenied;
 
-    /// [`ProviderError::AccountTierGate`] without a source.
-    ///
-    /// ```
-    /// let err = dns_verify::ProviderError::account_tier_gate("ACCESS_DENIED");
-    /// assert_eq!(err.code(), "provider_account_tier");
-    /// ```
-    pub fn account_tier_gate(detail: impl Into<String>) -> Self {
-        Self::AccountTierGate { detail: detail.into(), source: None }
-    }
+        /// [`ProviderError::AccountTierGate`] without a source.
+        ///
+        /// ```
+        /// let err = dns_verify::ProviderError::account_tier_gate("ACCESS_DENIED");
+        /// assert_eq!(err.code(), "provider_account_tier");
+        /// ```
+        account_tier_gate(detail) -> AccountTierGate;
 
-    /// [`ProviderError::IpNotAllowed`] without a source.
-    ///
-    /// ```
-    /// let err = dns_verify::ProviderError::ip_not_allowed("203.0.113.7", "Invalid request IP");
-    /// assert!(err.resolution().contains("203.0.113.7"));
-    /// ```
-    pub fn ip_not_allowed(ip: impl Into<String>, detail: impl Into<String>) -> Self {
-        Self::IpNotAllowed { ip: ip.into(), detail: detail.into(), source: None }
-    }
+        /// [`ProviderError::IpNotAllowed`] without a source.
+        ///
+        /// ```
+        /// let err = dns_verify::ProviderError::ip_not_allowed("203.0.113.7", "Invalid request IP");
+        /// assert!(err.resolution().contains("203.0.113.7"));
+        /// ```
+        ip_not_allowed(ip, detail) -> IpNotAllowed;
 
-    /// [`ProviderError::ZoneNotFound`] without a source.
-    ///
-    /// ```
-    /// let err = dns_verify::ProviderError::zone_not_found("example.com");
-    /// assert_eq!(err.to_string(), "zone example.com not found at the provider");
-    /// ```
-    pub fn zone_not_found(zone: impl Into<String>) -> Self {
-        Self::ZoneNotFound { zone: zone.into(), source: None }
+        /// [`ProviderError::ZoneNotFound`] without a source.
+        ///
+        /// ```
+        /// let err = dns_verify::ProviderError::zone_not_found("example.com");
+        /// assert_eq!(err.to_string(), "zone example.com not found at the provider");
+        /// ```
+        zone_not_found(zone) -> ZoneNotFound;
     }
 
     /// [`ProviderError::RateLimited`] without a source.
@@ -269,53 +275,45 @@ impl ProviderError {
         Self::RateLimited { retry_after, source: None }
     }
 
-    /// [`ProviderError::Unavailable`] without a source.
-    ///
-    /// ```
-    /// assert!(dns_verify::ProviderError::unavailable("timed out").is_temporary());
-    /// ```
-    pub fn unavailable(detail: impl Into<String>) -> Self {
-        Self::Unavailable { detail: detail.into(), source: None }
-    }
+    without_source! {
+        /// [`ProviderError::Unavailable`] without a source.
+        ///
+        /// ```
+        /// assert!(dns_verify::ProviderError::unavailable("timed out").is_temporary());
+        /// ```
+        unavailable(detail) -> Unavailable;
 
-    /// [`ProviderError::Conflict`] without a source.
-    ///
-    /// ```
-    /// let err = dns_verify::ProviderError::conflict("x.example.com", "a TXT record is there");
-    /// assert_eq!(err.code(), "provider_record_conflict");
-    /// ```
-    pub fn conflict(name: impl Into<String>, detail: impl Into<String>) -> Self {
-        Self::Conflict { name: name.into(), detail: detail.into(), source: None }
-    }
+        /// [`ProviderError::Conflict`] without a source.
+        ///
+        /// ```
+        /// let err = dns_verify::ProviderError::conflict("x.example.com", "a TXT record is there");
+        /// assert_eq!(err.code(), "provider_record_conflict");
+        /// ```
+        conflict(name, detail) -> Conflict;
 
-    /// [`ProviderError::Refused`] without a source.
-    ///
-    /// ```
-    /// let err = dns_verify::ProviderError::refused("REFUSED");
-    /// assert!(!err.is_temporary());
-    /// ```
-    pub fn refused(detail: impl Into<String>) -> Self {
-        Self::Refused { detail: detail.into(), source: None }
-    }
+        /// [`ProviderError::Refused`] without a source.
+        ///
+        /// ```
+        /// let err = dns_verify::ProviderError::refused("REFUSED");
+        /// assert!(!err.is_temporary());
+        /// ```
+        refused(detail) -> Refused;
 
-    /// [`ProviderError::InvalidName`] without a source.
-    ///
-    /// ```
-    /// let err = dns_verify::ProviderError::invalid_name("a..b");
-    /// assert_eq!(err.to_string(), "invalid record name \"a..b\"");
-    /// ```
-    pub fn invalid_name(name: impl Into<String>) -> Self {
-        Self::InvalidName { name: name.into(), source: None }
-    }
+        /// [`ProviderError::InvalidName`] without a source.
+        ///
+        /// ```
+        /// let err = dns_verify::ProviderError::invalid_name("a..b");
+        /// assert_eq!(err.to_string(), "invalid record name \"a..b\"");
+        /// ```
+        invalid_name(name) -> InvalidName;
 
-    /// [`ProviderError::Server`] without a source.
-    ///
-    /// ```
-    /// let err = dns_verify::ProviderError::server("SERVFAIL");
-    /// assert_eq!(err.to_string(), "update failed: SERVFAIL");
-    /// ```
-    pub fn server(detail: impl Into<String>) -> Self {
-        Self::Server { detail: detail.into(), source: None }
+        /// [`ProviderError::Server`] without a source.
+        ///
+        /// ```
+        /// let err = dns_verify::ProviderError::server("SERVFAIL");
+        /// assert_eq!(err.to_string(), "update failed: SERVFAIL");
+        /// ```
+        server(detail) -> Server;
     }
 
     /// The same error with `source` (the provider's own error) attached,
@@ -714,16 +712,25 @@ impl Rfc2136Provider {
         Ok(Record::from_rdata(name, record.ttl, data))
     }
 
-    async fn send(
+    /// The server's response to `exchange` (an update or a query), within
+    /// the deadline; no answer in time is [`ProviderError::Unavailable`].
+    async fn exchange(
         &self,
-        update: impl Future<Output = Result<hickory_proto::op::DnsResponse, hickory_net::NetError>>,
-    ) -> Result<(), ProviderError> {
-        let response = tokio::time::timeout(self.timeout + Duration::from_millis(200), update)
+        exchange: impl Future<Output = Result<hickory_proto::op::DnsResponse, hickory_net::NetError>>,
+    ) -> Result<hickory_proto::op::DnsResponse, ProviderError> {
+        tokio::time::timeout(self.timeout + Duration::from_millis(200), exchange)
             .await
             .map_err(|_| {
                 ProviderError::unavailable(format!("no answer from {} in {:?}", self.server, self.timeout))
             })?
-            .map_err(classify_net_error)?;
+            .map_err(classify_net_error)
+    }
+
+    async fn send(
+        &self,
+        update: impl Future<Output = Result<hickory_proto::op::DnsResponse, hickory_net::NetError>>,
+    ) -> Result<(), ProviderError> {
+        let response = self.exchange(update).await?;
         match response.metadata.response_code {
             ResponseCode::NoError => Ok(()),
             code @ (ResponseCode::NotAuth
@@ -805,15 +812,7 @@ impl DnsProvider for Rfc2136Provider {
         let mut client = self.client();
         let mut out = Vec::new();
         for rtype in [RecordType::CNAME, RecordType::TXT, RecordType::A, RecordType::AAAA] {
-            let response = tokio::time::timeout(
-                self.timeout + Duration::from_millis(200),
-                client.query(owner.clone(), DNSClass::IN, rtype),
-            )
-            .await
-            .map_err(|_| {
-                ProviderError::unavailable(format!("no answer from {} in {:?}", self.server, self.timeout))
-            })?
-            .map_err(classify_net_error)?;
+            let response = self.exchange(client.query(owner.clone(), DNSClass::IN, rtype)).await?;
             match response.metadata.response_code {
                 ResponseCode::NoError | ResponseCode::NXDomain => {}
                 code => return Err(ProviderError::server(format!("query {name} {rtype}: {code}"))),

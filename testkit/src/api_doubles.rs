@@ -186,6 +186,12 @@ fn fqdn(rel: &str, zone: &str) -> String {
     if rel == "@" { zone.to_owned() } else { format!("{}.{zone}", rel.to_ascii_lowercase()) }
 }
 
+/// `name` relative to `zone` as GoDaddy and Namecheap write it (`@` for the
+/// apex): [`fqdn`]'s inverse.
+fn relative(name: &str, zone: &str) -> String {
+    if name == zone { "@".into() } else { name.trim_end_matches(&format!(".{zone}")).to_owned() }
+}
+
 fn json(status: u16, value: &serde_json::Value) -> Answer {
     (status, "application/json", value.to_string())
 }
@@ -287,18 +293,11 @@ fn godaddy(state: &State, auth: &str, parts: &hyper::http::request::Parts, body:
         );
     }
     let mut records = state.records.lock().unwrap_or_else(PoisonError::into_inner);
-    let rel_of = |name: &str| -> String {
-        if name == state.zone {
-            "@".into()
-        } else {
-            name.trim_end_matches(&format!(".{}", state.zone)).to_owned()
-        }
-    };
     match (parts.method.as_str(), segments.as_slice()) {
         ("GET", ["v1", "domains", _, "records"]) => {
             let list: Vec<_> = records
                 .iter()
-                .map(|r| serde_json::json!({"type": r.kind, "name": rel_of(&r.name), "data": r.data, "ttl": r.ttl}))
+                .map(|r| serde_json::json!({"type": r.kind, "name": relative(&r.name, &state.zone), "data": r.data, "ttl": r.ttl}))
                 .collect();
             json(200, &serde_json::Value::Array(list))
         }
@@ -397,13 +396,6 @@ fn namecheap(state: &State, secret: &str, body: &Bytes) -> Answer {
         return error("2019166", "Domain not found");
     }
     let mut records = state.records.lock().unwrap_or_else(PoisonError::into_inner);
-    let rel_of = |name: &str| -> String {
-        if name == state.zone {
-            "@".into()
-        } else {
-            name.trim_end_matches(&format!(".{}", state.zone)).to_owned()
-        }
-    };
     match command.as_str() {
         "namecheap.domains.dns.getHosts" => {
             let hosts: String = records
@@ -412,7 +404,7 @@ fn namecheap(state: &State, secret: &str, body: &Bytes) -> Answer {
                 .map(|(i, r)| {
                     format!(
                         "<host HostId=\"{}\" Name=\"{}\" Type=\"{}\" Address=\"{}\" MXPref=\"10\" TTL=\"{}\" AssociatedAppTitle=\"\" FriendlyName=\"\" IsActive=\"true\" IsDDNSEnabled=\"false\" />",
-                        i + 1, xml_escape(&rel_of(&r.name)), r.kind, xml_escape(&r.data), r.ttl
+                        i + 1, xml_escape(&relative(&r.name, &state.zone)), r.kind, xml_escape(&r.data), r.ttl
                     )
                 })
                 .collect();

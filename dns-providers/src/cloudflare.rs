@@ -18,7 +18,7 @@ use tokio::sync::OnceCell;
 
 use crate::{
     debug::debug_without_secrets,
-    http::{Answer, HttpClient},
+    http::{Answer, HttpClient, json_body},
     text::{bare, data_of, holds, relative, value_of},
 };
 
@@ -132,14 +132,10 @@ impl Cloudflare {
         body: Vec<u8>,
         what: &str,
     ) -> Result<Option<T>, ProviderError> {
-        let answer = self.http.send(method, url, &self.headers(), body).await?;
-        if !answer.status.is_success() {
-            return Err(self.error(&answer, what));
-        }
-        let envelope: Envelope<T> = serde_json::from_slice(&answer.body).map_err(|e| {
-            ProviderError::server(format!("{what}: Cloudflare's answer is not the JSON expected"))
-                .with_source(e)
-        })?;
+        let answer =
+            self.http.send(method, url, &self.headers(), body).await?.success_or(|a| self.error(a, what))?;
+        let envelope: Envelope<T> =
+            answer.json(format!("{what}: Cloudflare's answer is not the JSON expected"))?;
         if !envelope.success {
             return Err(self.error(&answer, what));
         }
@@ -197,14 +193,14 @@ impl DnsProvider for Cloudflare {
             return Err(conflict);
         }
         let id = self.zone_id().await?;
-        let body = serde_json::to_vec(&serde_json::json!({
+        let record_json = serde_json::json!({
             "type": record.data.type_name(),
             "name": bare(&record.name),
             "content": value_of(&record.data, false, false),
             "ttl": record.ttl.max(60),
             "proxied": false,
-        }))
-        .map_err(|e| ProviderError::server("cannot encode the Cloudflare record").with_source(e))?;
+        });
+        let body = json_body(&record_json, "cannot encode the Cloudflare record")?;
         let url = format!("{}/zones/{id}/dns_records", self.base);
         self.call::<serde_json::Value>(Method::POST, &url, body, &format!("create {}", record.name)).await?;
         Ok(())

@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use crate::{
     debug::debug_without_secrets,
-    http::{Answer, HttpClient},
+    http::{Answer, HttpClient, json_body},
     rrset::{self, RrsetApi, SetWrite},
     text::{bare, relative, value_of},
 };
@@ -115,14 +115,13 @@ impl RrsetApi for GoDaddy {
     async fn list_name(&self, name: &str) -> Result<Vec<DnsRecord>, ProviderError> {
         let rel = relative(name, &self.domain)?;
         let url = format!("{}/v1/domains/{}/records", self.base, self.domain);
-        let answer = self.http.send(Method::GET, &url, &self.headers(), Vec::new()).await?;
-        if !answer.status.is_success() {
-            return Err(self.error(&answer, &format!("list {}", self.domain)));
-        }
-        let records: Vec<Record> = serde_json::from_slice(&answer.body).map_err(|e| {
-            ProviderError::server(format!("GoDaddy records of {} are not the JSON expected", self.domain))
-                .with_source(e)
-        })?;
+        let answer = self
+            .http
+            .send(Method::GET, &url, &self.headers(), Vec::new())
+            .await?
+            .success_or(|a| self.error(a, &format!("list {}", self.domain)))?;
+        let records: Vec<Record> =
+            answer.json(format!("GoDaddy records of {} are not the JSON expected", self.domain))?;
         Ok(rrset::named(&records, name, &rel, |r| (&r.name, &r.kind, &r.data, r.ttl)))
     }
 
@@ -144,8 +143,7 @@ impl RrsetApi for GoDaddy {
                 .iter()
                 .map(|v| serde_json::json!({ "data": value_of(v, false, false), "ttl": ttl.max(600) }))
                 .collect();
-            let body = serde_json::to_vec(&body)
-                .map_err(|e| ProviderError::server("cannot encode the GoDaddy change").with_source(e))?;
+            let body = json_body(&body, "cannot encode the GoDaddy change")?;
             self.http.send(Method::PUT, &url, &self.headers(), body).await?
         };
         if answer.status.is_success() || (values.is_empty() && answer.status.as_u16() == 404) {

@@ -11,6 +11,9 @@ use hyper_util::{
     client::legacy::{Client, connect::HttpConnector},
     rt::TokioExecutor,
 };
+use serde::{Serialize, de::DeserializeOwned};
+
+use crate::xml::Element;
 
 /// Largest answer read from a provider (a zone listing of a big zone fits).
 const MAX_BODY: usize = 8 * 1024 * 1024;
@@ -46,6 +49,24 @@ impl Answer {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs)
+    }
+
+    /// The answer when its status is a success, else `error` of it (the
+    /// provider's mapping of its documented errors).
+    pub fn success_or(self, error: impl FnOnce(&Self) -> ProviderError) -> Result<Self, ProviderError> {
+        if self.status.is_success() { Ok(self) } else { Err(error(&self)) }
+    }
+
+    /// The body as JSON; else [`ProviderError::Server`] saying
+    /// `unexpected`, with the parse error as its source.
+    pub fn json<T: DeserializeOwned>(&self, unexpected: impl Into<String>) -> Result<T, ProviderError> {
+        serde_json::from_slice(&self.body).map_err(|e| ProviderError::server(unexpected).with_source(e))
+    }
+
+    /// The body as XML; else [`ProviderError::Server`] saying `unexpected`,
+    /// with the parse error as its source.
+    pub fn xml(&self, unexpected: impl Into<String>) -> Result<Element, ProviderError> {
+        Element::parse(&self.body).map_err(|e| ProviderError::server(unexpected).with_source(e))
     }
 
     /// The error for an answer no provider rule matched: by status class.
@@ -124,6 +145,12 @@ impl HttpClient {
             ProviderError::unavailable(format!("{method} {}: no answer in {:?}", redact(url), self.timeout))
         })?
     }
+}
+
+/// `value` as a JSON request body; else [`ProviderError::Server`] saying
+/// `unencodable`.
+pub(crate) fn json_body(value: &impl Serialize, unencodable: &str) -> Result<Vec<u8>, ProviderError> {
+    serde_json::to_vec(value).map_err(|e| ProviderError::server(unencodable).with_source(e))
 }
 
 /// `url` without its query (Namecheap puts the API key there).

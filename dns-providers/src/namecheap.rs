@@ -117,13 +117,8 @@ impl Namecheap {
         if answer.status.as_u16() == 429 {
             return Err(ProviderError::rate_limited(answer.retry_after()));
         }
-        if !answer.status.is_success() {
-            return Err(answer.generic_error(&format!("{what} at {}", redact(&self.base))));
-        }
-        let root = Element::parse(&answer.body).map_err(|e| {
-            ProviderError::server(format!("{what}: Namecheap's answer is not the XML expected"))
-                .with_source(e)
-        })?;
+        let answer = answer.success_or(|a| a.generic_error(&format!("{what} at {}", redact(&self.base))))?;
+        let root = answer.xml(format!("{what}: Namecheap's answer is not the XML expected"))?;
         if root.attr("Status").is_some_and(|s| s.eq_ignore_ascii_case("OK")) {
             return root.child("CommandResponse").cloned().ok_or_else(|| {
                 ProviderError::server(format!("{what}: no CommandResponse in Namecheap's answer"))

@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use crate::{
     debug::debug_without_secrets,
-    http::{Answer, HttpClient},
+    http::{Answer, HttpClient, json_body},
     rrset::{self, RrsetApi, SetWrite},
     text::{bare, data_of, dotted, value_of},
 };
@@ -106,14 +106,12 @@ impl PowerDns {
 impl RrsetApi for PowerDns {
     async fn list_name(&self, name: &str) -> Result<Vec<DnsRecord>, ProviderError> {
         crate::text::relative(name, &self.zone)?;
-        let answer = self.http.send(Method::GET, &self.zone_url(), &self.headers(), Vec::new()).await?;
-        if !answer.status.is_success() {
-            return Err(self.error(&answer, &format!("list {}", self.zone)));
-        }
-        let zone: Zone = serde_json::from_slice(&answer.body).map_err(|e| {
-            ProviderError::server(format!("PowerDNS zone {} is not the JSON expected", self.zone))
-                .with_source(e)
-        })?;
+        let answer = self
+            .http
+            .send(Method::GET, &self.zone_url(), &self.headers(), Vec::new())
+            .await?
+            .success_or(|a| self.error(a, &format!("list {}", self.zone)))?;
+        let zone: Zone = answer.json(format!("PowerDNS zone {} is not the JSON expected", self.zone))?;
         let want = bare(name);
         Ok(zone
             .rrsets
@@ -145,10 +143,12 @@ impl RrsetApi for PowerDns {
                 "changetype": "REPLACE", "records": records,
             })
         };
-        let body = serde_json::to_vec(&serde_json::json!({ "rrsets": [rrset] }))
-            .map_err(|e| ProviderError::server("cannot encode the PowerDNS change").with_source(e))?;
-        let answer = self.http.send(Method::PATCH, &self.zone_url(), &self.headers(), body).await?;
-        if answer.status.is_success() { Ok(()) } else { Err(self.error(&answer, &set.what())) }
+        let body = json_body(&serde_json::json!({ "rrsets": [rrset] }), "cannot encode the PowerDNS change")?;
+        self.http
+            .send(Method::PATCH, &self.zone_url(), &self.headers(), body)
+            .await?
+            .success_or(|a| self.error(a, &set.what()))?;
+        Ok(())
     }
 }
 

@@ -163,16 +163,11 @@ impl Route53 {
             .get_or_try_init(|| async {
                 let path = format!("/{API_VERSION}/hostedzonesbyname");
                 let zone = dotted(&self.zone);
-                let answer = self
+                let root = self
                     .send(Method::GET, &path, &[("dnsname", &zone), ("maxitems", "1")], Vec::new())
-                    .await?;
-                if !answer.status.is_success() {
-                    return Err(self.error(&answer, &format!("find hosted zone {}", self.zone)));
-                }
-                let root = Element::parse(&answer.body).map_err(|e| {
-                    ProviderError::server("Route 53's hosted zone list is not the XML expected")
-                        .with_source(e)
-                })?;
+                    .await?
+                    .success_or(|a| self.error(a, &format!("find hosted zone {}", self.zone)))?
+                    .xml("Route 53's hosted zone list is not the XML expected")?;
                 root.all("HostedZone")
                     .into_iter()
                     .find(|z| z.child_text("Name").is_some_and(|n| bare(n) == self.zone))
@@ -210,14 +205,11 @@ impl RrsetApi for Route53 {
         let id = self.zone_id().await?;
         let path = format!("/{API_VERSION}/hostedzone/{id}/rrset");
         let owner = dotted(name);
-        let answer =
-            self.send(Method::GET, &path, &[("name", &owner), ("maxitems", "20")], Vec::new()).await?;
-        if !answer.status.is_success() {
-            return Err(self.error(&answer, &format!("list {}", bare(name))));
-        }
-        let root = Element::parse(&answer.body).map_err(|e| {
-            ProviderError::server("Route 53's record list is not the XML expected").with_source(e)
-        })?;
+        let root = self
+            .send(Method::GET, &path, &[("name", &owner), ("maxitems", "20")], Vec::new())
+            .await?
+            .success_or(|a| self.error(a, &format!("list {}", bare(name))))?
+            .xml("Route 53's record list is not the XML expected")?;
         let want = bare(name);
         let mut out = Vec::new();
         for set in root.all("ResourceRecordSet") {
@@ -252,8 +244,10 @@ impl RrsetApi for Route53 {
              <ChangeBatch><Changes>{change}</Changes></ChangeBatch></ChangeResourceRecordSetsRequest>"
         );
         let path = format!("/{API_VERSION}/hostedzone/{id}/rrset/");
-        let answer = self.send(Method::POST, &path, &[], body.into_bytes()).await?;
-        if answer.status.is_success() { Ok(()) } else { Err(self.error(&answer, &set.what())) }
+        self.send(Method::POST, &path, &[], body.into_bytes())
+            .await?
+            .success_or(|a| self.error(a, &set.what()))?;
+        Ok(())
     }
 }
 

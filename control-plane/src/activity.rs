@@ -19,7 +19,7 @@ use cert_store::{CertStore, Storage, StorageError};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::{Connection, DEFAULT_TENANT, Problem, ProblemCode, keys};
+use crate::{Connection, DEFAULT_TENANT, DomainState, Problem, ProblemCode, keys};
 
 /// Records are kept this long unless told otherwise.
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(90 * 24 * 3600);
@@ -393,6 +393,15 @@ impl EventSink for ActivityLog {
             _ => return,
         };
         let holder = self.holder(&event.hostname).await;
+        // A failed first issuance is recorded by the control plane itself,
+        // with the customer's code and when it is retried; the manager's
+        // event would record it a second time. Renewals (the connection is
+        // live) fail only here.
+        let issuing =
+            holder.as_ref().is_some_and(|c| !matches!(c.state, DomainState::Live | DomainState::Drifted));
+        if issuing && matches!(activity, Activity::Failed(_)) {
+            return;
+        }
         let tenant = holder.as_ref().map_or(DEFAULT_TENANT, |c| c.tenant.as_str()).to_owned();
         let connection = holder.as_ref().map(|c| c.id.as_str());
         if let Err(e) = self.append(&tenant, connection, Some(&event.hostname), activity, event.at).await {
@@ -470,6 +479,28 @@ mod tests {
         let created = read(ActivityFilter { kind: Some("created".into()), ..Default::default() }).await;
         assert_eq!(created.len(), 2);
         assert_eq!(read(ActivityFilter::default()).await.len(), 4);
+    }
+
+    #[tokio::test]
+    async fn a_failed_first_issuance_is_not_recorded_twice_a_failed_renewal_is() {
+        let storage: Arc<dyn Storage> = Arc::new(MemoryStorage::new());
+        let log = ActivityLog::new(Arc::clone(&storage));
+        let failed = |host: &str| {
+            Event::now(
+                host,
+                EventKind::Failed { class: acme_core::ErrorClass::CaUnavailable, detail: "503".into() },
+            )
+        };
+        for (id, host, state) in [("aa", "new.example.com", "verified"), ("bb", "live.example.com", "live")] {
+            let mut c = connection(id, host);
+            c.state = serde_json::from_value(serde_json::json!(state)).unwrap();
+            storage.put(&keys::connection(id).unwrap(), &serde_json::to_vec(&c).unwrap()).await.unwrap();
+            storage.put(&keys::claim(host).unwrap(), id.as_bytes()).await.unwrap();
+            log.publish(&failed(host)).await;
+        }
+        let items = log.read("t1", &ActivityFilter::default(), 10).await.unwrap().items;
+        assert_eq!(items.len(), 1, "{items:?}");
+        assert_eq!(items[0].connection.as_deref(), Some("bb"), "the renewal's failure");
     }
 
     #[tokio::test]

@@ -106,10 +106,16 @@ impl Repo {
         }
         let bytes = serde_json::to_vec(connection).map_err(|e| StorageError::Backend(e.into()))?;
         self.storage.put(&keys::connection(&connection.id)?, &bytes).await?;
+        // Entries are named to the second: a time moved within the same
+        // second names the entry just written, which must stay.
+        let new_key = new.map(|at| crate::due::entry_key(&connection.id, at)).transpose()?;
         if let Some(at) = old
             && old != new
         {
-            self.due.remove(&crate::due::entry_key(&connection.id, at)?).await?;
+            let old_key = crate::due::entry_key(&connection.id, at)?;
+            if Some(&old_key) != new_key.as_ref() {
+                self.due.remove(&old_key).await?;
+            }
         }
         Ok(())
     }

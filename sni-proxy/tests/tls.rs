@@ -472,3 +472,114 @@ async fn from_source_loads_lazily_and_serves_what_the_source_pushes() {
     let err = rustls_echo(&Target { addr, root_pem }, "shop.example.com").await.unwrap_err();
     assert_eq!(received_alert(&err), Some(rustls::AlertDescription::UnrecognisedName), "{err:?}");
 }
+
+/// An echo upstream that counts the connections it accepted.
+async fn counting_echo_upstream() -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = Arc::clone(&accepted);
+    let addr = testkit::tcp_server(move |mut s| {
+        counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        async move {
+            let (mut r, mut w) = s.split();
+            let _ = tokio::io::copy(&mut r, &mut w).await;
+        }
+    })
+    .await;
+    (addr, accepted)
+}
+
+async fn connect_with_alpn(
+    addr: SocketAddr,
+    root_pem: &str,
+    alpn: &[&[u8]],
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let mut config = common::client_config(root_pem);
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    connector.connect(ServerName::try_from("shop.example.com").unwrap(), tcp).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_clients_reach_the_upstream_only_once_they_speak() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let ca = TestCa::new();
+    let resolver = Arc::new(SniResolver::new());
+    resolver.insert_bundle(&ca.issue(&CertRequest::new(["shop.example.com"])).await.unwrap()).unwrap();
+    let (upstream, accepted) = counting_echo_upstream().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(serve_tls(listener, TlsConfig::new(resolver, upstream)));
+    let root = ca.root_pem().await.unwrap();
+    // HTTP clients that only handshake cost the upstream nothing.
+    for _ in 0..5 {
+        let tls = connect_with_alpn(addr, &root, &[b"http/1.1"]).await;
+        drop(tls);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(accepted.load(SeqCst), 0, "no upstream connection for handshake-only HTTP clients");
+    // Their first bytes open it, and reach it.
+    let mut tls = connect_with_alpn(addr, &root, &[b"h2", b"http/1.1"]).await;
+    tls.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+    let mut buf = vec![0u8; 18];
+    tls.read_exact(&mut buf).await.unwrap();
+    assert_eq!(buf, b"GET / HTTP/1.1\r\n\r\n");
+    assert_eq!(accepted.load(SeqCst), 1);
+    // Without ALPN the protocol may have the server speak first: connected at once.
+    let _silent = connect_with_alpn(addr, &root, &[]).await;
+    let start = std::time::Instant::now();
+    while accepted.load(SeqCst) < 2 && start.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(accepted.load(SeqCst), 2, "a client without ALPN gets its upstream before it speaks");
+}
+
+/// Connects twice with one resumption-capable client; returns how the second
+/// handshake went and the first's cipher suite.
+async fn second_handshake(
+    addr: SocketAddr,
+    root_pem: &str,
+) -> (Option<rustls::HandshakeKind>, Option<rustls::CipherSuite>) {
+    let config = Arc::new(common::client_config(root_pem));
+    let mut kinds = Vec::new();
+    let mut suite = None;
+    for _ in 0..2 {
+        let connector = tokio_rustls::TlsConnector::from(Arc::clone(&config));
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut tls =
+            connector.connect(ServerName::try_from("shop.example.com").unwrap(), tcp).await.unwrap();
+        // An echo round trip: the session tickets arrive before the answer.
+        tls.write_all(b"ping").await.unwrap();
+        let mut buf = [0u8; 4];
+        tls.read_exact(&mut buf).await.unwrap();
+        kinds.push(tls.get_ref().1.handshake_kind());
+        suite = suite.or_else(|| tls.get_ref().1.negotiated_cipher_suite().map(|s| s.suite()));
+    }
+    (kinds[1], suite)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_stateless_ticket_by_default_none_when_off_and_aes_128_chosen() {
+    let ca = TestCa::new();
+    let resolver = Arc::new(SniResolver::new());
+    resolver.insert_bundle(&ca.issue(&CertRequest::new(["shop.example.com"])).await.unwrap()).unwrap();
+    let root = ca.root_pem().await.unwrap();
+    let upstream = common::echo_upstream().await;
+    let serve = |tickets: usize| {
+        let mut config = TlsConfig::new(Arc::clone(&resolver), upstream);
+        config.session_tickets = tickets;
+        async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            tokio::spawn(serve_tls(listener, config));
+            addr
+        }
+    };
+    assert_eq!(TlsConfig::new(Arc::clone(&resolver), upstream).session_tickets, 1);
+    let (kind, suite) = second_handshake(serve(1).await, &root).await;
+    assert_eq!(kind, Some(rustls::HandshakeKind::Resumed), "the default ticket resumes");
+    // rustls's client lists AES-256-GCM first; the server picks AES-128-GCM.
+    assert_eq!(suite, Some(rustls::CipherSuite::TLS13_AES_128_GCM_SHA256));
+    let (kind, _) = second_handshake(serve(0).await, &root).await;
+    assert_eq!(kind, Some(rustls::HandshakeKind::Full), "no ticket, no resumption");
+}

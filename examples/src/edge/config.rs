@@ -184,6 +184,11 @@ pub struct Config {
     /// Zone that `_acme-challenge` CNAMEs delegate into.
     #[arg(long, env = "EDGE_DELEGATION_ZONE", default_value = "acme.edge.example")]
     pub delegation_zone: String,
+    /// Where each SAN's `_acme-challenge` CNAME points inside the delegation
+    /// zone: `per-hostname` (a label per name) or `per-tenant`
+    /// (`<tenant>.<zone>`, one record for a tenant's every name).
+    #[arg(long, env = "EDGE_DELEGATION_TARGET", default_value = "per-hostname")]
+    pub delegation_target: dns_verify::DelegationTarget,
     /// The CNAME target customers point their hostnames at.
     #[arg(long, env = "EDGE_ROUTING_CNAME", default_value = "edge.example")]
     pub routing_cname: String,

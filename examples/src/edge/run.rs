@@ -8,7 +8,8 @@ use acme_core::{
 };
 use cert_store::{CertSource, CertStore, ChallengeAnswers, FileStorage, PostgresStorage, Provision, Storage};
 use control_plane::{
-    ActivityLog, CertificateEvents, ControlPlane, DomainCerts, Outbox, WORK_LEASE_TTL, WidgetKey,
+    ActivityLog, CertificateEvents, ClaimTenants, ControlPlane, DomainCerts, Outbox, WORK_LEASE_TTL,
+    WidgetKey,
 };
 use dns_verify::{Authorities, Checker, DnsProvider, DnsRecord, LocalZone, Requirements, Rfc2136Provider};
 use sni_proxy::{Http80Config, HttpAskPolicy, OnDemand, Proxy, SniResolver, TlsConfig};
@@ -118,8 +119,9 @@ pub async fn run(mut config: Config) -> Result<(), StartError> {
     }
     let widget_key =
         config.widget_secret.as_deref().map_or_else(WidgetKey::random, |s| WidgetKey::new(s.as_bytes()));
-    let mut requirements =
-        Requirements::delegating_to(&config.delegation_zone).routing_cname(&config.routing_cname);
+    let mut requirements = Requirements::delegating_to(&config.delegation_zone)
+        .routing_cname(&config.routing_cname)
+        .delegation(config.delegation_target);
     requirements = requirements.routing_addresses(config.routing_addresses.clone());
     // Development mode: our own authoritative zone, written by the control
     // plane, asked by the checker; the routing target points here.
@@ -145,7 +147,10 @@ pub async fn run(mut config: Config) -> Result<(), StartError> {
     };
     let checker = Checker::builder().authorities(authorities).timeout(Duration::from_secs(3)).build();
     let solver = if config.uses_dns01() || config.rfc2136_server.is_some() {
-        Some(dns01(&config, &requirements, &checker)?)
+        // Per tenant, a SAN's TXT goes where its tenant's shared target is:
+        // the tenant of the connection claiming it.
+        let tenants = ClaimTenants::new(control_plane::Repo::new(Arc::clone(&storage)));
+        Some(dns01(&config, &requirements, &checker)?.with_tenants(Arc::new(tenants)))
     } else {
         None
     };
@@ -229,8 +234,9 @@ pub async fn run(mut config: Config) -> Result<(), StartError> {
     let worker = config.worker_enabled.then(|| {
         let cp = Arc::clone(&cp);
         let tick = config.tick();
-        let apply =
-            super::dns_credentials::ApplyPass::every(Duration::from_secs(config.dns_credentials.apply_interval_secs.max(1)));
+        let apply = super::dns_credentials::ApplyPass::every(Duration::from_secs(
+            config.dns_credentials.apply_interval_secs.max(1),
+        ));
         async move {
             loop {
                 apply.tick(&cp).await;

@@ -289,7 +289,7 @@ async fn a_domain_with_wildcard_and_sans_goes_active_gains_a_san_without_downtim
     tokio::time::sleep(Duration::from_millis(500)).await;
     stop.store(true, Ordering::Relaxed);
     client.join().unwrap();
-    let failed = failures.lock().unwrap();
+    let failed = std::mem::take(&mut *failures.lock().unwrap());
     assert!(
         failed.is_empty(),
         "{} of {} handshakes failed: {}",

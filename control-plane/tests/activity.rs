@@ -2,6 +2,8 @@
 //! sharing one real PostgreSQL append at once and lose nothing; a storage
 //! whose reads fail during appends loses nothing already written.
 
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
 use std::sync::{
     Arc,
     atomic::{AtomicBool, Ordering},

@@ -201,6 +201,27 @@ pub fn connector_trusting(
     Ok(tokio_rustls::TlsConnector::from(std::sync::Arc::new(config)))
 }
 
+/// [`connector_trusting`] offering `http/1.1` by ALPN, as browsers do (so a
+/// terminating proxy knows the client speaks first).
+///
+/// # Errors
+/// When the PEM holds no usable certificate.
+pub fn http_connector_trusting(
+    root_pem: &str,
+) -> Result<tokio_rustls::TlsConnector, Box<dyn std::error::Error + Send + Sync>> {
+    use rustls_pki_types::{CertificateDer, pem::PemObject};
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(CertificateDer::from_pem_slice(root_pem.as_bytes())?)?;
+    let mut config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsConnector::from(std::sync::Arc::new(config)))
+}
+
 /// The median (upper median for even counts); 0 for no values.
 #[must_use]
 pub fn median(values: &[f64]) -> f64 {

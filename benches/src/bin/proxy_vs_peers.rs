@@ -834,8 +834,9 @@ fn drive(opts: &Options) -> Result<(), Error> {
     let count = opts.certificates;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let dir: PathBuf = std::env::temp_dir().join(format!("proxy-vs-peers-{}", std::process::id()));
-    let logs: PathBuf = std::env::var_os("BENCH_LOG_DIR").map_or_else(|| dir.join("logs"), PathBuf::from);
-    let logs = logs.join("proxy-vs-peers");
+    // $BENCH_LOG_DIR is this program's own directory (benches/run makes one per program).
+    let logs: PathBuf = std::env::var_os("BENCH_LOG_DIR")
+        .map_or_else(|| dir.join("logs").join("proxy-vs-peers"), PathBuf::from);
     let certs = dir.join("certs");
     // This run's logs only.
     let _ = std::fs::remove_dir_all(&logs);
@@ -1044,7 +1045,9 @@ fn drive(opts: &Options) -> Result<(), Error> {
 
     let client_note = |s: &Series| {
         let share = benches::median(&s.client_cpu_share);
-        if share > 0.9 {
+        if share == 0.0 {
+            "; load generator: h2load, its CPU not sampled".to_owned()
+        } else if share > 0.9 {
             format!("; load generator at {:.0}% of a core (the bottleneck)", share * 100.0)
         } else {
             format!("; load generator at {:.0}% of a core", share * 100.0)

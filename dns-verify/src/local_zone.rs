@@ -85,13 +85,7 @@ impl LocalZone {
     /// # Errors
     /// [`LocalZoneError`] when the address cannot be bound.
     pub async fn start(addr: SocketAddr) -> Result<Self, LocalZoneError> {
-        let udp = tokio::net::UdpSocket::bind(addr)
-            .await
-            .map_err(|source| LocalZoneError::Bind { addr, source })?;
-        let addr = udp.local_addr().map_err(|source| LocalZoneError::Bind { addr, source })?;
-        let tcp = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|source| LocalZoneError::Bind { addr, source })?;
+        let (udp, tcp, addr) = bind_pair(addr).await?;
         let root = Name::root();
         let soa = Record::from_rdata(
             root.clone(),
@@ -164,6 +158,28 @@ impl DnsProvider for LocalZone {
             .flat_map(|(_, set)| set.records_without_rrsigs())
             .filter_map(|r| crate::provider::record_of(name, r))
             .collect())
+    }
+}
+
+/// A UDP socket and a TCP listener on the same port. With port 0, the
+/// port the system picks for UDP may be taken for TCP by another process:
+/// then another port is tried (a few times).
+async fn bind_pair(
+    addr: SocketAddr,
+) -> Result<(tokio::net::UdpSocket, tokio::net::TcpListener, SocketAddr), LocalZoneError> {
+    let mut attempts = 0;
+    loop {
+        let udp = tokio::net::UdpSocket::bind(addr)
+            .await
+            .map_err(|source| LocalZoneError::Bind { addr, source })?;
+        let bound = udp.local_addr().map_err(|source| LocalZoneError::Bind { addr, source })?;
+        match tokio::net::TcpListener::bind(bound).await {
+            Ok(tcp) => return Ok((udp, tcp, bound)),
+            Err(e) if addr.port() == 0 && e.kind() == std::io::ErrorKind::AddrInUse && attempts < 20 => {
+                attempts += 1;
+            }
+            Err(source) => return Err(LocalZoneError::Bind { addr: bound, source }),
+        }
     }
 }
 

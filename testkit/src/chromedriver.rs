@@ -17,7 +17,7 @@ use crate::{TestkitError, free_port};
 /// ```no_run
 /// let driver = testkit::ChromeDriver::start().unwrap();
 /// let capabilities = driver.capabilities(360, 740);
-/// println!("{} {capabilities}", driver.url());
+/// println!("{} {capabilities:?}", driver.url());
 /// ```
 #[derive(Debug)]
 pub struct ChromeDriver {

@@ -108,4 +108,13 @@ impl DnsProvider for ZoneProvider {
         state.journal.push(Change::Deleted(record.clone()));
         Ok(())
     }
+
+    /// What this provider wrote at `name` (a real integration asks the DNS
+    /// host's API). `replace`, and the edge's credential check, list.
+    async fn list(&self, name: &str) -> Result<Vec<DnsRecord>, ProviderError> {
+        let owner = self.owner(&DnsRecord::txt(name, ""))?;
+        let state = self.state.lock().await;
+        let data = state.records.get(&owner).into_iter().flatten();
+        Ok(data.map(|data| DnsRecord { name: owner.clone(), ttl: 60, data: data.clone() }).collect())
+    }
 }

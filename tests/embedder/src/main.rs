@@ -107,7 +107,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         async move { manager.start_background() }
     });
 
-    let connection = control.create("shop.customer.example", None).await?;
+    let connection = control.create(control_plane::DEFAULT_TENANT, "shop.customer.example").await?;
     let live = control.advance(&connection.id, true, 10).await?.ok_or("connection not advanced")?;
     println!("{}: {:?}", live.hostname, live.state);
     if live.state != DomainState::Live || manager.get("shop.customer.example").await.is_none() {

@@ -65,13 +65,7 @@ const CRITERION: &[(&str, &str, &str, f64, Option<f64>)] = &[
         1.0,
         None,
     ),
-    (
-        "sni_lookup_1m_shuffled/miss",
-        "SNI lookup, shuffled 1,000,000 distinct names, miss",
-        "ns",
-        1.0,
-        None,
-    ),
+    ("sni_lookup_1m_shuffled/miss", "SNI lookup, shuffled 1,000,000 distinct names, miss", "ns", 1.0, None),
     (
         "due_before_1m_index/1%_due",
         "due-for-renewal scan, 1,000,000-entry index (1% due)",

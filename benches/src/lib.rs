@@ -247,24 +247,7 @@ pub fn higher_is_better(
     theirs: &[f64],
     target: f64,
 ) -> Row {
-    let ratios: Vec<f64> = ours.iter().zip(theirs).map(|(o, t)| o / t).collect();
-    let ratio = median(&ratios);
-    Row {
-        metric: metric.to_owned(),
-        unit: unit.to_owned(),
-        ours: median(ours),
-        peer: Some(peer.to_owned()),
-        peer_value: Some(median(theirs)),
-        ratio: Some(ratio),
-        target: format!("ratio >= {target}"),
-        met: ratio >= target,
-        spread: format!("ratio {}", spread(&ratios)),
-        rounds: ours.len(),
-        peer_rounds: theirs.len(),
-        failures: String::new(),
-        commit: String::new(),
-        measured_at: String::new(),
-    }
+    compared(metric, unit, peer, ours, theirs, Bound::AtLeast(target))
 }
 
 /// A comparison where lower is better (CPU per handshake): ratio = ours /
@@ -278,8 +261,24 @@ pub fn lower_is_better(
     theirs: &[f64],
     target: f64,
 ) -> Row {
+    compared(metric, unit, peer, ours, theirs, Bound::AtMost(target))
+}
+
+/// The bound a comparison's ratio is held to.
+enum Bound {
+    AtLeast(f64),
+    AtMost(f64),
+}
+
+/// The row of a comparison: the median of the per-round ratios ours / peer,
+/// held to `bound`.
+fn compared(metric: &str, unit: &str, peer: &str, ours: &[f64], theirs: &[f64], bound: Bound) -> Row {
     let ratios: Vec<f64> = ours.iter().zip(theirs).map(|(o, t)| o / t).collect();
     let ratio = median(&ratios);
+    let (relation, target, met) = match bound {
+        Bound::AtLeast(target) => (">=", target, ratio >= target),
+        Bound::AtMost(target) => ("<=", target, ratio <= target),
+    };
     Row {
         metric: metric.to_owned(),
         unit: unit.to_owned(),
@@ -287,8 +286,8 @@ pub fn lower_is_better(
         peer: Some(peer.to_owned()),
         peer_value: Some(median(theirs)),
         ratio: Some(ratio),
-        target: format!("ratio <= {target}"),
-        met: ratio <= target,
+        target: format!("ratio {relation} {target}"),
+        met,
         spread: format!("ratio {}", spread(&ratios)),
         rounds: ours.len(),
         peer_rounds: theirs.len(),

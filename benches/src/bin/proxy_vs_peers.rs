@@ -643,8 +643,13 @@ fn thread_ticks() -> u64 {
 /// window (ok = 2xx). (h2load's `-D` duration mode does not end with
 /// `Connection: close` in 1.52: a request count is given instead, sized from
 /// the warm-up's rate; a `timeout` bounds a stuck run.)
+/// h2load's CPU time is read by the shell that ran it: once it has waited for
+/// `timeout` (which waited for h2load), its own `cutime` + `cstime` in
+/// `/proc/<pid>/stat` are h2load's user + system ticks; it prints them as a
+/// last line `h2load-cpu-ticks <n>`.
 fn h2load(port: u16, requests: u64, limit: Duration, concurrency: usize) -> Window {
-    let out = Command::new("timeout")
+    let out = Command::new("sh")
+        .args(["-c", H2LOAD_CPU_SCRIPT, "sh", "timeout"])
         .arg(limit.as_secs().max(1).to_string())
         .args(["h2load", "--h1", "-t", "1", "-c", &concurrency.to_string(), "-n", &requests.to_string()])
         .args(["-H", "Connection: close", &format!("https://localhost:{port}/")])
@@ -677,6 +682,9 @@ fn h2load(port: u16, requests: u64, limit: Duration, concurrency: usize) -> Wind
     if w.ok == 0 && !out.status.success() {
         w.failures.insert(format!("h2load: {}", String::from_utf8_lossy(&out.stderr).trim()), 1);
     }
+    if let Some(ticks) = text.lines().find_map(|l| l.strip_prefix("h2load-cpu-ticks ")) {
+        w.client_cpu = ticks.trim().parse::<f64>().unwrap_or(0.0) / benches::clock_ticks_per_second();
+    }
     if let Some(line) = text.lines().find(|l| l.starts_with("finished in")) {
         // "finished in 6.00s, 1234.50 req/s, …" or "finished in 147.53ms, …"
         if let Some(t) = line.split_whitespace().nth(2).map(|t| t.trim_end_matches(',')) {
@@ -693,6 +701,11 @@ fn h2load(port: u16, requests: u64, limit: Duration, concurrency: usize) -> Wind
     }
     w
 }
+
+/// Runs its arguments, then prints the CPU ticks of the children it waited
+/// for (fields 16 and 17 of its own stat: cutime, cstime) and exits with the
+/// command's status.
+const H2LOAD_CPU_SCRIPT: &str = r#""$@"; rc=$?; set -- $(sed 's/.*) //' /proc/$$/stat); echo "h2load-cpu-ticks $((${14} + ${15}))"; exit $rc"#;
 
 /// MiB/s downloaded over `streams` connections of `bytes` each.
 async fn throughput(addr: SocketAddr, streams: usize, bytes: u64) -> Result<f64, Error> {

@@ -89,6 +89,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let webroot = work.join("webroot");
     std::fs::create_dir_all(webroot.join(".well-known/acme-challenge"))?;
     let _nginx = nginx_webroot(&work, &webroot, http.port())?;
+    // The command each lego process runs per name, for the results' appendix.
+    std::fs::write(
+        work.join("lego-command.txt"),
+        format!(
+            "LEGO_CA_CERTIFICATES={} lego --server {} --email bench@example.test --accept-tos --path <one per process> \\\n  --domains <name> --http --http.webroot {} run\n",
+            pebble.tls_root_path().display(),
+            pebble.directory_url(),
+            webroot.display()
+        ),
+    )?;
     let lego = |names: &[String], path: &Path| -> Vec<Result<(), String>> {
         names
             .iter()

@@ -167,7 +167,8 @@ fn main() -> Result<(), Error> {
             format!("{} rows lack a measurement of this run; RESULTS.md not written", refused.len()).into()
         );
     }
-    let markdown = render(&rows, quick, &commit, started.elapsed().as_secs_f64(), &failures);
+    let mut markdown = render(&rows, quick, &commit, started.elapsed().as_secs_f64(), &failures);
+    markdown.push_str(&peer_configs(&log_dir));
     std::fs::write(crate_dir.join("RESULTS.md"), &markdown)?;
     std::fs::write(crate_dir.join("results.json"), serde_json::to_string_pretty(&rows)?)?;
     let _ = std::fs::remove_file(&results_file);
@@ -355,6 +356,81 @@ fn render(rows: &[Row], quick: bool, commit: &str, secs: f64, failures: &[String
     md
 }
 
+/// The peers' configuration files as this run wrote and ran them, for the
+/// results' appendix. The per-certificate lists (one nginx `server` block and
+/// one Caddy `load_files` entry per name) are cut to their first two entries;
+/// files a partial run did not write are left out.
+fn peer_configs(log_dir: &Path) -> String {
+    let shown = |path: &str, text: String| -> String {
+        let text = text.replace(&log_dir.display().to_string(), "<logs>");
+        let lang = if path.ends_with(".json") { "json" } else { "" };
+        format!("\n`{path}`\n\n```{lang}\n{}\n```\n", text.trim_end())
+    };
+    let read = |path: &str| std::fs::read_to_string(log_dir.join(path)).ok();
+    let mut md = String::from(
+        "\n## Peer configurations, as this run ran them\n\nFrom `target/bench-logs/<run>/` (`<logs>` below); \
+         the per-certificate lists are cut to their first two entries.\n",
+    );
+    if let Some(text) = read("proxy-vs-peers/nginx-http.conf") {
+        md.push_str(&shown("proxy-vs-peers/nginx-http.conf", first_servers(&text)));
+    }
+    for path in [
+        "proxy-vs-peers/nginx-stream.conf",
+        "proxy-vs-peers/haproxy.cfg",
+        "on-demand-vs-caddy/caddy-1/Caddyfile",
+        "on-demand-vs-caddy/caddy-new-1/Caddyfile",
+        "on-demand-vs-caddy/nginx.conf",
+        "acme-vs-lego/lego-command.txt",
+        "acme-vs-lego/nginx.conf",
+    ] {
+        if let Some(text) = read(path) {
+            md.push_str(&shown(path, text));
+        }
+    }
+    if let Some(text) = read("proxy-vs-peers/caddy.json") {
+        md.push_str(&shown("proxy-vs-peers/caddy.json", first_certificates(&text)));
+    }
+    md
+}
+
+/// An nginx configuration with its `server` blocks (one line each) cut to the first two.
+fn first_servers(conf: &str) -> String {
+    let servers = conf.lines().filter(|l| l.trim_start().starts_with("server {")).count();
+    let mut seen = 0;
+    let mut out = String::new();
+    for line in conf.lines() {
+        if line.trim_start().starts_with("server {") {
+            seen += 1;
+            if seen > 2 {
+                if seen == 3 {
+                    let _ = writeln!(
+                        out,
+                        " # … {} more server blocks like these, one per certificate",
+                        servers - 2
+                    );
+                }
+                continue;
+            }
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+/// Caddy's JSON configuration with `apps.tls.certificates.load_files` cut to the first two entries.
+fn first_certificates(json: &str) -> String {
+    let Ok(mut value) = serde_json::from_str::<serde_json::Value>(json) else { return json.to_owned() };
+    if let Some(serde_json::Value::Array(files)) = value.pointer_mut("/apps/tls/certificates/load_files") {
+        let more = files.len().saturating_sub(2);
+        files.truncate(2);
+        if more > 0 {
+            files.push(format!("… {more} more entries like these, one per certificate").into());
+        }
+    }
+    serde_json::to_string_pretty(&value).unwrap_or_else(|_| json.to_owned())
+}
+
 fn fmt(v: f64) -> String {
     if v >= 100.0 {
         format!("{v:.0}")
@@ -362,5 +438,28 @@ fn fmt(v: f64) -> String {
         format!("{v:.2}")
     } else {
         format!("{v:.3}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_certificate_lists_are_cut_to_two_entries() {
+        let nginx = "http {\n server { server_name a; }\n server { server_name b; }\n server { server_name c; }\n server { server_name d; }\n}\n";
+        assert_eq!(
+            first_servers(nginx),
+            "http {\n server { server_name a; }\n server { server_name b; }\n \
+             # … 2 more server blocks like these, one per certificate\n}\n"
+        );
+        let caddy = r#"{"apps":{"tls":{"certificates":{"load_files":[{"n":1},{"n":2},{"n":3}]}}}}"#;
+        let cut: serde_json::Value = serde_json::from_str(&first_certificates(caddy)).expect("json");
+        assert_eq!(
+            cut.pointer("/apps/tls/certificates/load_files"),
+            Some(
+                &serde_json::json!([{"n": 1}, {"n": 2}, "… 1 more entries like these, one per certificate"])
+            )
+        );
     }
 }

@@ -104,8 +104,10 @@ struct Options {
     /// Per server and round, h2load.
     h2load_window: Duration,
     warm_up: Duration,
-    /// Bytes per stream of the throughput rows.
+    /// Bytes per stream and download of the throughput rows.
     bulk: u64,
+    /// Per server and round, the throughput rows (downloads repeated until it ends).
+    bulk_window: Duration,
     /// Connections the load generators keep open at once.
     concurrency: usize,
 }
@@ -123,6 +125,7 @@ impl Options {
                 h2load_window: s(2),
                 warm_up: s(1),
                 bulk: 32 << 20,
+                bulk_window: s(2),
                 concurrency: 32,
             }
         } else {
@@ -131,10 +134,11 @@ impl Options {
                 certificates: 10_000,
                 rounds: 5,
                 handshake_window: s(30),
-                request_window: s(8),
-                h2load_window: s(4),
+                request_window: s(30),
+                h2load_window: s(30),
                 warm_up: s(2),
                 bulk: 256 << 20,
+                bulk_window: s(30),
                 concurrency: 32,
             }
         }
@@ -144,7 +148,7 @@ impl Options {
     fn estimate_secs(&self, servers: usize) -> f64 {
         let per_round = (self.handshake_window + self.request_window + self.h2load_window).as_secs_f64();
         servers as f64 * (per_round * self.rounds as f64 + 2.0 * self.warm_up.as_secs_f64())
-            + self.rounds as f64 * 4.0 * (self.bulk as f64 / 1e9 + 0.5)
+            + self.rounds as f64 * 4.0 * (self.bulk_window.as_secs_f64() + 0.5)
     }
 }
 
@@ -708,18 +712,25 @@ fn h2load(port: u16, requests: u64, limit: Duration, concurrency: usize) -> Wind
 const H2LOAD_CPU_SCRIPT: &str = r#""$@"; rc=$?; set -- $(sed 's/.*) //' /proc/$$/stat); echo "h2load-cpu-ticks $((${14} + ${15}))"; exit $rc"#;
 
 /// MiB/s downloaded over `streams` connections of `bytes` each.
-async fn throughput(addr: SocketAddr, streams: usize, bytes: u64) -> Result<f64, Error> {
+/// `streams` downloads of `bytes` at once, again and again until `window`
+/// has passed (at least once).
+async fn throughput(addr: SocketAddr, streams: usize, bytes: u64, window: Duration) -> Result<f64, Error> {
     let connector = client(None)?;
     let start = Instant::now();
-    let tasks: Vec<_> = (0..streams)
-        .map(|i| {
-            let connector = connector.clone();
-            tokio::spawn(async move { request(&connector, addr, &name(i), &format!("/bytes/{bytes}")).await })
-        })
-        .collect();
-    let mut total = 0;
-    for t in tasks {
-        total += t.await?.map_err(|e| format!("download from {addr}: {e}"))?;
+    let (mut total, mut batches) = (0, 0);
+    while batches == 0 || start.elapsed() < window {
+        batches += 1;
+        let tasks: Vec<_> = (0..streams)
+            .map(|i| {
+                let connector = connector.clone();
+                tokio::spawn(
+                    async move { request(&connector, addr, &name(i), &format!("/bytes/{bytes}")).await },
+                )
+            })
+            .collect();
+        for t in tasks {
+            total += t.await?.map_err(|e| format!("download from {addr}: {e}"))?;
+        }
     }
     Ok(total as f64 / start.elapsed().as_secs_f64() / (1024.0 * 1024.0))
 }
@@ -1033,7 +1044,7 @@ fn drive(opts: &Options) -> Result<(), Error> {
         let order: Vec<(usize, u16)> =
             if round % 2 == 0 { pairs.to_vec() } else { [pairs[1], pairs[0], pairs[3], pairs[2]].to_vec() };
         for (i, p) in order {
-            match rt.block_on(throughput(local(p), 4, opts.bulk)) {
+            match rt.block_on(throughput(local(p), 4, opts.bulk, opts.bulk_window)) {
                 Ok(v) => bulk[i].push(v),
                 Err(e) => bulk_failures.push(e.to_string()),
             }

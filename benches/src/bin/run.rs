@@ -178,13 +178,13 @@ fn main() -> Result<(), Error> {
 }
 
 /// Seconds each step took on the 2-core machine (full, quick), for the
-/// progress lines: the full run adds up to about 30 minutes.
+/// progress lines: the full run adds up to about 50 minutes.
 fn expected_secs(name: &str, quick: bool) -> u32 {
     let (full, short) = match name {
         "criterion" => (180, 60),
         "mem-per-cert" => (10, 10),
         "cold-start" => (120, 20),
-        "proxy-vs-peers" => (930, 100),
+        "proxy-vs-peers" => (2500, 100),
         "slowloris" => (40, 15),
         "on-demand-vs-caddy" => (330, 60),
         "dns-vs-dnsperf" => (40, 10),
@@ -299,7 +299,8 @@ ECDSA P-256 signature + one X25519 key generation and agreement with ring on one
 ssl_session_tickets off, Caddy session_tickets disabled, ours session_tickets 0), SNI cycling over all \
 certificates; handshake-only and handshake + one small request forwarded on a new connection to the same \
 upstream. Clients: our rustls client (1 thread, 32 connections) and h2load from nghttp2 (a client we did not \
-write; 1 thread, 32 connections, SNI localhost). ABBA order within each round, warm-up first.\n\
+write; 1 thread, 32 connections, SNI localhost). ABBA order within each round, warm-up first; 30 s per \
+server and round for every rate and throughput row (downloads repeated until the window ends).\n\
 - Peers: nginx HTTP (reuseport, one server block per name, tuned proxy buffers), nginx stream (TLS terminated at \
 L4, certificate by $ssl_server_name: nginx 1.22's stream has no server_name, so it reads the files at each \
 handshake), Caddy by JSON (load_files, one connection policy, one route, cache capacity 2x the certificates), \

@@ -113,6 +113,18 @@ impl Row {
     }
 }
 
+/// Logs of a server the harness runs, at `info` (or `RUST_LOG`), without
+/// colours, to stderr, which the driver keeps in a file.
+pub fn log_to_stderr() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .try_init();
+}
+
 /// The commit the benchmarks measure: `$BENCH_COMMIT` (set by the harness
 /// for every program it runs), else `git rev-parse --short HEAD` plus
 /// "+dirty" when tracked files differ from it.

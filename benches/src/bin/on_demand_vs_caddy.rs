@@ -56,13 +56,7 @@ async fn serve(args: &[String]) -> Result<(), Error> {
         return Err("usage: serve DIR DIRECTORY_URL CA_ROOT HTTP_PORT TLS_PORT ASK_URL".into());
     };
     // Our log goes to stderr, which the driver keeps in DIR/serve.log.
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .try_init();
+    benches::log_to_stderr();
     let store = Arc::new(CertStore::new(Arc::new(FileStorage::new(dir)?)));
     let mut acme = AcmeIssuer::new(directory, Arc::clone(&store)).with_root(root);
     // Orders in flight at the CA: BENCH_MAX_IN_FLIGHT, else 10. Debian's

@@ -231,13 +231,7 @@ async fn backend(dir: &Path, port: u16) -> Result<(), Error> {
 /// `info` to stderr as the edge does (the driver keeps it in a file).
 /// `BENCH_OURS_TICKETS` overrides the session tickets (0 here, as every peer).
 async fn proxy(dir: &Path, ports: &[u16]) -> Result<(), Error> {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .try_init();
+    benches::log_to_stderr();
     let count = std::fs::read_to_string(dir.join("count"))?.trim().parse::<usize>()?;
     let resolver = Arc::new(SniResolver::new());
     let mut entries = Vec::with_capacity(count + 1);
